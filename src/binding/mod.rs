@@ -1,0 +1,5 @@
+//! The JavaScript API (SPEC §2). Only this module knows about napi.
+
+mod errors;
+mod sandbox;
+mod sandboxfile;
