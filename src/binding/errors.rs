@@ -48,13 +48,36 @@ pub fn expect_string(env: &Env, value: Unknown<'_>, what: &str) -> Result<String
     unsafe { value.cast::<String>() }
 }
 
-/// A feature this build does not have yet: says so, with a code.
-pub fn not_available(what: &str) -> Error {
-    Error::new(
-        Status::GenericFailure,
-        format!(
-            "{what} is not available in this version of bun-sandbox: the isolation runtime has not \
-             landed yet. Parsing, formatting, validating and inferring Sandboxfiles work."
-        ),
+/// What a feature this build does not have yet says.
+pub fn not_available_message(what: &str) -> String {
+    format!(
+        "{what} is not available in this version of bun-sandbox: the isolation runtime has not \
+         landed yet. Parsing, formatting, validating and inferring Sandboxfiles work."
     )
+}
+
+/// Throws the not-available error now (code `ERR_SANDBOX_NOT_AVAILABLE`).
+pub fn throw_not_available(env: &Env, what: &str) -> Error {
+    let message = not_available_message(what);
+    match error_object(env, &message, NOT_AVAILABLE, vec![]).and_then(|obj| env.throw(obj)) {
+        Ok(()) => Error::new(Status::PendingException, message),
+        Err(e) => e,
+    }
+}
+
+/// A promise that rejects with the not-available error.
+pub struct NotAvailable(pub &'static str);
+
+impl Task for NotAvailable {
+    type Output = ();
+    type JsValue = ();
+
+    fn compute(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    fn resolve(&mut self, env: Env, _: ()) -> Result<()> {
+        let message = not_available_message(self.0);
+        Err(into_error(error_object(&env, &message, NOT_AVAILABLE, vec![])?))
+    }
 }
