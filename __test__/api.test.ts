@@ -255,15 +255,12 @@ describe('inferSandboxfile', () => {
   })
 })
 
-describe('the isolation runtime is not in this version', () => {
+describe('what is not in this version yet', () => {
   test('IsolatedSandbox is Sandbox', () => {
     expect(IsolatedSandbox).toBe(Sandbox)
   })
 
-  test('each entry point says so with a code', async () => {
-    const e = thrown(() => new (Sandbox as any)(parseSandboxfile('RUN true')))
-    expect(e.code).toBe('ERR_SANDBOX_NOT_AVAILABLE')
-    expect(e.message).toContain('not available')
+  test('each entry point not built yet says so with a code', async () => {
     for (const p of [
       (runSandbox as any)('Sandboxfile'),
       (runIsolated as any)(['true'], parseSandboxfile('')),
@@ -272,5 +269,9 @@ describe('the isolation runtime is not in this version', () => {
       const err: any = await p.catch((e: unknown) => e)
       expect(err.code).toBe('ERR_SANDBOX_NOT_AVAILABLE')
     }
+  })
+
+  test('isolation "none" is refused, never silently granted', () => {
+    expect(() => new Sandbox(parseSandboxfile('RUN true'), { isolation: 'none' })).toThrow(/only runs commands isolated/)
   })
 })

@@ -39,7 +39,7 @@ const epilogue = fs.readFileSync(path.join(root, 'scripts/index-epilogue.js'), '
 fs.appendFileSync(path.join(root, 'index.js'), epilogue)
 
 // The init helper links no napi symbol: built without the `binding` feature.
-run('cargo', ['build', '--bin', 'bun-sandbox-init', '--no-default-features', ...(release ? ['--release'] : [])])
+run('cargo', ['build', '--bin', 'bun-sandbox-init', '--no-default-features', '--features', 'init', ...(release ? ['--release'] : [])])
 
 if (args.has('--release-package')) {
   const platform = `${process.platform}-${process.arch}-gnu`

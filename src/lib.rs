@@ -3,7 +3,14 @@
 //! The crate is the whole product: the Sandboxfile engine, the isolation
 //! runtime and, behind the default `binding` feature, the Node/Bun addon.
 
+pub mod fs;
+pub mod policy;
+pub mod protocol;
+#[cfg(target_os = "linux")]
+pub mod isolate;
 pub mod sandboxfile;
+#[cfg(target_os = "linux")]
+pub mod supervisor;
 
 #[cfg(feature = "binding")]
 mod binding;

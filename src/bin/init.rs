@@ -1,5 +1,19 @@
-//! `bun-sandbox-init`: the helper that becomes PID 1 inside a sandbox.
+//! `bun-sandbox-init`: the helper the addon starts for each sandbox. It
+//! becomes PID 1 inside it. Built without the `binding` feature: no napi here.
+
+#[cfg(target_os = "linux")]
 fn main() {
-    eprintln!("bun-sandbox-init: the isolation runtime is not built yet");
-    std::process::exit(70);
+    // argv[1]: the host process's pid (to check the parent-death race).
+    let parent = std::env::args().nth(1).and_then(|p| p.parse().ok()).unwrap_or(-1);
+    if parent <= 0 || std::env::var_os("BUN_SANDBOX_INIT").is_none() {
+        eprintln!("bun-sandbox-init is started by the bun-sandbox addon, not by hand");
+        std::process::exit(2);
+    }
+    bun_sandbox::isolate::main(parent)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn main() {
+    eprintln!("bun-sandbox-init: isolation needs Linux namespaces, which this platform does not have");
+    std::process::exit(2);
 }

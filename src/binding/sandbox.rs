@@ -1,21 +1,300 @@
-//! The `Sandbox` class, `runSandbox`, `runIsolated` and
-//! `checkIsolationSupport`: they need the isolation runtime, which this
-//! version does not have yet, so each says so (code
-//! `ERR_SANDBOX_NOT_AVAILABLE`) instead of pretending.
+//! The `Sandbox` class (SPEC §2) over `crate::supervisor`, `runIsolated` and
+//! `checkIsolationSupport`. The lifecycle methods (runSetup, services, tests,
+//! logs) come with the supervisor's job table and say so until then.
 
-use super::errors::{NotAvailable, throw_not_available};
-use napi::Env;
+use super::errors::{NotAvailable, expect_string, type_error};
+use super::sandboxfile::config_from_js;
+use crate::sandboxfile::{self as sf, Sandboxfile};
+use crate::supervisor::{self as sv, ExecOptions, StartOptions};
 use napi::bindgen_prelude::*;
+use napi::Env;
 use napi_derive::napi;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::OnceCell;
+
+/// Options read from the JS object (callbacks come with the job table).
+#[derive(Debug, Clone, Default)]
+struct Options {
+    cwd: Option<PathBuf>,
+    env: BTreeMap<String, String>,
+    uid: Option<u32>,
+    gid: Option<u32>,
+    pids: Option<u64>,
+    cpu_seconds: Option<u64>,
+    timeout_ms: Option<u64>,
+}
+
+fn options_from_js(env: &Env, value: Option<Unknown<'_>>) -> Result<Options> {
+    let Some(value) = value else { return Ok(Options::default()) };
+    match value.get_type()? {
+        ValueType::Undefined | ValueType::Null => return Ok(Options::default()),
+        ValueType::Object => {}
+        _ => return Err(type_error(env, "options must be an object")),
+    }
+    // SAFETY: checked to be an object just above.
+    let obj: Object = unsafe { value.cast()? };
+    let mut o = Options { cwd: obj.get::<String>("cwd")?.map(PathBuf::from), ..Default::default() };
+    if let Some(e) = obj.get::<Unknown>("env")? {
+        if !matches!(e.get_type()?, ValueType::Undefined) {
+            o.env = env
+                .from_js_value::<BTreeMap<String, String>, _>(e)
+                .map_err(|_| type_error(env, "options.env must map names to strings"))?;
+        }
+    }
+    if let Some(isolation) = obj.get::<String>("isolation")? {
+        match isolation.as_str() {
+            "full" => {}
+            "none" => {
+                return Err(napi::Error::new(
+                    Status::InvalidArg,
+                    "isolation: \"none\" is not available in this version: bun-sandbox only runs commands isolated",
+                ));
+            }
+            other => return Err(type_error(env, &format!("options.isolation must be \"full\" or \"none\", not {other:?}"))),
+        }
+    }
+    let id = |name: &str| -> Result<Option<u32>> {
+        match obj.get::<f64>(name)? {
+            None => Ok(None),
+            Some(v) if v >= 0.0 && v < u32::MAX as f64 && v.fract() == 0.0 => Ok(Some(v as u32)),
+            Some(v) => Err(type_error(env, &format!("options.{name} must be a non-negative integer, not {v}"))),
+        }
+    };
+    o.uid = id("uid")?;
+    o.gid = id("gid")?;
+    if let Some(limits) = obj.get::<Object>("limits")? {
+        let positive = |name: &str| -> Result<Option<u64>> {
+            match limits.get::<f64>(name)? {
+                None => Ok(None),
+                Some(v) if v > 0.0 && v <= 9.0e15 && v.fract() == 0.0 => Ok(Some(v as u64)),
+                Some(v) => Err(type_error(env, &format!("limits.{name} must be a positive integer, not {v}"))),
+            }
+        };
+        o.pids = positive("pids")?;
+        o.cpu_seconds = positive("cpuSeconds")?;
+        o.timeout_ms = positive("timeoutMs")?;
+        for unsupported in ["memoryBytes", "diskBytes"] {
+            if positive(unsupported)?.is_some() {
+                return Err(napi::Error::new(
+                    Status::InvalidArg,
+                    format!("limits.{unsupported} is not enforced in this version of bun-sandbox yet; leave it unset"),
+                ));
+            }
+        }
+    }
+    Ok(o)
+}
+
+/// The init helper: beside the loaded addon (a platform package), else in a
+/// checkout's `target/` (the newest build).
+fn find_init() -> Result<PathBuf> {
+    const NAME: &str = "bun-sandbox-init";
+    let mut candidates = Vec::new();
+    if let Some(lib) = addon_path() {
+        if let Some(dir) = lib.parent() {
+            candidates.push(dir.join(NAME));
+            for profile in ["release", "debug"] {
+                candidates.push(dir.join("target").join(profile).join(NAME));
+            }
+        }
+    }
+    let mut found: Vec<(std::time::SystemTime, PathBuf)> = candidates
+        .into_iter()
+        .filter_map(|p| std::fs::metadata(&p).ok().filter(|m| m.is_file()).map(|m| (m.modified().unwrap_or(std::time::UNIX_EPOCH), p)))
+        .collect();
+    if let Some((_, beside)) = found.first().filter(|(_, p)| p.parent().and_then(|d| d.file_name()) != Some("release".as_ref()) && p.parent().and_then(|d| d.file_name()) != Some("debug".as_ref())) {
+        return Ok(beside.clone());
+    }
+    found.sort();
+    found.pop().map(|(_, p)| p).ok_or_else(|| {
+        napi::Error::new(Status::GenericFailure, format!("cannot find {NAME} beside the bun-sandbox addon; reinstall bun-sandbox"))
+    })
+}
+
+/// The path of the loaded `.node` file.
+fn addon_path() -> Option<PathBuf> {
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    // SAFETY: dladdr only reads the address of a function in this library.
+    let found = unsafe { libc::dladdr(addon_path as *const libc::c_void, &mut info) };
+    if found == 0 || info.dli_fname.is_null() {
+        return None;
+    }
+    // SAFETY: dladdr returned a NUL-terminated path.
+    let name = unsafe { std::ffi::CStr::from_ptr(info.dli_fname) };
+    use std::os::unix::ffi::OsStrExt;
+    Some(PathBuf::from(std::ffi::OsStr::from_bytes(name.to_bytes())))
+}
+
+struct Inner {
+    config: Sandboxfile,
+    options: Options,
+    sandbox: OnceCell<Arc<sv::Sandbox>>,
+    stopped: std::sync::atomic::AtomicBool,
+}
+
+fn sandbox_error(e: impl std::fmt::Display) -> napi::Error {
+    napi::Error::new(Status::GenericFailure, e.to_string())
+}
+
+impl Inner {
+    /// The environment, created on first use.
+    async fn sandbox(&self) -> Result<Arc<sv::Sandbox>> {
+        if self.stopped.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(sandbox_error("the sandbox is stopped: create a new Sandbox"));
+        }
+        let started = self
+            .sandbox
+            .get_or_try_init(|| async {
+                let base_dir = match &self.options.cwd {
+                    Some(cwd) => cwd.clone(),
+                    None => std::env::current_dir().map_err(sandbox_error)?,
+                };
+                let opts = StartOptions {
+                    from: self.config.from.clone(),
+                    workdir: self.config.workdir.clone(),
+                    base_dir,
+                    env: self.options.env.clone(),
+                    uid: self.options.uid,
+                    gid: self.options.gid,
+                    pids: self.options.pids,
+                    cpu_seconds: self.options.cpu_seconds,
+                    init: find_init()?,
+                };
+                sv::Sandbox::start(opts).await.map(Arc::new).map_err(sandbox_error)
+            })
+            .await?;
+        if self.stopped.load(std::sync::atomic::Ordering::SeqCst) {
+            started.stop().await;
+            return Err(sandbox_error("the sandbox is stopped: create a new Sandbox"));
+        }
+        Ok(started.clone())
+    }
+
+    async fn exec(&self, argv: Vec<String>, env: BTreeMap<String, String>, stdin: Option<String>, timeout_ms: Option<u64>) -> Result<ExecResult> {
+        let sandbox = self.sandbox().await?;
+        let timeout = timeout_ms.or(self.options.timeout_ms).map(Duration::from_millis);
+        let out = sandbox
+            .exec("exec", "exec", ExecOptions { argv, env, stdin: stdin.map(String::into_bytes), timeout })
+            .await
+            .map_err(sandbox_error)?;
+        let mut stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        if out.timed_out {
+            stderr.push_str(&format!(
+                "bun-sandbox: the command ran past its time limit of {} ms and was killed\n",
+                timeout.map(|t| t.as_millis()).unwrap_or_default()
+            ));
+        }
+        Ok(ExecResult { exit_code: out.exit_code.or(out.signal.map(|s| 128 + s)).filter(|_| !out.timed_out), stdout: String::from_utf8_lossy(&out.stdout).into_owned(), stderr })
+    }
+
+    async fn stop(&self) {
+        self.stopped.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(sandbox) = self.sandbox.get() {
+            sandbox.stop().await;
+        }
+    }
+}
+
+#[napi(object)]
+pub struct ExecResult {
+    pub exit_code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+#[napi(object)]
+pub struct ProcessStatus {
+    pub name: String,
+    #[napi(ts_type = "'run' | 'dev' | 'service' | 'test' | 'exec'")]
+    pub r#type: String,
+    pub pid: i32,
+}
 
 #[napi]
-pub struct Sandbox {}
+pub struct Sandbox {
+    inner: Arc<Inner>,
+}
+
+fn argv_from_js(env: &Env, command: Unknown<'_>) -> Result<Vec<String>> {
+    match command.get_type()? {
+        // A string is a shell command line.
+        ValueType::String => Ok(vec!["/bin/sh".into(), "-c".into(), expect_string(env, command, "command")?]),
+        ValueType::Object => {
+            let argv: Vec<String> = env
+                .from_js_value(command)
+                .map_err(|_| type_error(env, "command must be a string or an array of strings"))?;
+            if argv.is_empty() {
+                return Err(type_error(env, "command must not be an empty array"));
+            }
+            Ok(argv)
+        }
+        _ => Err(type_error(env, "command must be a string or an array of strings")),
+    }
+}
 
 #[napi]
 impl Sandbox {
     #[napi(constructor, ts_args_type = "config: Sandboxfile, options?: SandboxOptions")]
-    pub fn new(env: Env) -> Result<Self> {
-        Err(throw_not_available(&env, "new Sandbox()"))
+    pub fn new(env: Env, config: Unknown, options: Option<Unknown>) -> Result<Self> {
+        let config = config_from_js(&env, config, "new Sandbox(config): config")?;
+        let report = sf::validate(&config);
+        if !report.errors.is_empty() {
+            return Err(napi::Error::new(
+                Status::InvalidArg,
+                format!("the Sandboxfile is not valid:\n  {}", report.errors.join("\n  ")),
+            ));
+        }
+        let options = options_from_js(&env, options)?;
+        Ok(Sandbox {
+            inner: Arc::new(Inner { config, options, sandbox: OnceCell::new(), stopped: Default::default() }),
+        })
+    }
+
+    /// Runs one command in the sandbox (created on first use) to its end.
+    #[napi(
+        ts_args_type = "command: string | string[], opts?: { env?: Record<string, string>; timeoutMs?: number; stdin?: string }",
+        ts_return_type = "Promise<{ exitCode: number | null; stdout: string; stderr: string }>"
+    )]
+    pub fn exec<'e>(&self, env: &'e Env, command: Unknown<'e>, opts: Option<Object<'e>>) -> Result<PromiseRaw<'e, ExecResult>> {
+        let argv = argv_from_js(env, command)?;
+        let (mut vars, mut stdin, mut timeout) = (BTreeMap::new(), None, None);
+        if let Some(o) = opts {
+            if let Some(e) = o.get::<Unknown>("env")?.filter(|e| !matches!(e.get_type(), Ok(ValueType::Undefined))) {
+                vars = env.from_js_value(e).map_err(|_| type_error(env, "opts.env must map names to strings"))?;
+            }
+            stdin = o.get::<String>("stdin")?;
+            timeout = match o.get::<f64>("timeoutMs")? {
+                Some(t) if t > 0.0 && t.fract() == 0.0 => Some(t as u64),
+                Some(t) => return Err(type_error(env, &format!("opts.timeoutMs must be a positive integer, not {t}"))),
+                None => None,
+            };
+        }
+        let inner = self.inner.clone();
+        env.spawn_future(async move { inner.exec(argv, vars, stdin, timeout).await })
+    }
+
+    /// Stops every process and removes the sandbox. Idempotent.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn stop<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, ()>> {
+        let inner = self.inner.clone();
+        env.spawn_future(async move {
+            inner.stop().await;
+            Ok(())
+        })
+    }
+
+    #[napi]
+    pub fn is_running(&self) -> bool {
+        self.inner.sandbox.get().is_some_and(|s| s.is_running())
+    }
+
+    #[napi]
+    pub fn get_status(&self) -> Vec<ProcessStatus> {
+        let Some(s) = self.inner.sandbox.get() else { return Vec::new() };
+        s.processes().into_iter().map(|p| ProcessStatus { name: p.name, r#type: p.kind, pid: p.pid }).collect()
     }
 }
 

@@ -17,7 +17,7 @@ fn parse_error<'e>(env: &'e Env, e: &ParseError) -> Result<Object<'e>> {
 }
 
 /// A Sandboxfile object from JS, or a `TypeError` that says what is wrong.
-fn config_from_js(env: &Env, value: Unknown<'_>, what: &str) -> Result<Sandboxfile> {
+pub(super) fn config_from_js(env: &Env, value: Unknown<'_>, what: &str) -> Result<Sandboxfile> {
     if value.get_type()? != ValueType::Object {
         return Err(type_error(env, &format!("{what} must be a Sandboxfile object")));
     }

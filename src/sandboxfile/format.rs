@@ -4,6 +4,7 @@
 //! name, a command that starts with `PORT=`) are refused with an error naming
 //! the field, rather than written in a form that parses to something else.
 
+use super::parse::is_js_space;
 use super::{Sandboxfile, is_env_name};
 use std::fmt::Write;
 
@@ -19,7 +20,8 @@ fn refuse(field: impl Into<String>, reason: impl Into<String>) -> FormatError {
 }
 
 /// A single-line argument as the parser will read it back: non-empty, no line
-/// break, no blank at either end.
+/// break, no white space at either end (the parser trims what JavaScript's
+/// `trim()` does, as the reference does).
 fn arg<'a>(field: &str, value: &'a str) -> Result<&'a str, FormatError> {
     if value.is_empty() {
         return Err(refuse(field, "must not be empty"));
@@ -27,8 +29,8 @@ fn arg<'a>(field: &str, value: &'a str) -> Result<&'a str, FormatError> {
     if value.contains('\n') {
         return Err(refuse(field, "must be a single line"));
     }
-    if value.trim_matches([' ', '\t', '\r']) != value {
-        return Err(refuse(field, "must not start or end with a space, tab or carriage return"));
+    if value.trim_matches(is_js_space) != value {
+        return Err(refuse(field, "must not start or end with white space"));
     }
     Ok(value)
 }
@@ -110,7 +112,12 @@ pub fn format(file: &Sandboxfile) -> Result<String, FormatError> {
     }
     for (i, s) in file.services.iter().enumerate() {
         let field = format!("services[{i}]");
-        let name = token(&format!("{field}.name"), arg(&format!("{field}.name"), &s.name)?)?;
+        // The name is followed by the rest of the line, so only its start is
+        // trimmed away: it may end with white space that is not a blank.
+        let name = token(&format!("{field}.name"), &s.name)?;
+        if name.is_empty() || name.starts_with(is_js_space) {
+            return Err(refuse(format!("{field}.name"), "must not be empty or start with white space"));
+        }
         if is_option(name) {
             return Err(refuse(format!("{field}.name"), "must not start with PORT= or WATCH="));
         }
@@ -143,6 +150,9 @@ pub fn format(file: &Sandboxfile) -> Result<String, FormatError> {
 fn secret_lines(file: &Sandboxfile) -> Result<Vec<String>, FormatError> {
     let scoped = file.secret_hosts.as_ref();
     if let Some(map) = scoped {
+        if map.is_empty() {
+            return Err(refuse("secretHosts", "must name at least one secret, or be left out"));
+        }
         for (name, hosts) in map {
             if !file.secrets.contains(name) {
                 return Err(refuse(format!("secretHosts.{name}"), "names a secret that is not in secrets"));
@@ -152,7 +162,9 @@ fn secret_lines(file: &Sandboxfile) -> Result<Vec<String>, FormatError> {
             }
             for (i, host) in hosts.iter().enumerate() {
                 let field = format!("secretHosts.{name}[{i}]");
-                token(&field, arg(&field, host)?)?;
+                if arg(&field, host)?.contains(is_js_space) {
+                    return Err(refuse(field, "must not contain white space"));
+                }
             }
         }
     }
@@ -171,3 +183,6 @@ fn secret_lines(file: &Sandboxfile) -> Result<Vec<String>, FormatError> {
     }
     Ok(lines)
 }
+
+#[cfg(test)]
+mod tests;

@@ -21,7 +21,18 @@ impl fmt::Display for ParseError {
 impl std::error::Error for ParseError {}
 
 const BLANKS: &[char] = &[' ', '\t'];
-const TRIMMED: &[char] = &[' ', '\t', '\r'];
+
+/// What JavaScript's `trim()`/`trimStart()` remove (ECMAScript WhiteSpace and
+/// LineTerminator). The reference trims each line and each argument with them,
+/// so a line may also start or end with a no-break space, `\u{3000}`, a BOM,
+/// a vertical tab... Spaces, tabs and `\r` are the ones that matter in practice.
+pub(super) fn is_js_space(c: char) -> bool {
+    matches!(
+        c,
+        '\t' | '\n' | '\u{b}' | '\u{c}' | '\r' | ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'..='\u{200a}'
+            | '\u{2028}' | '\u{2029}' | '\u{202f}' | '\u{205f}' | '\u{3000}' | '\u{feff}'
+    )
+}
 
 /// Parses Sandboxfile text. Never panics, whatever the input.
 pub fn parse(src: &str) -> Result<Sandboxfile, ParseError> {
@@ -30,12 +41,12 @@ pub fn parse(src: &str) -> Result<Sandboxfile, ParseError> {
     let src = src.strip_prefix('\u{feff}').unwrap_or(src);
     let mut file = Sandboxfile::default();
     for (index, raw) in src.split('\n').enumerate() {
-        let line = raw.trim_matches(TRIMMED);
+        let line = raw.trim_matches(is_js_space);
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
         let (directive, arg) = match line.find(BLANKS) {
-            Some(at) => (&line[..at], line[at..].trim_start_matches(BLANKS)),
+            Some(at) => (&line[..at], line[at..].trim_start_matches(is_js_space)),
             None => (line, ""),
         };
         let fail = |message: String| ParseError {
@@ -111,7 +122,7 @@ fn once<T>(slot: &Option<T>, directive: &str) -> Result<(), String> {
 /// `SECRET NAME [HOST ...]`. The hosts are this project's superset extension;
 /// a line without them is exactly the reference form.
 fn parse_secret(file: &mut Sandboxfile, arg: &str) -> Result<(), String> {
-    let mut words = arg.split(BLANKS).filter(|w| !w.is_empty());
+    let mut words = arg.split(is_js_space).filter(|w| !w.is_empty());
     let name = words.next().unwrap_or_default();
     if !is_env_name(name) {
         return Err("SECRET name must be a valid environment variable name".into());
@@ -133,7 +144,7 @@ fn parse_process(input: &str, named: bool) -> Result<Process, String> {
     let mut rest = input;
     while !rest.is_empty() {
         let (token, after) = match rest.find(BLANKS) {
-            Some(at) => (&rest[..at], rest[at..].trim_start_matches(BLANKS)),
+            Some(at) => (&rest[..at], rest[at..].trim_start_matches(is_js_space)),
             None => (rest, ""),
         };
         if let Some(value) = token.strip_prefix("PORT=") {

@@ -1,0 +1,103 @@
+//! What `bun-sandbox-init` does: enter the namespaces, map ids, build the root
+//! filesystem, then serve the supervisor as PID 1. Linux only; single-threaded
+//! throughout, so `unshare(CLONE_NEWUSER)` and `fork` are safe to call.
+//!
+//! The order follows bubblewrap's: pdeathsig · unshare · id maps · fork PID 1 ·
+//! mounts on a tmpfs · pivot_root · detach the old root · hostname · `lo` up ·
+//! then, per command: setsid · rlimits · caps dropped · no_new_privs · seccomp
+//! last, right before `execve`.
+
+mod caps;
+mod filter;
+mod net;
+mod rootfs;
+mod server;
+mod spawn;
+mod userns;
+
+use crate::protocol::{self, CONTROL_FD, Event, Plan};
+use nix::sched::{CloneFlags, unshare};
+use nix::sys::prctl;
+use nix::sys::signal::Signal;
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::{ForkResult, fork, getppid};
+use std::fmt;
+
+/// A setup step that failed, with what it was doing.
+#[derive(Debug)]
+pub struct SetupError {
+    pub step: String,
+    pub source: std::io::Error,
+}
+
+impl fmt::Display for SetupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.step, self.source)
+    }
+}
+
+/// Wraps an error with the step it happened in.
+pub(crate) trait Step<T> {
+    fn step(self, what: impl FnOnce() -> String) -> Result<T, SetupError>;
+}
+
+impl<T, E: Into<std::io::Error>> Step<T> for Result<T, E> {
+    fn step(self, what: impl FnOnce() -> String) -> Result<T, SetupError> {
+        self.map_err(|e| SetupError { step: what(), source: e.into() })
+    }
+}
+
+/// The whole life of init. `parent` is the pid of the host process that
+/// started it, to close the race in setting the parent-death signal.
+pub fn main(parent: i32) -> ! {
+    let code = match run(parent) {
+        Ok(code) => code,
+        Err(e) => {
+            let _ = protocol::send(CONTROL_FD, &Event::SetupFailed { message: e.to_string() }, &[]);
+            70
+        }
+    };
+    std::process::exit(code)
+}
+
+fn run(parent: i32) -> Result<i32, SetupError> {
+    // Die with the host process. The signal fires when the parent *thread*
+    // exits: the supervisor starts init from one long-lived thread.
+    prctl::set_pdeathsig(Signal::SIGKILL).step(|| "set the parent-death signal".into())?;
+    if getppid().as_raw() != parent {
+        // The parent died before the signal was armed (bubblewrap #730).
+        return Ok(1);
+    }
+    let mut buf = Vec::new();
+    let plan: Plan = match protocol::recv(CONTROL_FD, &mut buf, false).step(|| "read the plan".into())? {
+        Some(msg) => msg.parse().step(|| "decode the plan".into())?,
+        None => return Ok(0),
+    };
+
+    let flags = CloneFlags::CLONE_NEWUSER
+        | CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWNET
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWCGROUP;
+    unshare(flags).step(|| "create the namespaces (unshare)".into())?;
+    userns::write_maps(&plan)?;
+
+    // SAFETY: single-threaded process; the child goes on to be PID 1.
+    match unsafe { fork() }.step(|| "fork PID 1".into())? {
+        ForkResult::Child => server::pid1(plan),
+        ForkResult::Parent { child } => {
+            // Only PID 1 talks to the supervisor from here on.
+            let _ = nix::unistd::close(CONTROL_FD);
+            loop {
+                match waitpid(child, None) {
+                    Ok(WaitStatus::Exited(_, code)) => return Ok(code),
+                    Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
+                    Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+                    Err(_) => return Ok(1),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! Builds the sandbox's root filesystem from the plan's mounts, then moves
+//! into it with `pivot_root` and detaches the host's root.
+
+use super::{SetupError, Step};
+use crate::protocol::{Mount, Plan};
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sys::statvfs::{FsFlags, statvfs};
+use nix::unistd::{chdir, pivot_root};
+use std::fs;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+
+const NONE: Option<&str> = None;
+
+pub fn build(plan: &Plan) -> Result<(), SetupError> {
+    // Nothing mounted from here on may propagate back to the host.
+    mount(NONE, "/", NONE, MsFlags::MS_REC | MsFlags::MS_PRIVATE, NONE)
+        .step(|| "make the mount namespace private".into())?;
+    let root = plan.state_dir.join("root");
+    mkdir_p(&root, 0o755)?;
+    mount(Some("tmpfs"), &root, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=0755,size=64m"))
+        .step(|| format!("mount the root tmpfs on {}", root.display()))?;
+    for m in &plan.root.mounts {
+        apply(&root, m)?;
+    }
+    enter(&root)
+}
+
+/// `target` (absolute, as the sandbox sees it) under the new root.
+fn under(root: &Path, target: &Path) -> PathBuf {
+    root.join(target.strip_prefix("/").unwrap_or(target))
+}
+
+fn mkdir_p(path: &Path, mode: u32) -> Result<(), SetupError> {
+    fs::DirBuilder::new().recursive(true).mode(mode).create(path).step(|| format!("create {}", path.display()))
+}
+
+/// A path in overlay's option syntax: `,` `:` and `\` are escaped.
+fn overlay_path(p: &Path) -> String {
+    let mut out = String::new();
+    for c in p.to_string_lossy().chars() {
+        if matches!(c, ',' | ':' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn apply(root: &Path, m: &Mount) -> Result<(), SetupError> {
+    match m {
+        Mount::Overlay { lower, upper, work, target, fallback_ro_bind } => {
+            let at = under(root, target);
+            mkdir_p(&at, 0o755)?;
+            mkdir_p(upper, 0o755)?;
+            mkdir_p(work, 0o700)?;
+            let opts = format!(
+                "lowerdir={},upperdir={},workdir={},userxattr",
+                overlay_path(lower),
+                overlay_path(upper),
+                overlay_path(work)
+            );
+            match mount(Some("overlay"), &at, Some("overlay"), MsFlags::MS_NOSUID, Some(opts.as_str())) {
+                Ok(()) => Ok(()),
+                Err(_) if *fallback_ro_bind => ro_bind(lower, &at),
+                Err(e) => Err(e).step(|| format!("mount a copy-on-write overlay of {}", lower.display())),
+            }
+        }
+        Mount::RoBind { source, target } => {
+            let at = under(root, target);
+            if source.is_dir() { mkdir_p(&at, 0o755)? } else { touch(&at)? }
+            ro_bind(source, &at)
+        }
+        Mount::Tmpfs { target, mode, size } => {
+            let at = under(root, target);
+            mkdir_p(&at, 0o755)?;
+            let mut opts = format!("mode={mode:o}");
+            if let Some(size) = size {
+                opts.push_str(&format!(",size={size}"));
+            }
+            mount(Some("tmpfs"), &at, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(opts.as_str()))
+                .step(|| format!("mount a tmpfs on {}", target.display()))
+        }
+        Mount::Symlink { link, target } => {
+            let at = under(root, link);
+            if let Some(parent) = at.parent() {
+                mkdir_p(parent, 0o755)?;
+            }
+            symlink(target, &at).step(|| format!("link {} -> {}", link.display(), target.display()))
+        }
+        Mount::Proc { target } => {
+            let at = under(root, target);
+            mkdir_p(&at, 0o555)?;
+            let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+            mount(Some("proc"), &at, Some("proc"), flags, NONE)
+                .step(|| "mount a /proc that shows only the sandbox's processes".into())
+        }
+        Mount::Dev { target } => dev(&under(root, target)),
+        Mount::Mask { target } => {
+            let at = under(root, target);
+            if at.symlink_metadata().is_err() {
+                return Ok(());
+            }
+            ro_bind(Path::new("/dev/null"), &at)
+        }
+        Mount::Dir { target, mode } => {
+            let at = under(root, target);
+            mkdir_p(&at, *mode)?;
+            fs::set_permissions(&at, fs::Permissions::from_mode(*mode)).step(|| format!("chmod {}", target.display()))
+        }
+    }
+}
+
+fn touch(path: &Path) -> Result<(), SetupError> {
+    if let Some(parent) = path.parent() {
+        mkdir_p(parent, 0o755)?;
+    }
+    fs::OpenOptions::new().create(true).truncate(false).write(true).open(path).step(|| format!("create {}", path.display()))?;
+    Ok(())
+}
+
+/// A read-only recursive bind. The remount must keep the flags the kernel
+/// locked on the original mount (nosuid, nodev, ...), or it is refused.
+fn ro_bind(source: &Path, at: &Path) -> Result<(), SetupError> {
+    mount(Some(source), at, NONE, MsFlags::MS_BIND | MsFlags::MS_REC, NONE)
+        .step(|| format!("bind {}", source.display()))?;
+    let locked = statvfs(at).map(|s| s.flags()).unwrap_or(FsFlags::empty());
+    let mut flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID;
+    for (fs_flag, ms_flag) in [
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if locked.contains(fs_flag) {
+            flags |= ms_flag;
+        }
+    }
+    mount(NONE, at, NONE, flags, NONE).step(|| format!("make {} read-only", source.display()))
+}
+
+/// A minimal /dev: the harmless device nodes bound from the host, a private
+/// devpts, and a tmpfs for shared memory.
+fn dev(at: &Path) -> Result<(), SetupError> {
+    mkdir_p(at, 0o755)?;
+    mount(Some("tmpfs"), at, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, Some("mode=0755,size=1m"))
+        .step(|| "mount the /dev tmpfs".into())?;
+    for node in ["null", "zero", "full", "random", "urandom", "tty"] {
+        let target = at.join(node);
+        touch(&target)?;
+        let source = Path::new("/dev").join(node);
+        mount(Some(&source), &target, NONE, MsFlags::MS_BIND, NONE).step(|| format!("bind /dev/{node}"))?;
+    }
+    let pts = at.join("pts");
+    mkdir_p(&pts, 0o755)?;
+    mount(
+        Some("devpts"),
+        &pts,
+        Some("devpts"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620"),
+    )
+    .step(|| "mount a private devpts".into())?;
+    let shm = at.join("shm");
+    mkdir_p(&shm, 0o1777)?;
+    mount(Some("tmpfs"), &shm, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=1777"))
+        .step(|| "mount /dev/shm".into())?;
+    for (link, to) in [
+        ("ptmx", "pts/ptmx"),
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        symlink(to, at.join(link)).step(|| format!("link /dev/{link}"))?;
+    }
+    Ok(())
+}
+
+/// Makes `root` the root and detaches the host's.
+fn enter(root: &Path) -> Result<(), SetupError> {
+    chdir(root).step(|| "enter the new root".into())?;
+    // pivot_root(".", ".") stacks the old root on top of the new one; the
+    // detach below then takes it away.
+    pivot_root(".", ".").step(|| "pivot_root into the new root".into())?;
+    umount2(".", MntFlags::MNT_DETACH).step(|| "detach the host's root".into())?;
+    chdir("/").step(|| "chdir /".into())?;
+    Ok(())
+}

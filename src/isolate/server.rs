@@ -1,0 +1,191 @@
+//! PID 1 of the sandbox: builds the world, then serves the supervisor's
+//! requests and reaps every process until the supervisor goes away.
+
+use super::{SetupError, Step, net, rootfs, spawn};
+use crate::protocol::{self, CONTROL_FD, Event, Plan, Received, Request, Spawn};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::prctl;
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid, fork, pipe2};
+use std::collections::HashMap;
+use std::io::Read;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+
+pub fn pid1(plan: Plan) -> ! {
+    let code = match setup(&plan) {
+        Ok(()) => {
+            let _ = protocol::send(CONTROL_FD, &Event::Ready, &[]);
+            serve(&plan)
+        }
+        Err(e) => {
+            let _ = protocol::send(CONTROL_FD, &Event::SetupFailed { message: e.to_string() }, &[]);
+            70
+        }
+    };
+    std::process::exit(code)
+}
+
+fn setup(plan: &Plan) -> Result<(), SetupError> {
+    // PID 1 dies with the helper that forked it (which dies with the host).
+    prctl::set_pdeathsig(Signal::SIGKILL).step(|| "set the parent-death signal".into())?;
+    rootfs::build(plan)?;
+    nix::unistd::sethostname(&plan.hostname).step(|| "set the hostname".into())?;
+    net::loopback_up().step(|| "bring up the loopback interface".into())?;
+    Ok(())
+}
+
+struct Server<'a> {
+    plan: &'a Plan,
+    /// Running commands: pid inside → request id.
+    children: HashMap<i32, u64>,
+}
+
+fn serve(plan: &Plan) -> i32 {
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGCHLD);
+    if sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None).is_err() {
+        return 71;
+    }
+    let Ok(sfd) = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK) else {
+        return 71;
+    };
+    // SAFETY: the control socket is fd 3 for the whole life of init.
+    let ctl = unsafe { BorrowedFd::borrow_raw(CONTROL_FD) };
+    let mut server = Server { plan, children: HashMap::new() };
+    let mut buf = Vec::new();
+    loop {
+        let mut fds = [PollFd::new(ctl, PollFlags::POLLIN), PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => return shutdown(),
+        }
+        let ctl_ready = fds[0].revents().is_some_and(|r| !r.is_empty());
+        let child_ready = fds[1].revents().is_some_and(|r| !r.is_empty());
+        if child_ready {
+            while let Ok(Some(_)) = sfd.read_signal() {}
+            server.reap();
+        }
+        if ctl_ready {
+            match protocol::recv(CONTROL_FD, &mut buf, true) {
+                Ok(Some(msg)) => {
+                    if !server.handle(msg) {
+                        return shutdown();
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                // The supervisor is gone: so is the sandbox.
+                Ok(None) | Err(_) => return shutdown(),
+            }
+        }
+    }
+}
+
+/// Kills every process in the sandbox. PID 1 exiting does the same, but this
+/// makes it explicit and immediate.
+fn shutdown() -> i32 {
+    let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
+    0
+}
+
+impl Server<'_> {
+    fn reap(&mut self) {
+        loop {
+            let (pid, code, signal) = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) => (pid, Some(code), None),
+                Ok(WaitStatus::Signaled(pid, sig, _)) => (pid, None, Some(sig as i32)),
+                Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::ECHILD) => return,
+                Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => return,
+            };
+            // Orphans reparented to PID 1 are reaped and forgotten.
+            if let Some(id) = self.children.remove(&pid.as_raw()) {
+                let _ = protocol::send(CONTROL_FD, &Event::Exited { id, code, signal }, &[]);
+            }
+        }
+    }
+
+    /// Handles one request; false means shut down.
+    fn handle(&mut self, msg: Received) -> bool {
+        let request: Request = match msg.parse() {
+            Ok(r) => r,
+            Err(_) => return true,
+        };
+        match request {
+            Request::Spawn(s) => self.spawn(s, msg.fds),
+            Request::Signal { id, signal } => {
+                if let Some((&pid, _)) = self.children.iter().find(|(_, v)| **v == id) {
+                    if let Ok(sig) = Signal::try_from(signal) {
+                        // Its process group first (setsid made it the leader).
+                        if kill(Pid::from_raw(-pid), sig).is_err() {
+                            let _ = kill(Pid::from_raw(pid), sig);
+                        }
+                    }
+                }
+            }
+            Request::Connect { id, port } => self.socket(id, port, net::connect_loopback(port)),
+            Request::Listen { id, port } => self.socket(id, port, net::listen_loopback(port)),
+            Request::Shutdown => return false,
+        }
+        true
+    }
+
+    fn socket(&self, id: u64, port: u16, made: std::io::Result<OwnedFd>) {
+        let _ = match made {
+            Ok(fd) => protocol::send(CONTROL_FD, &Event::Socket { id, port, error: None }, &[fd.as_raw_fd()]),
+            Err(e) => protocol::send(CONTROL_FD, &Event::Socket { id, port, error: Some(e.to_string()) }, &[]),
+        };
+    }
+
+    fn spawn(&mut self, s: Spawn, fds: Vec<OwnedFd>) {
+        let failed = |errno: i32, message: String| {
+            let _ = protocol::send(CONTROL_FD, &Event::SpawnFailed { id: s.id, errno, message }, &[]);
+        };
+        if fds.len() != 3 {
+            return failed(libc::EINVAL, "a spawn request needs stdin, stdout and stderr".into());
+        }
+        let (err_r, err_w) = match pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+            Ok(p) => p,
+            Err(e) => return failed(e as i32, format!("cannot make a pipe: {e}")),
+        };
+        let stdio = [fds[0].as_raw_fd(), fds[1].as_raw_fd(), fds[2].as_raw_fd()];
+        // SAFETY: PID 1 is single-threaded.
+        match unsafe { fork() } {
+            Err(e) => failed(e as i32, format!("cannot fork: {e}")),
+            Ok(ForkResult::Child) => {
+                drop(err_r);
+                spawn::exec_child(self.plan, &s, stdio, err_w.as_raw_fd())
+            }
+            Ok(ForkResult::Parent { child }) => {
+                drop(err_w);
+                drop(fds);
+                let mut report = Vec::with_capacity(8);
+                let _ = std::fs::File::from(err_r).read_to_end(&mut report);
+                if report.len() >= 8 {
+                    let stage = report[0];
+                    let errno = i32::from_ne_bytes([report[4], report[5], report[6], report[7]]);
+                    let _ = waitpid(child, None);
+                    let program = s.argv.first().cloned().unwrap_or_default();
+                    return failed(errno, describe(stage, errno, &program));
+                }
+                self.children.insert(child.as_raw(), s.id);
+                let _ = protocol::send_with_pid(CONTROL_FD, &Event::Spawned { id: s.id, pid: child.as_raw() }, child.as_raw());
+            }
+        }
+    }
+}
+
+/// A person's reading of a failure to start.
+fn describe(stage: u8, errno: i32, program: &str) -> String {
+    let err = std::io::Error::from_raw_os_error(errno);
+    if stage == spawn::Stage::Exec as u8 {
+        match errno {
+            libc::ENOENT => format!("{program}: command not found"),
+            libc::EACCES => format!("{program}: permission denied"),
+            _ => format!("{program}: cannot run: {err}"),
+        }
+    } else {
+        format!("{program}: cannot prepare the sandboxed process: {err}")
+    }
+}

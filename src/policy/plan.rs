@@ -1,0 +1,231 @@
+//! The sandbox plan: which host directories appear where, and how. Built and
+//! checked here on the host; init only applies it.
+
+use crate::protocol::{Mount, RootPlan};
+use std::fs;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
+/// Top-level host entries that never appear as they are on the host.
+/// `/proc`, `/dev`, `/tmp`, `/run`, `/home`, `/root` get fresh instances and
+/// `/sys` a read-only bind; `lost+found` holds only root's recovered files.
+const REPLACED: &[&str] = &["proc", "dev", "sys", "tmp", "run", "home", "root", "lost+found"];
+
+/// Host files that hold credentials: hidden behind an empty file even from a
+/// host root user (who appears inside as their owner).
+const MASKED_FILES: &[&str] = &["/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-", "/etc/sudoers", "/etc/security/opasswd"];
+/// Host directories of credentials: hidden behind an empty tmpfs.
+const MASKED_DIRS: &[&str] = &["/etc/sudoers.d", "/etc/ssl/private"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("WORKDIR {0} does not exist")]
+    WorkdirMissing(PathBuf),
+    #[error("WORKDIR {0} is not a directory")]
+    WorkdirNotDir(PathBuf),
+    #[error("WORKDIR {given} resolves to {resolved}, outside the project {base}: a symlink may not lead the sandbox out of the project")]
+    WorkdirEscapes { given: PathBuf, resolved: PathBuf, base: PathBuf },
+    #[error("WORKDIR {0} may not be /, or under /proc, /sys or /dev")]
+    WorkdirForbidden(PathBuf),
+    #[error("WORKDIR {workdir} contains the sandbox state directory {state}; set BUN_SANDBOX_STATE_DIR elsewhere")]
+    WorkdirHoldsState { workdir: PathBuf, state: PathBuf },
+    #[error("FROM {0}: not a root filesystem (it has no bin/sh)")]
+    NotRootfs(PathBuf),
+    #[error("FROM {0}: only `host` or a path to a directory holding a root filesystem are supported (images are not)")]
+    UnsupportedFrom(String),
+    #[error("cannot read {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+}
+
+/// What the root filesystem is made of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Base {
+    Host,
+    Rootfs(PathBuf),
+}
+
+impl Base {
+    /// FROM's value: `host`, or a path (resolved against `base_dir`).
+    pub fn from_directive(from: Option<&str>, base_dir: &Path) -> Result<Base, PlanError> {
+        match from {
+            None | Some("host") => Ok(Base::Host),
+            Some(p) if p == "." || p.starts_with('/') || p.starts_with("./") || p.starts_with("../") => {
+                let dir = base_dir.join(p);
+                let dir = fs::canonicalize(&dir).map_err(|source| PlanError::Io { path: dir.clone(), source })?;
+                if !dir.join("bin/sh").exists() {
+                    return Err(PlanError::NotRootfs(dir));
+                }
+                Ok(Base::Rootfs(dir))
+            }
+            Some(other) => Err(PlanError::UnsupportedFrom(other.to_string())),
+        }
+    }
+
+    fn dir(&self) -> &Path {
+        match self {
+            Base::Host => Path::new("/"),
+            Base::Rootfs(p) => p,
+        }
+    }
+}
+
+/// Resolves and checks WORKDIR (relative to `base_dir`).
+pub fn resolve_workdir(workdir: Option<&str>, base_dir: &Path, state_root: &Path) -> Result<PathBuf, PlanError> {
+    let given = base_dir.join(workdir.unwrap_or("."));
+    let meta = fs::metadata(&given).map_err(|_| PlanError::WorkdirMissing(given.clone()))?;
+    if !meta.is_dir() {
+        return Err(PlanError::WorkdirNotDir(given));
+    }
+    let resolved = fs::canonicalize(&given).map_err(|source| PlanError::Io { path: given.clone(), source })?;
+    let forbidden = ["/proc", "/sys", "/dev"].iter().any(|p| resolved.starts_with(p));
+    if resolved == Path::new("/") || forbidden {
+        return Err(PlanError::WorkdirForbidden(resolved));
+    }
+    // A relative WORKDIR must stay inside the project once symlinks resolve.
+    if !Path::new(workdir.unwrap_or(".")).is_absolute() {
+        let base = fs::canonicalize(base_dir).map_err(|source| PlanError::Io { path: base_dir.into(), source })?;
+        if !resolved.starts_with(&base) {
+            return Err(PlanError::WorkdirEscapes { given, resolved, base });
+        }
+    }
+    if state_root.starts_with(&resolved) {
+        return Err(PlanError::WorkdirHoldsState { workdir: resolved, state: state_root.into() });
+    }
+    Ok(resolved)
+}
+
+/// The mounts of a sandbox whose state lives in `state_dir`.
+pub fn root_plan(base: &Base, workdir: &Path, home: &Path, state_dir: &Path) -> Result<RootPlan, PlanError> {
+    let mut mounts = Vec::new();
+    let dir = base.dir();
+    let mut entries: Vec<_> = fs::read_dir(dir)
+        .map_err(|source| PlanError::Io { path: dir.into(), source })?
+        .filter_map(Result::ok)
+        .collect();
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let name = entry.file_name();
+        let Some(name_str) = name.to_str() else { continue };
+        if REPLACED.contains(&name_str) {
+            continue;
+        }
+        let source = dir.join(&name);
+        let target = Path::new("/").join(&name);
+        let Ok(meta) = fs::symlink_metadata(&source) else { continue };
+        if meta.file_type().is_symlink() {
+            if let Ok(to) = fs::read_link(&source) {
+                mounts.push(Mount::Symlink { link: target, target: to });
+            }
+        } else if meta.is_dir() {
+            mounts.push(Mount::Overlay {
+                lower: source,
+                upper: state_dir.join("upper").join(&name),
+                work: state_dir.join("work").join(&name),
+                target,
+                fallback_ro_bind: true,
+            });
+        } else if meta.is_file() {
+            mounts.push(Mount::RoBind { source, target });
+        }
+    }
+    if dir.join("sys").is_dir() || *base == Base::Host {
+        mounts.push(Mount::RoBind { source: "/sys".into(), target: "/sys".into() });
+    }
+    mounts.push(Mount::Proc { target: "/proc".into() });
+    mounts.push(Mount::Dev { target: "/dev".into() });
+    for (target, mode) in [("/tmp", 0o1777), ("/run", 0o755), ("/home", 0o755), ("/root", 0o700)] {
+        mounts.push(Mount::Tmpfs { target: target.into(), mode, size: None });
+    }
+    if *base == Base::Host {
+        for file in MASKED_FILES.iter().map(PathBuf::from).chain(ssh_host_keys()) {
+            if file.exists() {
+                mounts.push(Mount::Mask { target: file });
+            }
+        }
+        for d in MASKED_DIRS {
+            if Path::new(d).is_dir() {
+                mounts.push(Mount::Tmpfs { target: d.into(), mode: 0o700, size: Some(4096) });
+            }
+        }
+    }
+    // An empty home at the same path, wherever the host keeps it.
+    if home.is_absolute() && !["/home", "/root", "/tmp"].iter().any(|p| home.starts_with(p)) && home != Path::new("/") {
+        mounts.push(Mount::Tmpfs { target: home.into(), mode: 0o755, size: None });
+    } else if home.is_absolute() && home != Path::new("/root") {
+        mounts.push(Mount::Dir { target: home.into(), mode: 0o755 });
+    }
+    mounts.push(Mount::Overlay {
+        lower: workdir.into(),
+        upper: workdir_upper(state_dir),
+        work: state_dir.join("workdir-work"),
+        target: workdir.into(),
+        fallback_ro_bind: false,
+    });
+    Ok(RootPlan { mounts })
+}
+
+/// Where the WORKDIR's changes collect on the host (read by diff and extract).
+pub fn workdir_upper(state_dir: &Path) -> PathBuf {
+    state_dir.join("workdir-upper")
+}
+
+fn ssh_host_keys() -> Vec<PathBuf> {
+    let Ok(dir) = fs::read_dir("/etc/ssh") else { return Vec::new() };
+    dir.filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("ssh_host_") && n.ends_with("_key")))
+        .collect()
+}
+
+/// True when `p` has no `..` and is relative (a path that stays inside).
+pub fn is_contained(p: &Path) -> bool {
+    p.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_plan_replaces_sensitive_dirs_and_overlays_the_rest() {
+        let plan = root_plan(&Base::Host, Path::new("/srv/project"), Path::new("/home/u"), Path::new("/tmp/s")).unwrap();
+        let targets: Vec<_> = plan
+            .mounts
+            .iter()
+            .filter_map(|m| match m {
+                Mount::Overlay { target, .. } => Some(target.clone()),
+                _ => None,
+            })
+            .collect();
+        assert!(targets.contains(&PathBuf::from("/usr")));
+        for hidden in ["/tmp", "/home", "/root", "/proc", "/dev", "/run"] {
+            assert!(!targets.contains(&PathBuf::from(hidden)), "{hidden} must not be overlaid from the host");
+        }
+        assert_eq!(targets.last(), Some(&PathBuf::from("/srv/project")));
+        assert!(plan.mounts.iter().any(|m| matches!(m, Mount::Tmpfs { target, .. } if target == Path::new("/tmp"))));
+    }
+
+    #[test]
+    fn workdir_checks() {
+        let base = tempfile::tempdir().unwrap();
+        let state = Path::new("/tmp/bun-sandbox-test-state");
+        assert!(matches!(resolve_workdir(Some("missing"), base.path(), state), Err(PlanError::WorkdirMissing(_))));
+        fs::write(base.path().join("file"), "").unwrap();
+        assert!(matches!(resolve_workdir(Some("file"), base.path(), state), Err(PlanError::WorkdirNotDir(_))));
+        std::os::unix::fs::symlink("/etc", base.path().join("out")).unwrap();
+        assert!(matches!(resolve_workdir(Some("out"), base.path(), state), Err(PlanError::WorkdirEscapes { .. })));
+        assert!(matches!(resolve_workdir(Some("/proc/self"), base.path(), state), Err(PlanError::WorkdirForbidden(_))));
+        assert!(matches!(resolve_workdir(Some("/"), base.path(), state), Err(PlanError::WorkdirForbidden(_))));
+        let ok = resolve_workdir(Some("."), base.path(), state).unwrap();
+        assert_eq!(ok, fs::canonicalize(base.path()).unwrap());
+    }
+
+    #[test]
+    fn from_forms() {
+        let base = Path::new("/");
+        assert_eq!(Base::from_directive(None, base).unwrap(), Base::Host);
+        assert_eq!(Base::from_directive(Some("host"), base).unwrap(), Base::Host);
+        assert!(matches!(Base::from_directive(Some("ubuntu:22.04"), base), Err(PlanError::UnsupportedFrom(_))));
+        assert!(matches!(Base::from_directive(Some("/etc"), base), Err(PlanError::NotRootfs(_))));
+    }
+}

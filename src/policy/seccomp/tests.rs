@@ -1,0 +1,914 @@
+use super::*;
+
+use std::collections::HashMap;
+use std::os::unix::process::ExitStatusExt;
+use std::process::Command;
+
+const ALLOW: u32 = libc::SECCOMP_RET_ALLOW;
+const KILL: u32 = libc::SECCOMP_RET_KILL_PROCESS;
+const EPERM: u32 = libc::SECCOMP_RET_ERRNO | libc::EPERM as u32;
+const ENOSYS: u32 = libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
+
+const AUDIT_ARCH_AARCH64: u32 = 183 | 0x8000_0000 | 0x4000_0000;
+const AUDIT_ARCH_I386: u32 = 3 | 0x4000_0000;
+const AUDIT_ARCH_ARM: u32 = 40 | 0x4000_0000;
+
+const ARCHES: [TargetArch; 2] = [TargetArch::x86_64, TargetArch::aarch64];
+
+fn audit_arch(arch: TargetArch) -> u32 {
+    match arch {
+        TargetArch::x86_64 => AUDIT_ARCH_X86_64,
+        _ => AUDIT_ARCH_AARCH64,
+    }
+}
+
+/// Runs a classic BPF program on a `struct seccomp_data` the way the kernel
+/// does, checking the kernel's structural rules on the way (jumps stay in
+/// the program, only seccomp-allowed opcodes, loads inside the data).
+fn eval(program: &[sock_filter], arch: u32, nr: i64, args: [u64; 6]) -> u32 {
+    let mut data = [0u8; 64];
+    data[0..4].copy_from_slice(&(nr as i32).to_le_bytes());
+    data[4..8].copy_from_slice(&arch.to_le_bytes());
+    for (i, arg) in args.iter().enumerate() {
+        data[16 + 8 * i..24 + 8 * i].copy_from_slice(&arg.to_le_bytes());
+    }
+    let (mut a, mut pc) = (0u32, 0usize);
+    loop {
+        let insn = program
+            .get(pc)
+            .unwrap_or_else(|| panic!("fell off the program at {pc}"));
+        pc += 1;
+        let k = insn.k;
+        let branch = |taken: bool| {
+            if taken {
+                insn.jt as usize
+            } else {
+                insn.jf as usize
+            }
+        };
+        match insn.code {
+            0x20 => {
+                // LD W ABS: aligned 32-bit load inside seccomp_data.
+                let at = k as usize;
+                assert!(
+                    at.is_multiple_of(4) && at + 4 <= data.len(),
+                    "bad load offset {at}"
+                );
+                a = u32::from_le_bytes(data[at..at + 4].try_into().unwrap());
+            }
+            0x54 => a &= k,                   // ALU AND K
+            0x05 => pc += k as usize,         // JA
+            0x15 => pc += branch(a == k),     // JEQ K
+            0x25 => pc += branch(a > k),      // JGT K
+            0x35 => pc += branch(a >= k),     // JGE K
+            0x45 => pc += branch(a & k != 0), // JSET K
+            0x06 => return k,                 // RET K
+            code => panic!("opcode {code:#x} at {} is not allowed in seccomp", pc - 1),
+        }
+    }
+}
+
+fn nr(name: &str, arch: TargetArch) -> i64 {
+    let all = DENIED.iter().chain([&CLONE, &CLONE3, &IOCTL, &PERSONALITY]);
+    all.filter(|s| s.name == name)
+        .find_map(|s| s.number(arch))
+        .unwrap()
+}
+
+fn filter(arch: TargetArch) -> BpfProgram {
+    sandbox_filter(arch).unwrap()
+}
+
+/// Calls that must stay allowed, as (x86_64, aarch64) numbers.
+const ORDINARY: &[(&str, i64, i64)] = &[
+    ("read", 0, 63),
+    ("write", 1, 64),
+    ("openat", 257, 56),
+    ("getpid", 39, 172),
+    ("execve", 59, 221),
+    ("wait4", 61, 260),
+    ("socket", 41, 198),
+    ("seccomp", 317, 277),
+    ("prctl", 157, 167),
+];
+
+#[test]
+fn builds_for_both_arches_within_the_kernel_limit() {
+    for arch in ARCHES {
+        let program = filter(arch);
+        assert!(
+            !program.is_empty() && program.len() <= MAX_INSTRUCTIONS,
+            "{arch:?}: {}",
+            program.len()
+        );
+        // Same input, same program: the supervisor may rebuild it at will.
+        assert_eq!(program, filter(arch));
+    }
+}
+
+#[test]
+fn riscv64_is_refused_with_a_reason() {
+    let err = sandbox_filter(TargetArch::riscv64).unwrap_err();
+    assert!(matches!(
+        err,
+        SeccompError::UnsupportedArch(TargetArch::riscv64)
+    ));
+    assert!(err.to_string().contains("only x86_64 and aarch64"), "{err}");
+}
+
+#[test]
+fn host_arch_is_supported_here() {
+    if cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
+        assert!(sandbox_filter(host_arch().unwrap()).is_ok());
+    }
+}
+
+#[test]
+fn every_denied_call_gets_eperm_on_both_arches() {
+    for arch in ARCHES {
+        let program = filter(arch);
+        for call in DENIED {
+            let Some(n) = call.number(arch) else { continue };
+            assert_eq!(
+                eval(&program, audit_arch(arch), n, [0; 6]),
+                EPERM,
+                "{} on {arch:?}",
+                call.name
+            );
+            assert_eq!(
+                eval(&program, audit_arch(arch), n, [u64::MAX; 6]),
+                EPERM,
+                "{} on {arch:?}",
+                call.name
+            );
+        }
+    }
+}
+
+#[test]
+fn ordinary_calls_are_allowed() {
+    for arch in ARCHES {
+        let program = filter(arch);
+        for &(name, x86, arm) in ORDINARY {
+            let n = if arch == TargetArch::x86_64 { x86 } else { arm };
+            assert_eq!(
+                eval(&program, audit_arch(arch), n, [0; 6]),
+                ALLOW,
+                "{name} on {arch:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn only_the_listed_numbers_are_touched() {
+    for arch in ARCHES {
+        let program = filter(arch);
+        let special: Vec<i64> = DENIED
+            .iter()
+            .chain([&CLONE, &CLONE3, &IOCTL, &PERSONALITY])
+            .filter_map(|s| s.number(arch))
+            .collect();
+        for n in (0..600).filter(|n| !special.contains(n)) {
+            assert_eq!(
+                eval(&program, audit_arch(arch), n, [u64::MAX; 6]),
+                ALLOW,
+                "nr {n} on {arch:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn table_has_no_duplicates() {
+    for arch in ARCHES {
+        let mut seen = HashMap::new();
+        for call in DENIED.iter().chain([&CLONE, &CLONE3, &IOCTL, &PERSONALITY]) {
+            if let Some(n) = call.number(arch) {
+                assert_eq!(seen.insert(n, call.name), None, "{n} twice on {arch:?}");
+            }
+        }
+    }
+}
+
+/// The host column of the table against libc's numbers for this target.
+#[test]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[allow(clippy::unnecessary_cast)] // libc::Ioctl differs between targets
+fn host_numbers_match_libc() {
+    let arch = host_arch().unwrap();
+    let libc_nr = |name: &str| -> Option<i64> {
+        Some(match name {
+            "ptrace" => libc::SYS_ptrace,
+            "process_vm_readv" => libc::SYS_process_vm_readv,
+            "process_vm_writev" => libc::SYS_process_vm_writev,
+            "pidfd_getfd" => libc::SYS_pidfd_getfd,
+            "process_madvise" => libc::SYS_process_madvise,
+            "kcmp" => libc::SYS_kcmp,
+            "kexec_load" => libc::SYS_kexec_load,
+            "kexec_file_load" => libc::SYS_kexec_file_load,
+            "init_module" => libc::SYS_init_module,
+            "finit_module" => libc::SYS_finit_module,
+            "delete_module" => libc::SYS_delete_module,
+            "bpf" => libc::SYS_bpf,
+            "perf_event_open" => libc::SYS_perf_event_open,
+            "add_key" => libc::SYS_add_key,
+            "request_key" => libc::SYS_request_key,
+            "keyctl" => libc::SYS_keyctl,
+            "mount" => libc::SYS_mount,
+            "umount2" => libc::SYS_umount2,
+            "pivot_root" => libc::SYS_pivot_root,
+            "move_mount" => libc::SYS_move_mount,
+            "open_tree" => libc::SYS_open_tree,
+            // Not in libc 0.2.191; 467 in syscall_64.tbl and the generic table.
+            "open_tree_attr" => 467,
+            "fsopen" => libc::SYS_fsopen,
+            "fsconfig" => libc::SYS_fsconfig,
+            "fsmount" => libc::SYS_fsmount,
+            "fspick" => libc::SYS_fspick,
+            "mount_setattr" => libc::SYS_mount_setattr,
+            "unshare" => libc::SYS_unshare,
+            "setns" => libc::SYS_setns,
+            "userfaultfd" => libc::SYS_userfaultfd,
+            "io_uring_setup" => libc::SYS_io_uring_setup,
+            "io_uring_enter" => libc::SYS_io_uring_enter,
+            "io_uring_register" => libc::SYS_io_uring_register,
+            "acct" => libc::SYS_acct,
+            "swapon" => libc::SYS_swapon,
+            "swapoff" => libc::SYS_swapoff,
+            "reboot" => libc::SYS_reboot,
+            "quotactl" => libc::SYS_quotactl,
+            "quotactl_fd" => libc::SYS_quotactl_fd,
+            "lookup_dcookie" => libc::SYS_lookup_dcookie,
+            "open_by_handle_at" => libc::SYS_open_by_handle_at,
+            "syslog" => libc::SYS_syslog,
+            "settimeofday" => libc::SYS_settimeofday,
+            "clock_settime" => libc::SYS_clock_settime,
+            "adjtimex" => libc::SYS_adjtimex,
+            "clock_adjtime" => libc::SYS_clock_adjtime,
+            "vhangup" => libc::SYS_vhangup,
+            "nfsservctl" => libc::SYS_nfsservctl,
+            #[cfg(target_arch = "x86_64")]
+            "uselib" => libc::SYS_uselib,
+            "clone" => libc::SYS_clone,
+            "clone3" => libc::SYS_clone3,
+            "ioctl" => libc::SYS_ioctl,
+            "personality" => libc::SYS_personality,
+            _ => return None,
+        })
+    };
+    for call in DENIED.iter().chain([&CLONE, &CLONE3, &IOCTL, &PERSONALITY]) {
+        assert_eq!(call.number(arch), libc_nr(call.name), "{}", call.name);
+    }
+    assert_eq!(TIOCSTI, libc::TIOCSTI as u64);
+    assert_eq!(TIOCLINUX, libc::TIOCLINUX as u64);
+    assert_eq!(NAMESPACE_FLAGS[7], libc::CLONE_NEWTIME as u64);
+}
+
+#[test]
+fn clone_with_a_namespace_flag_is_refused() {
+    let sigchld = libc::SIGCHLD as u64;
+    // What glibc's pthread_create passes to clone.
+    let thread = (libc::CLONE_VM
+        | libc::CLONE_FS
+        | libc::CLONE_FILES
+        | libc::CLONE_SIGHAND
+        | libc::CLONE_THREAD
+        | libc::CLONE_SYSVSEM
+        | libc::CLONE_SETTLS
+        | libc::CLONE_PARENT_SETTID
+        | libc::CLONE_CHILD_CLEARTID) as u64;
+    // What glibc's fork passes.
+    let fork = (libc::CLONE_CHILD_SETTID | libc::CLONE_CHILD_CLEARTID) as u64 | sigchld;
+    for arch in ARCHES {
+        let program = filter(arch);
+        let clone = |flags: u64| {
+            eval(
+                &program,
+                audit_arch(arch),
+                nr("clone", arch),
+                [flags, 0, 0, 0, 0, 0],
+            )
+        };
+        for flag in NAMESPACE_FLAGS {
+            assert_eq!(clone(flag | sigchld), EPERM, "{flag:#x} on {arch:?}");
+            assert_eq!(clone(flag | thread), EPERM, "{flag:#x} on {arch:?}");
+            assert_eq!(
+                clone(flag | 0xffff_ffff_0000_0000),
+                EPERM,
+                "{flag:#x} on {arch:?}"
+            );
+        }
+        let all = NAMESPACE_FLAGS.iter().fold(0, |a, f| a | f);
+        assert_eq!(clone(all | sigchld), EPERM);
+        assert_eq!(clone(sigchld), ALLOW);
+        assert_eq!(clone(thread), ALLOW);
+        assert_eq!(clone(fork), ALLOW);
+        assert_eq!(
+            clone(libc::CLONE_VM as u64 | libc::CLONE_VFORK as u64 | sigchld),
+            ALLOW
+        );
+    }
+}
+
+#[test]
+fn clone3_gets_enosys() {
+    for arch in ARCHES {
+        let program = filter(arch);
+        assert_eq!(
+            eval(&program, audit_arch(arch), nr("clone3", arch), [0; 6]),
+            ENOSYS,
+            "{arch:?}"
+        );
+    }
+}
+
+#[test]
+fn tiocsti_and_tioclinux_are_refused_whatever_the_upper_bits() {
+    for arch in ARCHES {
+        let program = filter(arch);
+        let ioctl = |request: u64| {
+            eval(
+                &program,
+                audit_arch(arch),
+                nr("ioctl", arch),
+                [0, request, 0, 0, 0, 0],
+            )
+        };
+        for request in [TIOCSTI, TIOCLINUX] {
+            assert_eq!(ioctl(request), EPERM);
+            assert_eq!(
+                ioctl(request | 1 << 32),
+                EPERM,
+                "CVE-2019-10063 on {arch:?}"
+            );
+            assert_eq!(ioctl(request | 0xffff_ffff_0000_0000), EPERM);
+        }
+        for request in [
+            0x5401, /* TCGETS */
+            0x541B, /* FIONREAD */
+            0x5413, /* TIOCGWINSZ */
+            0x5411, /* TIOCOUTQ */
+        ] {
+            assert_eq!(ioctl(request), ALLOW, "{request:#x} on {arch:?}");
+        }
+    }
+}
+
+#[test]
+fn personality_allows_only_harmless_personas() {
+    for arch in ARCHES {
+        let program = filter(arch);
+        let personality = |p: u64| {
+            eval(
+                &program,
+                audit_arch(arch),
+                nr("personality", arch),
+                [p, 0, 0, 0, 0, 0],
+            )
+        };
+        for p in [0, 8, 0xffff_ffff, u64::MAX, 1 << 32] {
+            assert_eq!(personality(p), ALLOW, "{p:#x} on {arch:?}");
+        }
+        let denied = [
+            libc::ADDR_NO_RANDOMIZE as u64,
+            libc::UNAME26 as u64,
+            libc::READ_IMPLIES_EXEC as u64,
+            libc::MMAP_PAGE_ZERO as u64,
+            libc::ADDR_COMPAT_LAYOUT as u64,
+            1 << 32 | libc::ADDR_NO_RANDOMIZE as u64,
+            8 | libc::ADDR_NO_RANDOMIZE as u64,
+            1,
+        ];
+        for p in denied {
+            assert_eq!(personality(p), EPERM, "{p:#x} on {arch:?}");
+        }
+    }
+}
+
+/// seccompiler starts each part with an architecture check that kills the
+/// process on a mismatch (`int 0x80` on x86_64, AArch32 on aarch64).
+#[test]
+fn foreign_architectures_are_killed() {
+    let cases = [
+        (TargetArch::x86_64, AUDIT_ARCH_I386),
+        (TargetArch::aarch64, AUDIT_ARCH_ARM),
+    ];
+    for (arch, foreign) in cases {
+        let program = filter(arch);
+        for n in [0, 20, 26, 120, 172, 0x4000_0000 | 39] {
+            assert_eq!(
+                eval(&program, foreign, n, [0; 6]),
+                KILL,
+                "nr {n} as {foreign:#x} on {arch:?}"
+            );
+        }
+        // The other supported architecture is just as foreign.
+        let other = if arch == TargetArch::x86_64 {
+            AUDIT_ARCH_AARCH64
+        } else {
+            AUDIT_ARCH_X86_64
+        };
+        assert_eq!(eval(&program, other, 0, [0; 6]), KILL);
+        // The very first instructions: LD arch; JEQ <arch>; RET KILL_PROCESS.
+        assert_eq!(program[0], insn(LD_W_ABS, 0, 0, DATA_ARCH));
+        assert_eq!(program[1], insn(JMP_JEQ_K, 1, 0, audit_arch(arch)));
+        assert_eq!(program[2], insn(RET_K, 0, 0, KILL));
+    }
+}
+
+#[test]
+fn x32_calls_get_enosys_on_x86_64() {
+    let program = filter(TargetArch::x86_64);
+    // x32 getpid, ptrace (521), ioctl (514), process_vm_readv (539), and -1.
+    for n in [39, 521, 514, 539, 101, 0x3fff_ffff] {
+        let n = i64::from(X32_SYSCALL_BIT) | n;
+        assert_eq!(
+            eval(&program, AUDIT_ARCH_X86_64, n, [0; 6]),
+            ENOSYS,
+            "nr {n:#x}"
+        );
+    }
+    assert_eq!(eval(&program, AUDIT_ARCH_X86_64, -1, [0; 6]), ENOSYS);
+}
+
+#[test]
+fn then_runs_the_second_part_only_where_the_first_allows() {
+    let ret = |k| vec![insn(RET_K, 0, 0, k)];
+    assert_eq!(eval(&then(ret(ALLOW), ret(EPERM)), 0, 0, [0; 6]), EPERM);
+    assert_eq!(eval(&then(ret(ENOSYS), ret(EPERM)), 0, 0, [0; 6]), ENOSYS);
+    assert_eq!(eval(&then(ret(ALLOW), ret(ALLOW)), 0, 0, [0; 6]), ALLOW);
+    // No RET ALLOW is left except in the last part.
+    let program = filter(TargetArch::x86_64);
+    let first_allow = program
+        .iter()
+        .position(|i| i.code == RET_K && i.k == ALLOW)
+        .unwrap();
+    let last_part = program.len() - filter_part_len();
+    assert!(
+        first_allow >= last_part,
+        "RET ALLOW at {first_allow}, last part starts at {last_part}"
+    );
+}
+
+fn filter_part_len() -> usize {
+    compile_filter(
+        TargetArch::x86_64,
+        eperm_rules(TargetArch::x86_64).unwrap(),
+        libc::EPERM,
+    )
+    .unwrap()
+    .len()
+}
+
+#[test]
+fn words_round_trip() {
+    for arch in ARCHES {
+        let program = filter(arch);
+        let words = to_words(&program);
+        assert_eq!(words.len(), program.len());
+        assert_eq!(from_words(&words), program);
+        // Through the plan's JSON, as init receives it.
+        let json = serde_json::to_string(&words).unwrap();
+        let back: Vec<u64> = serde_json::from_str(&json).unwrap();
+        assert_eq!(from_words(&back), program);
+    }
+    // The layout: code, jt, jf, k from the most significant end.
+    assert_eq!(
+        to_words(&[insn(0x15, 1, 2, 0xc000_003e)]),
+        [0x0015_0102_c000_003e]
+    );
+    assert_eq!(
+        from_words(&[0x0006_0000_7fff_0000]),
+        [insn(RET_K, 0, 0, ALLOW)]
+    );
+    assert_eq!(
+        to_words(&[insn(u16::MAX, u8::MAX, u8::MAX, u32::MAX)]),
+        [u64::MAX]
+    );
+}
+
+#[test]
+fn apply_refuses_empty_and_oversized_programs() {
+    let err = apply(&[]).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    let long = vec![insn(RET_K, 0, 0, ALLOW); MAX_INSTRUCTIONS + 1];
+    assert_eq!(
+        apply(&long).unwrap_err().kind(),
+        io::ErrorKind::InvalidInput
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Real behaviour: the filter installed in a child process (this test binary
+// run again with `PROBE_ENV` set), which attempts the calls and prints what
+// happened; the parent asserts on the output.
+
+const PROBE_ENV: &str = "BUN_SANDBOX_SECCOMP_PROBE";
+const PROBE_TEST: &str = "policy::seccomp::tests::probe_child";
+
+fn run_child(mode: &str) -> std::process::Output {
+    Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", PROBE_TEST, "--nocapture", "--test-threads=1"])
+        .env(PROBE_ENV, mode)
+        .output()
+        .unwrap()
+}
+
+fn errno() -> i32 {
+    io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// "ok" for a successful call, else the errno's name (or number).
+fn outcome(ret: i64) -> String {
+    if ret != -1 {
+        return "ok".into();
+    }
+    match errno() {
+        libc::EPERM => "EPERM".into(),
+        libc::ENOSYS => "ENOSYS".into(),
+        libc::ENOTTY => "ENOTTY".into(),
+        libc::EINVAL => "EINVAL".into(),
+        libc::ENOENT => "ENOENT".into(),
+        libc::EBADF => "EBADF".into(),
+        libc::EFAULT => "EFAULT".into(),
+        e => format!("errno {e}"),
+    }
+}
+
+fn report(name: &str, result: impl std::fmt::Display) {
+    println!("PROBE {name} {result}");
+}
+
+/// `clone` without a new stack, fork-like; the child leaves at once.
+/// Returns the child's exit code, or the errno as an outcome.
+unsafe fn raw_clone(flags: u64) -> String {
+    let pid = unsafe { libc::syscall(libc::SYS_clone, flags, 0, 0, 0, 0) };
+    if pid == 0 {
+        unsafe { libc::_exit(7) };
+    }
+    if pid < 0 {
+        return outcome(-1);
+    }
+    let mut status = 0;
+    unsafe { libc::waitpid(pid as i32, &mut status, 0) };
+    format!("exit {}", libc::WEXITSTATUS(status))
+}
+
+#[test]
+fn probe_child() {
+    let Ok(mode) = std::env::var(PROBE_ENV) else {
+        return;
+    };
+    match mode.as_str() {
+        "calls" => probe_calls(),
+        #[cfg(target_arch = "x86_64")]
+        "int80-bare" => int80(false),
+        #[cfg(target_arch = "x86_64")]
+        "int80" => int80(true),
+        other => panic!("unknown probe mode {other}"),
+    }
+}
+
+fn install() {
+    let program = from_words(&to_words(&sandbox_filter(host_arch().unwrap()).unwrap()));
+    // As init does: no_new_privs first, then the filter, as the last step.
+    assert_eq!(
+        unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) },
+        0
+    );
+    apply(&program).unwrap();
+}
+
+fn probe_calls() {
+    use libc::{SYS_bpf, SYS_clone3, SYS_ioctl, SYS_personality, syscall};
+    let c = |s: &str| std::ffi::CString::new(s).unwrap();
+    let missing = c("/nonexistent-bun-sandbox-seccomp-probe");
+
+    #[cfg(target_arch = "x86_64")]
+    report(
+        "x32_before",
+        outcome(unsafe { syscall(X32_SYSCALL_BIT as i64 | 39) }),
+    );
+
+    install();
+
+    unsafe {
+        report("getpid", outcome(syscall(libc::SYS_getpid)));
+        report(
+            "ptrace",
+            outcome(syscall(libc::SYS_ptrace, libc::PTRACE_TRACEME, 0, 0, 0)),
+        );
+        report(
+            "process_vm_readv",
+            outcome(syscall(
+                libc::SYS_process_vm_readv,
+                libc::getppid(),
+                0,
+                0,
+                0,
+                0,
+                0,
+            )),
+        );
+        report(
+            "unshare",
+            outcome(syscall(libc::SYS_unshare, libc::CLONE_NEWUSER)),
+        );
+        report("setns", outcome(syscall(libc::SYS_setns, -1, 0)));
+        for (name, flag) in [
+            ("user", libc::CLONE_NEWUSER),
+            ("ns", libc::CLONE_NEWNS),
+            ("pid", libc::CLONE_NEWPID),
+            ("net", libc::CLONE_NEWNET),
+            ("uts", libc::CLONE_NEWUTS),
+            ("ipc", libc::CLONE_NEWIPC),
+            ("cgroup", libc::CLONE_NEWCGROUP),
+        ] {
+            report(
+                &format!("clone_new{name}"),
+                raw_clone(flag as u64 | libc::SIGCHLD as u64),
+            );
+        }
+        report("clone_plain", raw_clone(libc::SIGCHLD as u64));
+        report("clone3", outcome(syscall(SYS_clone3, 0, 88)));
+        report(
+            "mount",
+            outcome(syscall(
+                libc::SYS_mount,
+                0,
+                missing.as_ptr(),
+                c("tmpfs").as_ptr(),
+                0,
+                0,
+            )),
+        );
+        report(
+            "umount2",
+            outcome(syscall(libc::SYS_umount2, missing.as_ptr(), 0)),
+        );
+        report(
+            "pivot_root",
+            outcome(syscall(
+                libc::SYS_pivot_root,
+                missing.as_ptr(),
+                missing.as_ptr(),
+            )),
+        );
+        report(
+            "fsopen",
+            outcome(syscall(libc::SYS_fsopen, c("tmpfs").as_ptr(), 0)),
+        );
+        let mut params = [0u8; 120];
+        report(
+            "io_uring_setup",
+            outcome(syscall(libc::SYS_io_uring_setup, 1, params.as_mut_ptr())),
+        );
+        report("keyctl", outcome(syscall(libc::SYS_keyctl, 0, -3, 0)));
+        report(
+            "add_key",
+            outcome(syscall(libc::SYS_add_key, 0, 0, 0, 0, 0)),
+        );
+        report("bpf", outcome(syscall(SYS_bpf, 0, 0, 0)));
+        report(
+            "perf_event_open",
+            outcome(syscall(libc::SYS_perf_event_open, 0, 0, -1, -1, 0)),
+        );
+        report("userfaultfd", outcome(syscall(libc::SYS_userfaultfd, 0)));
+        report(
+            "finit_module",
+            outcome(syscall(libc::SYS_finit_module, -1, c("").as_ptr(), 0)),
+        );
+        report(
+            "open_by_handle_at",
+            outcome(syscall(libc::SYS_open_by_handle_at, -1, 0, 0)),
+        );
+        report("syslog", outcome(syscall(libc::SYS_syslog, 10, 0, 0)));
+        report(
+            "settimeofday",
+            outcome(syscall(libc::SYS_settimeofday, 0, 0)),
+        );
+        report("reboot", outcome(syscall(libc::SYS_reboot, 0, 0, 0, 0)));
+
+        let null = libc::open(c("/dev/null").as_ptr(), libc::O_RDWR);
+        assert!(null >= 0);
+        let byte = b"x".as_ptr();
+        report(
+            "ioctl_tiocsti",
+            outcome(syscall(SYS_ioctl, null, TIOCSTI, byte)),
+        );
+        report(
+            "ioctl_tiocsti_high",
+            outcome(syscall(SYS_ioctl, null, TIOCSTI | 1 << 32, byte)),
+        );
+        report(
+            "ioctl_tioclinux",
+            outcome(syscall(SYS_ioctl, null, TIOCLINUX, byte)),
+        );
+        let mut termios = [0u8; 64];
+        report(
+            "ioctl_tcgets",
+            outcome(syscall(SYS_ioctl, null, libc::TCGETS, termios.as_mut_ptr())),
+        );
+        let mut fds = [0; 2];
+        assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
+        let mut n: libc::c_int = 0;
+        report(
+            "ioctl_fionread",
+            outcome(syscall(SYS_ioctl, fds[0], libc::FIONREAD, &mut n)),
+        );
+
+        report(
+            "personality_query",
+            outcome(syscall(SYS_personality, 0xffff_ffffu64)),
+        );
+        report("personality_linux32", outcome(syscall(SYS_personality, 8)));
+        report("personality_linux", outcome(syscall(SYS_personality, 0)));
+        report(
+            "personality_addr_no_randomize",
+            outcome(syscall(SYS_personality, libc::ADDR_NO_RANDOMIZE)),
+        );
+        report(
+            "personality_uname26",
+            outcome(syscall(SYS_personality, libc::UNAME26)),
+        );
+        report(
+            "personality_high_bits",
+            outcome(syscall(
+                SYS_personality,
+                1u64 << 32 | libc::ADDR_NO_RANDOMIZE as u64,
+            )),
+        );
+
+        #[cfg(target_arch = "x86_64")]
+        report("x32_after", outcome(syscall(X32_SYSCALL_BIT as i64 | 39)));
+
+        // libc's own paths: fork (clone), threads and posix_spawn (clone3,
+        // then clone after ENOSYS).
+        let pid = libc::fork();
+        if pid == 0 {
+            libc::_exit(3);
+        }
+        let mut status = 0;
+        libc::waitpid(pid, &mut status, 0);
+        report("fork", format!("exit {}", libc::WEXITSTATUS(status)));
+    }
+    report(
+        "thread",
+        std::thread::spawn(|| 42)
+            .join()
+            .map_or("panicked".into(), |v| format!("value {v}")),
+    );
+    let spawned = Command::new("/bin/sh").args(["-c", "exit 5"]).status();
+    report(
+        "spawn",
+        spawned.map_or_else(
+            |e| format!("error {e}"),
+            |s| format!("exit {}", s.code().unwrap_or(-1)),
+        ),
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f");
+    let io = std::fs::write(&path, b"hello").and_then(|_| std::fs::read(&path));
+    report(
+        "file_io",
+        io.map_or_else(
+            |e| format!("error {e}"),
+            |b| String::from_utf8_lossy(&b).into_owned(),
+        ),
+    );
+}
+
+/// i386 `getpid` through `int 0x80` from this x86_64 process.
+#[cfg(target_arch = "x86_64")]
+fn int80(filtered: bool) {
+    // No core file when the filter kills us.
+    let zero = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    unsafe { libc::setrlimit(libc::RLIMIT_CORE, &zero) };
+    if filtered {
+        install();
+    }
+    let mut eax: u32 = 20;
+    unsafe {
+        std::arch::asm!(
+            "int 0x80",
+            inout("eax") eax,
+            out("r8") _, out("r9") _, out("r10") _, out("r11") _,
+        );
+    }
+    report("int80", format!("returned {}", eax as i32));
+}
+
+fn probe_results(mode: &str) -> (std::process::Output, HashMap<String, String>) {
+    let out = run_child(mode);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let results = stdout
+        .lines()
+        // The harness may print "test … ... " before the first line.
+        .filter_map(|l| l.split_once("PROBE ").map(|(_, rest)| rest))
+        .filter_map(|l| l.split_once(' '))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    (out, results)
+}
+
+#[test]
+fn installed_filter_refuses_and_allows_what_it_should() {
+    let (out, got) = probe_results("calls");
+    let dump = format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{dump}");
+
+    let mut expected: Vec<(&str, &str)> = vec![
+        ("getpid", "ok"),
+        ("ptrace", "EPERM"),
+        ("process_vm_readv", "EPERM"),
+        ("unshare", "EPERM"),
+        ("setns", "EPERM"),
+        ("clone_newuser", "EPERM"),
+        ("clone_newns", "EPERM"),
+        ("clone_newpid", "EPERM"),
+        ("clone_newnet", "EPERM"),
+        ("clone_newuts", "EPERM"),
+        ("clone_newipc", "EPERM"),
+        ("clone_newcgroup", "EPERM"),
+        ("clone_plain", "exit 7"),
+        ("clone3", "ENOSYS"),
+        ("mount", "EPERM"),
+        ("umount2", "EPERM"),
+        ("pivot_root", "EPERM"),
+        ("fsopen", "EPERM"),
+        ("io_uring_setup", "EPERM"),
+        ("keyctl", "EPERM"),
+        ("add_key", "EPERM"),
+        ("bpf", "EPERM"),
+        ("perf_event_open", "EPERM"),
+        ("userfaultfd", "EPERM"),
+        ("finit_module", "EPERM"),
+        ("open_by_handle_at", "EPERM"),
+        ("syslog", "EPERM"),
+        ("settimeofday", "EPERM"),
+        ("reboot", "EPERM"),
+        ("ioctl_tiocsti", "EPERM"),
+        ("ioctl_tiocsti_high", "EPERM"),
+        ("ioctl_tioclinux", "EPERM"),
+        // Not a terminal: the kernel's answer, so ioctl as such is not refused.
+        ("ioctl_tcgets", "ENOTTY"),
+        ("ioctl_fionread", "ok"),
+        ("personality_query", "ok"),
+        ("personality_linux32", "ok"),
+        ("personality_linux", "ok"),
+        ("personality_addr_no_randomize", "EPERM"),
+        ("personality_uname26", "EPERM"),
+        ("personality_high_bits", "EPERM"),
+        ("fork", "exit 3"),
+        ("thread", "value 42"),
+        ("spawn", "exit 5"),
+        ("file_io", "hello"),
+    ];
+    if cfg!(target_arch = "x86_64") {
+        expected.push(("x32_after", "ENOSYS"));
+    }
+    let mut wrong = Vec::new();
+    for (name, want) in expected {
+        let have = got.get(name).map(String::as_str).unwrap_or("<missing>");
+        if have != want {
+            wrong.push(format!("{name}: expected {want}, got {have}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}\n\n{dump}", wrong.join("\n"));
+    if let Some(before) = got.get("x32_before") {
+        eprintln!("x32 getpid before the filter: {before} (ok = this kernel runs x32 code)");
+    }
+}
+
+/// A call with the i386 convention kills the process (seccompiler's
+/// architecture check), where the kernel would otherwise run it.
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn installed_filter_kills_int80_calls() {
+    let (bare, got) = probe_results("int80-bare");
+    if !bare.status.success() || got.get("int80").is_none_or(|v| v.starts_with("returned -")) {
+        eprintln!(
+            "skipped: this kernel does not run i386 calls ({:?}, {got:?})",
+            bare.status
+        );
+        return;
+    }
+    let (out, got) = probe_results("int80");
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGSYS),
+        "{:?} {got:?}",
+        out.status
+    );
+    assert!(!got.contains_key("int80"), "{got:?}");
+}

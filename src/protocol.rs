@@ -1,0 +1,230 @@
+//! The typed messages between the supervisor (in the host process) and
+//! `bun-sandbox-init`, and their framing.
+//!
+//! One message is one packet on a `SOCK_SEQPACKET` socketpair: JSON bytes, with
+//! file descriptors attached by `SCM_RIGHTS` where a message says so. Packets
+//! keep message boundaries, so there is no length prefix to get wrong, and fds
+//! travel with the message they belong to.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+
+/// The largest message either side sends or accepts.
+pub const MAX_MESSAGE: usize = 1 << 20;
+/// At most this many fds ride on one message.
+pub const MAX_FDS: usize = 4;
+/// The fd number the control socket has in `bun-sandbox-init`.
+pub const CONTROL_FD: RawFd = 3;
+
+/// Everything init needs to build the sandbox: computed and checked on the
+/// host side (`crate::policy`), applied by init.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Plan {
+    /// The sandbox's state dir on the host: uppers, work dirs.
+    pub state_dir: PathBuf,
+    /// uid/gid outside (the invoking user) and inside.
+    pub outer_uid: u32,
+    pub outer_gid: u32,
+    pub inner_uid: u32,
+    pub inner_gid: u32,
+    pub hostname: String,
+    pub root: RootPlan,
+    /// The seccomp program applied to every command, as `sock_filter` words.
+    pub seccomp: Vec<u64>,
+    /// Resource limits applied to every command.
+    pub rlimits: Vec<Rlimit>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RootPlan {
+    /// Mounts in order, each relative to the new root.
+    pub mounts: Vec<Mount>,
+}
+
+/// One step of building the root filesystem. Targets are absolute paths as the
+/// sandbox will see them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Mount {
+    /// A copy-on-write view of a host directory; `upper` and `work` are host
+    /// paths in the state dir. When the kernel refuses the overlay,
+    /// `fallback_ro_bind` says whether a read-only bind may stand in.
+    Overlay { lower: PathBuf, upper: PathBuf, work: PathBuf, target: PathBuf, fallback_ro_bind: bool },
+    /// A read-only recursive bind of a host path.
+    RoBind { source: PathBuf, target: PathBuf },
+    Tmpfs { target: PathBuf, mode: u32, size: Option<u64> },
+    Symlink { link: PathBuf, target: PathBuf },
+    Proc { target: PathBuf },
+    /// A minimal `/dev`: null, zero, full, random, urandom, tty, pts, shm.
+    Dev { target: PathBuf },
+    /// Hides a host file: an empty read-only file bound over it.
+    Mask { target: PathBuf },
+    /// A directory inside the new root owned by the inner user (the home).
+    Dir { target: PathBuf, mode: u32 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rlimit {
+    pub resource: RlimitKind,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RlimitKind {
+    As,
+    Nproc,
+    Cpu,
+    Fsize,
+    Nofile,
+    Core,
+}
+
+/// Supervisor → init.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// Start a command. Three fds ride along: its stdin, stdout and stderr.
+    Spawn(Spawn),
+    /// Send a signal to a command's process group.
+    Signal { id: u64, signal: i32 },
+    /// A TCP socket inside the sandbox connected to `127.0.0.1:port`; the fd
+    /// comes back on `Socket`.
+    Connect { id: u64, port: u16 },
+    /// A TCP socket inside the sandbox listening on `127.0.0.1:port` (0 = any).
+    Listen { id: u64, port: u16 },
+    /// Kill everything and exit.
+    Shutdown,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Spawn {
+    pub id: u64,
+    pub argv: Vec<String>,
+    pub cwd: PathBuf,
+    pub env: BTreeMap<String, String>,
+}
+
+/// init → supervisor.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// The sandbox is built; commands may be spawned.
+    Ready,
+    /// Setup failed; init exits after this.
+    SetupFailed { message: String },
+    /// A command started. Sent with `SCM_CREDENTIALS` naming the process, so
+    /// the supervisor reads its pid as the host sees it.
+    Spawned { id: u64, pid: i32 },
+    /// A command could not be started (not found, not executable, ...).
+    SpawnFailed { id: u64, errno: i32, message: String },
+    /// A command ended: `code` when it exited, `signal` when it was killed.
+    Exited { id: u64, code: Option<i32>, signal: Option<i32> },
+    /// The fd of a `Connect` or `Listen` rides on this message, or `error` says why not.
+    Socket { id: u64, port: u16, error: Option<String> },
+}
+
+/// Sends one message with fds attached.
+pub fn send<T: Serialize>(sock: RawFd, msg: &T, fds: &[RawFd]) -> io::Result<()> {
+    use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+    let bytes = serde_json::to_vec(msg).map_err(io::Error::other)?;
+    if bytes.len() > MAX_MESSAGE {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "message too large"));
+    }
+    let iov = [io::IoSlice::new(&bytes)];
+    let rights = [ControlMessage::ScmRights(fds)];
+    let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &rights };
+    loop {
+        match sendmsg::<()>(sock, &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
+            Ok(_) => return Ok(()),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// A received message: its bytes, fds and, when the sender attached
+/// credentials, the pid they name (translated into the receiver's pid
+/// namespace by the kernel).
+pub struct Received {
+    pub bytes: Vec<u8>,
+    pub fds: Vec<OwnedFd>,
+    pub cred_pid: Option<i32>,
+}
+
+impl Received {
+    pub fn parse<T: for<'de> Deserialize<'de>>(&self) -> io::Result<T> {
+        serde_json::from_slice(&self.bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+}
+
+/// Receives one message into `buf` (grown to `MAX_MESSAGE` once and reused).
+/// `Ok(None)` is the peer closing the socket.
+pub fn recv(sock: RawFd, buf: &mut Vec<u8>, nonblocking: bool) -> io::Result<Option<Received>> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    if buf.len() < MAX_MESSAGE {
+        buf.resize(MAX_MESSAGE, 0);
+    }
+    let mut cmsg = nix::cmsg_space!([RawFd; MAX_FDS], libc::ucred);
+    let mut flags = MsgFlags::MSG_CMSG_CLOEXEC;
+    if nonblocking {
+        flags |= MsgFlags::MSG_DONTWAIT;
+    }
+    let (len, fds, cred_pid, truncated) = loop {
+        let mut iov = [io::IoSliceMut::new(buf.as_mut_slice())];
+        match recvmsg::<()>(sock, &mut iov, Some(&mut cmsg), flags) {
+            Ok(msg) => {
+                let mut fds = Vec::new();
+                let mut cred_pid = None;
+                for c in msg.cmsgs().map_err(io::Error::from)? {
+                    match c {
+                        // SAFETY: the kernel just gave us these fds; we own them now.
+                        ControlMessageOwned::ScmRights(raw) => {
+                            fds.extend(raw.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }))
+                        }
+                        ControlMessageOwned::ScmCredentials(c) => cred_pid = Some(c.pid()),
+                        _ => {}
+                    }
+                }
+                let truncated = msg.flags.intersects(MsgFlags::MSG_TRUNC | MsgFlags::MSG_CTRUNC);
+                break (msg.bytes, fds, cred_pid, truncated);
+            }
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    if truncated {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "message or its fds truncated"));
+    }
+    if len == 0 && fds.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Received { bytes: buf[..len].to_vec(), fds, cred_pid }))
+}
+
+/// Sends `msg` with credentials naming `pid` (which init may do for its own
+/// children: it holds CAP_SYS_ADMIN over its pid namespace).
+pub fn send_with_pid<T: Serialize>(sock: RawFd, msg: &T, pid: i32) -> io::Result<()> {
+    use nix::sys::socket::{ControlMessage, MsgFlags, UnixCredentials, sendmsg};
+    let bytes = serde_json::to_vec(msg).map_err(io::Error::other)?;
+    let iov = [io::IoSlice::new(&bytes)];
+    let cred = libc::ucred { pid, uid: nix::unistd::getuid().as_raw(), gid: nix::unistd::getgid().as_raw() };
+    let creds = UnixCredentials::from(cred);
+    let cmsgs = [ControlMessage::ScmCredentials(&creds)];
+    loop {
+        match sendmsg::<()>(sock, &iov, &cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
+            Ok(_) => return Ok(()),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// The raw fd of anything that has one (for `send`).
+pub fn raw<T: AsRawFd>(x: &T) -> RawFd {
+    x.as_raw_fd()
+}

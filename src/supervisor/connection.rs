@@ -1,0 +1,169 @@
+//! The supervisor's end of the control socket: requests out, events in,
+//! each event routed to whoever waits for it.
+
+use crate::protocol::{self, Event, Request};
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::io::unix::AsyncFd;
+use tokio::sync::oneshot;
+
+/// How a command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exit {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+}
+
+pub type Started = Result<i32, (i32, String)>;
+
+#[derive(Default)]
+struct Waiters {
+    ready: Option<oneshot::Sender<Result<(), String>>>,
+    started: HashMap<u64, oneshot::Sender<Started>>,
+    exited: HashMap<u64, oneshot::Sender<Exit>>,
+    sockets: HashMap<u64, oneshot::Sender<Result<OwnedFd, String>>>,
+    /// Why the connection ended, once it has.
+    closed: Option<String>,
+}
+
+pub struct Connection {
+    fd: Arc<AsyncFd<OwnedFd>>,
+    waiters: Arc<Mutex<Waiters>>,
+    next_id: AtomicU64,
+}
+
+impl Connection {
+    /// Takes over the socket and starts routing events; resolves `ready` with
+    /// init's first word (Ready, or why setup failed).
+    pub fn new(sock: OwnedFd) -> io::Result<(Connection, oneshot::Receiver<Result<(), String>>)> {
+        nix::fcntl::fcntl(&sock, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK))?;
+        // SAFETY: the AsyncFd owns the socket, which stays open while registered.
+        let fd = Arc::new(unsafe { AsyncFd::register(sock) }.map_err(io::Error::from)?);
+        let (tx, rx) = oneshot::channel();
+        let waiters = Arc::new(Mutex::new(Waiters { ready: Some(tx), ..Default::default() }));
+        tokio::spawn(route(fd.clone(), waiters.clone()));
+        Ok((Connection { fd, waiters, next_id: AtomicU64::new(1) }, rx))
+    }
+
+    pub fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn closed(&self) -> Option<String> {
+        self.waiters.lock().ok()?.closed.clone()
+    }
+
+    pub async fn send(&self, req: &Request, fds: &[RawFd]) -> io::Result<()> {
+        loop {
+            let mut guard = self.fd.writable().await?;
+            match protocol::send(self.fd.get_ref().as_raw_fd(), req, fds) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => guard.clear_ready(),
+                other => return other,
+            }
+        }
+    }
+
+    /// Registers interest in a spawn's start and exit before sending it.
+    pub fn expect_spawn(&self, id: u64) -> io::Result<(oneshot::Receiver<Started>, oneshot::Receiver<Exit>)> {
+        let (stx, srx) = oneshot::channel();
+        let (etx, erx) = oneshot::channel();
+        let mut w = self.waiters.lock().map_err(|_| io::Error::other("poisoned"))?;
+        if let Some(why) = &w.closed {
+            return Err(io::Error::new(io::ErrorKind::BrokenPipe, why.clone()));
+        }
+        w.started.insert(id, stx);
+        w.exited.insert(id, etx);
+        Ok((srx, erx))
+    }
+
+    pub fn expect_socket(&self, id: u64) -> io::Result<oneshot::Receiver<Result<OwnedFd, String>>> {
+        let (tx, rx) = oneshot::channel();
+        let mut w = self.waiters.lock().map_err(|_| io::Error::other("poisoned"))?;
+        if let Some(why) = &w.closed {
+            return Err(io::Error::new(io::ErrorKind::BrokenPipe, why.clone()));
+        }
+        w.sockets.insert(id, tx);
+        Ok(rx)
+    }
+}
+
+/// Reads events until init goes away, then fails everything still waiting.
+async fn route(fd: Arc<AsyncFd<OwnedFd>>, waiters: Arc<Mutex<Waiters>>) {
+    let mut buf = Vec::new();
+    let why = loop {
+        let mut guard = match fd.readable().await {
+            Ok(g) => g,
+            Err(e) => break format!("control socket failed: {e}"),
+        };
+        let msg = match protocol::recv(fd.get_ref().as_raw_fd(), &mut buf, true) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                guard.clear_ready();
+                continue;
+            }
+            Err(e) => break format!("control socket failed: {e}"),
+            Ok(None) => break "the sandbox's init process exited".to_string(),
+            Ok(Some(msg)) => msg,
+        };
+        let event: Event = match msg.parse() {
+            Ok(e) => e,
+            Err(e) => break format!("init sent an unreadable message: {e}"),
+        };
+        let Ok(mut w) = waiters.lock() else { return };
+        match event {
+            Event::Ready => {
+                if let Some(tx) = w.ready.take() {
+                    let _ = tx.send(Ok(()));
+                }
+            }
+            Event::SetupFailed { message } => {
+                if let Some(tx) = w.ready.take() {
+                    let _ = tx.send(Err(message.clone()));
+                }
+                break message;
+            }
+            Event::Spawned { id, pid } => {
+                if let Some(tx) = w.started.remove(&id) {
+                    let _ = tx.send(Ok(msg.cred_pid.unwrap_or(pid)));
+                }
+            }
+            Event::SpawnFailed { id, errno, message } => {
+                w.exited.remove(&id);
+                if let Some(tx) = w.started.remove(&id) {
+                    let _ = tx.send(Err((errno, message)));
+                }
+            }
+            Event::Exited { id, code, signal } => {
+                if let Some(tx) = w.exited.remove(&id) {
+                    let _ = tx.send(Exit { code, signal });
+                }
+            }
+            Event::Socket { id, error, .. } => {
+                if let Some(tx) = w.sockets.remove(&id) {
+                    let result = match (error, msg.fds.into_iter().next()) {
+                        (None, Some(fd)) => Ok(fd),
+                        (Some(e), _) => Err(e),
+                        (None, None) => Err("init sent no socket".into()),
+                    };
+                    let _ = tx.send(result);
+                }
+            }
+        }
+    };
+    if let Ok(mut w) = waiters.lock() {
+        w.closed = Some(why.clone());
+        if let Some(tx) = w.ready.take() {
+            let _ = tx.send(Err(why.clone()));
+        }
+        for (_, tx) in w.started.drain() {
+            let _ = tx.send(Err((libc::ECHILD, why.clone())));
+        }
+        // Still-running commands died with the sandbox: killed.
+        for (_, tx) in w.exited.drain() {
+            let _ = tx.send(Exit { code: None, signal: Some(libc::SIGKILL) });
+        }
+        w.sockets.clear();
+    }
+}

@@ -1,0 +1,9 @@
+//! The host side of a sandbox: starts init, talks to it, runs commands, tears
+//! it down. Knows nothing about JavaScript (`src/binding/` does).
+
+mod connection;
+pub mod launcher;
+mod sandbox;
+pub mod state;
+
+pub use sandbox::{ExecOptions, ExecOutput, Sandbox, SandboxError, StartOptions};

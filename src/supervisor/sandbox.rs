@@ -1,0 +1,317 @@
+//! One sandbox: started on first use, every command in the same world, torn
+//! down by `stop()`.
+
+use super::connection::{Connection, Exit};
+use super::{launcher, state};
+use crate::policy::plan::{self, Base, PlanError};
+use crate::policy::seccomp;
+use crate::protocol::{Plan, Request, Rlimit, RlimitKind, Spawn};
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error("the sandbox could not be built: {0}")]
+    Setup(String),
+    #[error("this host cannot run the sandbox's seccomp filter: {0}")]
+    Seccomp(String),
+    #[error("the sandbox is stopped")]
+    Stopped,
+    #[error("the sandbox ended unexpectedly: {0}")]
+    Died(String),
+    #[error("{context}: {source}")]
+    Io { context: String, source: io::Error },
+}
+
+fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> SandboxError {
+    let context = context.into();
+    move |source| SandboxError::Io { context, source }
+}
+
+/// What a sandbox is made of.
+#[derive(Debug, Clone, Default)]
+pub struct StartOptions {
+    pub from: Option<String>,
+    pub workdir: Option<String>,
+    /// What FROM and WORKDIR paths are relative to.
+    pub base_dir: PathBuf,
+    pub env: BTreeMap<String, String>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub pids: Option<u64>,
+    pub cpu_seconds: Option<u64>,
+    pub init: PathBuf,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    pub argv: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub stdin: Option<Vec<u8>>,
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ExecOutput {
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub timed_out: bool,
+}
+
+/// A live process, as `getStatus()` lists it.
+#[derive(Debug, Clone)]
+pub struct ProcessInfo {
+    pub name: String,
+    pub kind: String,
+    pub pid: i32,
+}
+
+pub struct Sandbox {
+    conn: Connection,
+    child: Mutex<Option<Child>>,
+    state_dir: PathBuf,
+    workdir: PathBuf,
+    env: BTreeMap<String, String>,
+    running: Mutex<HashMap<u64, ProcessInfo>>,
+    stopped: AtomicBool,
+}
+
+/// Default process limit per sandbox: room for a build, not for a fork bomb.
+const DEFAULT_PIDS: u64 = 4096;
+/// How long `stop()` waits after SIGTERM before SIGKILL.
+const GRACE: Duration = Duration::from_secs(3);
+
+impl Sandbox {
+    pub async fn start(opts: StartOptions) -> Result<Sandbox, SandboxError> {
+        let base = Base::from_directive(opts.from.as_deref(), &opts.base_dir)?;
+        let root = state::root();
+        let workdir = plan::resolve_workdir(opts.workdir.as_deref(), &opts.base_dir, &root)?;
+        let arch = seccomp::host_arch().ok_or_else(|| SandboxError::Seccomp("unsupported architecture".into()))?;
+        let filter = seccomp::sandbox_filter(arch).map_err(|e| SandboxError::Seccomp(e.to_string()))?;
+        let state_dir = state::create(&root).map_err(io_err(format!("cannot create a state directory in {}", root.display())))?;
+
+        let outer_uid = nix::unistd::getuid().as_raw();
+        let outer_gid = nix::unistd::getgid().as_raw();
+        // Many tools refuse to run as root: a root host user is 1000 inside.
+        let inner_uid = opts.uid.unwrap_or(if outer_uid == 0 { 1000 } else { outer_uid });
+        let inner_gid = opts.gid.unwrap_or(if outer_gid == 0 { 1000 } else { outer_gid });
+        let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()));
+        let result = async {
+            let root_plan = plan::root_plan(&base, &workdir, &home, &state_dir)?;
+            let pids = opts.pids.unwrap_or(DEFAULT_PIDS);
+            let mut rlimits = vec![
+                Rlimit { resource: RlimitKind::Core, soft: 0, hard: 0 },
+                Rlimit { resource: RlimitKind::Nproc, soft: pids, hard: pids },
+            ];
+            if let Some(cpu) = opts.cpu_seconds {
+                rlimits.push(Rlimit { resource: RlimitKind::Cpu, soft: cpu, hard: cpu + 1 });
+            }
+            let plan = Plan {
+                state_dir: state_dir.clone(),
+                outer_uid,
+                outer_gid,
+                inner_uid,
+                inner_gid,
+                hostname: "sandbox".into(),
+                root: root_plan,
+                seccomp: seccomp::to_words(&filter),
+                rlimits,
+            };
+            let init = opts.init.clone();
+            let launched = tokio::task::spawn_blocking(move || launcher::launch(init))
+                .await
+                .map_err(|e| SandboxError::Setup(e.to_string()))?
+                .map_err(io_err("cannot start the sandbox's init process"))?;
+            crate::protocol::send(launched.control.as_raw_fd(), &plan, &[]).map_err(io_err("cannot send the plan to init"))?;
+            let mut child = Some(launched.child);
+            let (conn, ready) = Connection::new(launched.control).map_err(io_err("control socket"))?;
+            match ready.await {
+                Ok(Ok(())) => Ok((conn, child.take())),
+                Ok(Err(why)) => {
+                    reap(child.take());
+                    Err(SandboxError::Setup(why))
+                }
+                Err(_) => {
+                    reap(child.take());
+                    Err(SandboxError::Setup("init ended before it was ready".into()))
+                }
+            }
+        }
+        .await;
+        match result {
+            Ok((conn, child)) => {
+                let mut env = base_env(&home, inner_uid);
+                env.extend(opts.env);
+                Ok(Sandbox {
+                    conn,
+                    child: Mutex::new(child),
+                    state_dir,
+                    workdir,
+                    env,
+                    running: Mutex::new(HashMap::new()),
+                    stopped: AtomicBool::new(false),
+                })
+            }
+            Err(e) => {
+                let _ = state::remove(&state_dir);
+                Err(e)
+            }
+        }
+    }
+
+    pub fn workdir(&self) -> &Path {
+        &self.workdir
+    }
+
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    pub fn is_running(&self) -> bool {
+        !self.stopped.load(Ordering::SeqCst) && self.conn.closed().is_none()
+    }
+
+    pub fn processes(&self) -> Vec<ProcessInfo> {
+        self.running.lock().map(|r| r.values().cloned().collect()).unwrap_or_default()
+    }
+
+    /// Runs one command to its end, collecting its output.
+    pub async fn exec(&self, name: &str, kind: &str, opts: ExecOptions) -> Result<ExecOutput, SandboxError> {
+        if self.stopped.load(Ordering::SeqCst) {
+            return Err(SandboxError::Stopped);
+        }
+        if let Some(why) = self.conn.closed() {
+            return Err(SandboxError::Died(why));
+        }
+        let id = self.conn.next_id();
+        let (started, exited) = self.conn.expect_spawn(id).map_err(|e| SandboxError::Died(e.to_string()))?;
+        let (stdin_r, stdin_w) = pipe()?;
+        let (stdout_r, stdout_w) = pipe()?;
+        let (stderr_r, stderr_w) = pipe()?;
+        let mut env = self.env.clone();
+        env.extend(opts.env);
+        let spawn = Spawn { id, argv: opts.argv.clone(), cwd: self.workdir.clone(), env };
+        self.conn
+            .send(&Request::Spawn(spawn), &[stdin_r.as_raw_fd(), stdout_w.as_raw_fd(), stderr_w.as_raw_fd()])
+            .await
+            .map_err(io_err("cannot send the command to the sandbox"))?;
+        drop((stdin_r, stdout_w, stderr_w));
+        let pid = match started.await {
+            Ok(Ok(pid)) => pid,
+            Ok(Err((errno, message))) => {
+                let code = if errno == libc::ENOENT || errno == libc::EACCES { 127 } else { 126 };
+                return Ok(ExecOutput {
+                    exit_code: Some(code),
+                    stderr: format!("bun-sandbox: {message}\n").into_bytes(),
+                    ..Default::default()
+                });
+            }
+            Err(_) => return Err(SandboxError::Died(self.conn.closed().unwrap_or_default())),
+        };
+        if let Ok(mut r) = self.running.lock() {
+            r.insert(id, ProcessInfo { name: name.into(), kind: kind.into(), pid });
+        }
+        let stdin_data = opts.stdin.unwrap_or_default();
+        let feed = async move {
+            let mut tx = tokio::net::unix::pipe::Sender::from_owned_fd(stdin_w)?;
+            // A command that does not read its input is not an error.
+            let _ = tx.write_all(&stdin_data).await;
+            Ok::<_, io::Error>(())
+        };
+        let collect = |fd: OwnedFd| async move {
+            let mut rx = tokio::net::unix::pipe::Receiver::from_owned_fd(fd)?;
+            let mut out = Vec::new();
+            rx.read_to_end(&mut out).await?;
+            Ok::<_, io::Error>(out)
+        };
+        let all = async {
+            let (_, out, err, exit) = tokio::join!(feed, collect(stdout_r), collect(stderr_r), exited);
+            (out, err, exit)
+        };
+        let result = match opts.timeout {
+            Some(limit) => match tokio::time::timeout(limit, all).await {
+                Ok(r) => Some(r),
+                Err(_) => None,
+            },
+            None => Some(all.await),
+        };
+        if let Ok(mut r) = self.running.lock() {
+            r.remove(&id);
+        }
+        let Some((out, err, exit)) = result else {
+            // Past its time: the whole process group goes.
+            let _ = self.conn.send(&Request::Signal { id, signal: libc::SIGKILL }, &[]).await;
+            return Ok(ExecOutput { exit_code: None, signal: Some(libc::SIGKILL), timed_out: true, ..Default::default() });
+        };
+        let exit = exit.unwrap_or(Exit { code: None, signal: Some(libc::SIGKILL) });
+        Ok(ExecOutput {
+            exit_code: exit.code,
+            signal: exit.signal,
+            stdout: out.map_err(io_err("reading the command's output"))?,
+            stderr: err.map_err(io_err("reading the command's error output"))?,
+            timed_out: false,
+        })
+    }
+
+    /// SIGTERM to every command, SIGKILL after a grace period, then init goes
+    /// and the state dir with it. Idempotent.
+    pub async fn stop(&self) {
+        if self.stopped.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let ids: Vec<u64> = self.running.lock().map(|r| r.keys().copied().collect()).unwrap_or_default();
+        for id in &ids {
+            let _ = self.conn.send(&Request::Signal { id: *id, signal: libc::SIGTERM }, &[]).await;
+        }
+        let deadline = tokio::time::Instant::now() + GRACE;
+        while !self.running.lock().map(|r| r.is_empty()).unwrap_or(true) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let _ = self.conn.send(&Request::Shutdown, &[]).await;
+        let child = self.child.lock().ok().and_then(|mut c| c.take());
+        let _ = tokio::task::spawn_blocking(move || reap(child)).await;
+        let _ = state::remove(&self.state_dir);
+    }
+}
+
+/// Waits for the helper process so it leaves no zombie.
+fn reap(child: Option<Child>) {
+    if let Some(mut c) = child {
+        let _ = c.wait();
+    }
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| io_err("cannot make a pipe")(e.into()))
+}
+
+/// The environment every command starts from (SPEC §2): nothing of the
+/// host's but what a program needs to run.
+fn base_env(home: &Path, uid: u32) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::new();
+    let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
+    env.insert("PATH".into(), path);
+    env.insert("HOME".into(), home.to_string_lossy().into_owned());
+    let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| "sandbox".into());
+    env.insert("USER".into(), user.clone());
+    env.insert("LOGNAME".into(), user);
+    env.insert("TERM".into(), std::env::var("TERM").unwrap_or_else(|_| "xterm-256color".into()));
+    env.insert("LANG".into(), std::env::var("LANG").unwrap_or_else(|_| "C.UTF-8".into()));
+    env.insert("SANDBOX".into(), "1".into());
+    env
+}

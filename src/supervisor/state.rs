@@ -1,0 +1,76 @@
+//! Each sandbox's state (uppers, work dirs) lives in one directory under a
+//! per-user root; `stop()` removes it, and directories left by a process that
+//! died are removed when the next sandbox starts.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// `$BUN_SANDBOX_STATE_DIR`, else `/tmp/bun-sandbox-<uid>`. `/tmp` is never
+/// overlaid from the host, so the uppers never sit inside a lower layer.
+pub fn root() -> PathBuf {
+    match std::env::var_os("BUN_SANDBOX_STATE_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => PathBuf::from(format!("/tmp/bun-sandbox-{}", nix::unistd::getuid())),
+    }
+}
+
+/// Creates a fresh state dir for this process's next sandbox.
+pub fn create(root: &Path) -> io::Result<PathBuf> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(root)?;
+    let meta = fs::symlink_metadata(root)?;
+    // Another user's directory (or a link planted in /tmp) is never used.
+    if !meta.is_dir() || meta.uid() != nix::unistd::getuid().as_raw() || meta.mode() & 0o077 != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("{} is not a private directory of this user", root.display()),
+        ));
+    }
+    clean_stale(root);
+    let dir = root.join(format!("sb-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
+    fs::DirBuilder::new().mode(0o700).create(&dir)?;
+    Ok(dir)
+}
+
+/// Removes the state dirs of processes that no longer exist.
+pub fn clean_stale(root: &Path) {
+    let Ok(entries) = fs::read_dir(root) else { return };
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("sb-")).and_then(|n| n.split('-').next()) else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<i32>() else { continue };
+        let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
+        if !alive {
+            let _ = remove(&entry.path());
+        }
+    }
+}
+
+/// Removes a state dir, including overlay work dirs the kernel left with no
+/// permissions.
+pub fn remove(dir: &Path) -> io::Result<()> {
+    match fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(_) => {
+            make_writable(dir);
+            fs::remove_dir_all(dir)
+        }
+    }
+}
+
+fn make_writable(dir: &Path) {
+    let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.filter_map(Result::ok) {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                make_writable(&e.path());
+            }
+        }
+    }
+}
