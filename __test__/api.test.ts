@@ -260,15 +260,46 @@ describe('what is not in this version yet', () => {
     expect(IsolatedSandbox).toBe(Sandbox)
   })
 
-  test('each entry point not built yet says so with a code', async () => {
-    for (const p of [
-      (runSandbox as any)('Sandboxfile'),
-      (runIsolated as any)(['true'], parseSandboxfile('')),
-      checkIsolationSupport(),
-    ]) {
-      const err: any = await p.catch((e: unknown) => e)
-      expect(err.code).toBe('ERR_SANDBOX_NOT_AVAILABLE')
+  test('runSandbox and the lifecycle methods say they are not here yet, with a code', async () => {
+    const err: any = await (runSandbox as any)('Sandboxfile').catch((e: unknown) => e)
+    expect(err.code).toBe('ERR_SANDBOX_NOT_AVAILABLE')
+    const sb = new Sandbox(parseSandboxfile('RUN true'))
+    for (const p of [sb.runSetup(), sb.startServices(), sb.startDev(), sb.runTests(), sb.run()]) {
+      const e: any = await p.catch((e: unknown) => e)
+      expect(e.code).toBe('ERR_SANDBOX_NOT_AVAILABLE')
     }
+    expect(() => new Sandbox(parseSandboxfile('SECRET API_KEY')).loadSecrets()).toThrow(/SECRET is not available/)
+    await sb.stop()
+  })
+
+  test('checkIsolationSupport reports each capability', async () => {
+    const s = await checkIsolationSupport()
+    expect(typeof s.supported).toBe('boolean')
+    for (const k of ['userNamespaces', 'overlayfs', 'seccomp', 'cgroups'] as const) expect(typeof s[k]).toBe('boolean')
+    expect(Array.isArray(s.reasons)).toBe(true)
+    if (!s.cgroups) expect(s.reasons.join('\n')).toContain('cgroup')
+  })
+
+  test('runIsolated runs one command and reports the OUTPUT changes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bun-sandbox-ri-'))
+    writeFileSync(join(dir, 'keep.txt'), 'before')
+    const config = parseSandboxfile('FROM host\nWORKDIR .\nOUTPUT out/\n')
+    const r = await runIsolated(['/bin/sh', '-c', 'mkdir out && echo a > out/a.txt && echo after > keep.txt && echo ok'], config, {
+      cwd: dir,
+    })
+    expect(r).toEqual({ success: true, exitCode: 0, stdout: 'ok\n', stderr: '', modifiedFiles: ['out/a.txt'], extractedFiles: [] })
+    expect(require('node:fs').readFileSync(join(dir, 'keep.txt'), 'utf8')).toBe('before')
+    expect(require('node:fs').existsSync(join(dir, 'out'))).toBe(false)
+  })
+
+  test('isNetworkAllowed uses the NET matcher', () => {
+    const sb = new Sandbox(parseSandboxfile('NET api.example.com\nNET *.example.test:8443'))
+    expect(sb.isNetworkAllowed('api.example.com')).toBe(true)
+    expect(sb.isNetworkAllowed('API.EXAMPLE.COM.')).toBe(true)
+    expect(sb.isNetworkAllowed('evilexample.com')).toBe(false)
+    expect(sb.isNetworkAllowed('a.example.test:8443')).toBe(true)
+    expect(sb.isNetworkAllowed('a.example.test:80')).toBe(false)
+    expect(sb.isNetworkAllowed('example.test:8443')).toBe(false)
   })
 
   test('isolation "none" is refused, never silently granted', () => {

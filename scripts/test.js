@@ -28,3 +28,9 @@ step('cargo test', 'cargo', ['test', '--no-default-features'])
 
 const bun = path.join(root, 'node_modules', '.bin', 'bun')
 step('bun test', bun, ['test', './__test__', ...process.argv.slice(2)])
+
+// Users are not root, CI is: the isolation suite again as an ordinary user.
+if (process.getuid && process.getuid() === 0) {
+  console.log('\nrunning as root: the isolation suite runs once more as an unprivileged user (scripts/test-unprivileged.sh)')
+  step('isolation tests, unprivileged', 'sh', ['scripts/test-unprivileged.sh'])
+}

@@ -74,23 +74,5 @@ export interface SandboxOptions {
   }
 }
 
-export interface IsolationSupport {
-  supported: boolean
-  userNamespaces: boolean
-  overlayfs: boolean
-  seccomp: boolean
-  cgroups: boolean
-  reasons: string[]
-}
-
-export interface RunIsolatedResult {
-  success: boolean
-  exitCode: number
-  stdout: string
-  stderr: string
-  modifiedFiles: string[]
-  extractedFiles: string[]
-}
-
 /** The same class as `Sandbox`: isolation is the default. */
 export declare const IsolatedSandbox: typeof Sandbox

@@ -51,18 +51,10 @@ pub fn expect_string(env: &Env, value: Unknown<'_>, what: &str) -> Result<String
 /// What a feature this build does not have yet says.
 pub fn not_available_message(what: &str) -> String {
     format!(
-        "{what} is not available in this version of bun-sandbox: the isolation runtime has not \
-         landed yet. Parsing, formatting, validating and inferring Sandboxfiles work."
+        "{what} is not available in this version of bun-sandbox: the RUN/DEV/SERVICE/TEST lifecycle, published \
+         ports, secrets and the egress proxy have not landed yet. Sandbox.exec(), diff(), extractOutputs(), \
+         runIsolated() and checkIsolationSupport() work."
     )
-}
-
-/// Throws the not-available error now (code `ERR_SANDBOX_NOT_AVAILABLE`).
-pub fn throw_not_available(env: &Env, what: &str) -> Error {
-    let message = not_available_message(what);
-    match error_object(env, &message, NOT_AVAILABLE, vec![]).and_then(|obj| env.throw(obj)) {
-        Ok(()) => Error::new(Status::PendingException, message),
-        Err(e) => e,
-    }
 }
 
 /// A promise that rejects with the not-available error.

@@ -3,3 +3,4 @@
 mod errors;
 mod sandbox;
 mod sandboxfile;
+mod support;

@@ -4,6 +4,10 @@
 
 use super::errors::{NotAvailable, expect_string, type_error};
 use super::sandboxfile::config_from_js;
+use super::support::IsolationSupport;
+use crate::fs as fsx;
+use crate::fs::outputs::OutputMatcher;
+use crate::policy::net::NetPolicy;
 use crate::sandboxfile::{self as sf, Sandboxfile};
 use crate::supervisor::{self as sv, ExecOptions, StartOptions};
 use napi::bindgen_prelude::*;
@@ -25,6 +29,7 @@ struct Options {
     pids: Option<u64>,
     cpu_seconds: Option<u64>,
     timeout_ms: Option<u64>,
+    extract_dir: Option<PathBuf>,
 }
 
 fn options_from_js(env: &Env, value: Option<Unknown<'_>>) -> Result<Options> {
@@ -36,7 +41,11 @@ fn options_from_js(env: &Env, value: Option<Unknown<'_>>) -> Result<Options> {
     }
     // SAFETY: checked to be an object just above.
     let obj: Object = unsafe { value.cast()? };
-    let mut o = Options { cwd: obj.get::<String>("cwd")?.map(PathBuf::from), ..Default::default() };
+    let mut o = Options {
+        cwd: obj.get::<String>("cwd")?.map(PathBuf::from),
+        extract_dir: obj.get::<String>("extractDir")?.map(PathBuf::from),
+        ..Default::default()
+    };
     if let Some(e) = obj.get::<Unknown>("env")? {
         if !matches!(e.get_type()?, ValueType::Undefined) {
             o.env = env
@@ -90,7 +99,7 @@ fn options_from_js(env: &Env, value: Option<Unknown<'_>>) -> Result<Options> {
 
 /// The init helper: beside the loaded addon (a platform package), else in a
 /// checkout's `target/` (the newest build).
-fn find_init() -> Result<PathBuf> {
+pub(super) fn find_init() -> Result<PathBuf> {
     const NAME: &str = "bun-sandbox-init";
     let mut candidates = Vec::new();
     if let Some(lib) = addon_path() {
@@ -130,6 +139,8 @@ fn addon_path() -> Option<PathBuf> {
 
 struct Inner {
     config: Sandboxfile,
+    net: NetPolicy,
+    outputs: OutputMatcher,
     options: Options,
     sandbox: OnceCell<Arc<sv::Sandbox>>,
     stopped: std::sync::atomic::AtomicBool,
@@ -190,11 +201,71 @@ impl Inner {
         Ok(ExecResult { exit_code: out.exit_code.or(out.signal.map(|s| 128 + s)).filter(|_| !out.timed_out), stdout: String::from_utf8_lossy(&out.stdout).into_owned(), stderr })
     }
 
-    async fn stop(&self) {
+    /// OUTPUT changes so far. Before the first command there are none.
+    async fn diff(&self) -> Result<fsx::Diff> {
+        let Some(sandbox) = self.sandbox.get() else { return Ok(fsx::Diff::default()) };
+        if self.stopped.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(sandbox_error("the sandbox is stopped: its changes are gone (use options.extractDir to keep them)"));
+        }
+        let (upper, lower, outputs) = (sandbox.workdir_upper(), sandbox.workdir().to_path_buf(), self.outputs.clone());
+        tokio::task::spawn_blocking(move || fsx::diff(&upper, &lower, &outputs))
+            .await
+            .map_err(sandbox_error)?
+            .map_err(sandbox_error)
+    }
+
+    async fn extract(&self, dest: PathBuf) -> Result<Vec<String>> {
+        let Some(sandbox) = self.sandbox.get() else { return Ok(Vec::new()) };
+        if self.stopped.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(sandbox_error("the sandbox is stopped: its changes are gone (use options.extractDir to keep them)"));
+        }
+        let (upper, lower, outputs) = (sandbox.workdir_upper(), sandbox.workdir().to_path_buf(), self.outputs.clone());
+        tokio::task::spawn_blocking(move || fsx::extract(&upper, &lower, &outputs, &dest))
+            .await
+            .map_err(sandbox_error)?
+            .map_err(sandbox_error)
+    }
+
+    /// Extracts to `options.extractDir` when set, then tears down.
+    async fn stop(&self) -> Result<Vec<String>> {
+        let mut extracted = Vec::new();
+        let first = !self.stopped.load(std::sync::atomic::Ordering::SeqCst);
+        if let (true, Some(dir)) = (first, &self.options.extract_dir) {
+            extracted = self.extract(dir.clone()).await?;
+        }
         self.stopped.store(true, std::sync::atomic::Ordering::SeqCst);
         if let Some(sandbox) = self.sandbox.get() {
             sandbox.stop().await;
         }
+        Ok(extracted)
+    }
+}
+
+#[napi(object)]
+pub struct DiffResult {
+    pub added: Vec<String>,
+    pub modified: Vec<String>,
+    pub deleted: Vec<String>,
+}
+
+/// `host` or `host:port` (and `[v6]:port`).
+fn split_port(s: &str) -> (&str, Option<u16>) {
+    if let Some((host, port)) = s.rsplit_once(':') {
+        if let Ok(port) = port.parse::<u16>() {
+            if !host.contains(':') || host.starts_with('[') {
+                return (host, Some(port));
+            }
+        }
+    }
+    (s, None)
+}
+
+impl Inner {
+    fn new(config: Sandboxfile, options: Options) -> Result<Inner> {
+        let invalid = |e: String| napi::Error::new(Status::InvalidArg, e);
+        let net = NetPolicy::new(&config.net).map_err(|e| invalid(e.to_string()))?;
+        let outputs = OutputMatcher::new(&config.outputs).map_err(|e| invalid(e.to_string()))?;
+        Ok(Inner { config, net, outputs, options, sandbox: OnceCell::new(), stopped: Default::default() })
     }
 }
 
@@ -248,9 +319,83 @@ impl Sandbox {
             ));
         }
         let options = options_from_js(&env, options)?;
-        Ok(Sandbox {
-            inner: Arc::new(Inner { config, options, sandbox: OnceCell::new(), stopped: Default::default() }),
+        Ok(Sandbox { inner: Arc::new(Inner::new(config, options)?) })
+    }
+
+    /// Whether NET lets the sandbox reach `hostname` (optionally `host:port`),
+    /// with the same matcher the egress proxy uses.
+    #[napi]
+    pub fn is_network_allowed(&self, env: Env, hostname: Unknown) -> Result<bool> {
+        let hostname = expect_string(&env, hostname, "isNetworkAllowed(hostname): hostname")?;
+        let (host, port) = split_port(&hostname);
+        Ok(self.inner.net.allows(host, port).is_some())
+    }
+
+    /// The OUTPUT changes so far: added, modified, deleted (paths relative to WORKDIR).
+    #[napi(ts_return_type = "Promise<{ added: string[]; modified: string[]; deleted: string[] }>")]
+    pub fn diff<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, DiffResult>> {
+        let inner = self.inner.clone();
+        env.spawn_future(async move {
+            let d = inner.diff().await?;
+            Ok(DiffResult { added: d.added, modified: d.modified, deleted: d.deleted })
         })
+    }
+
+    /// Applies the OUTPUT changes to `destDir`; resolves with the relative paths written or deleted.
+    #[napi(ts_args_type = "destDir: string", ts_return_type = "Promise<string[]>")]
+    pub fn extract_outputs<'e>(&self, env: &'e Env, dest_dir: Unknown<'e>) -> Result<PromiseRaw<'e, Vec<String>>> {
+        let dest = PathBuf::from(expect_string(env, dest_dir, "extractOutputs(destDir): destDir")?);
+        let inner = self.inner.clone();
+        env.spawn_future(async move { inner.extract(dest).await })
+    }
+
+    /// The published URL of a process's PORT. Ports are not published in this version.
+    #[napi]
+    pub fn get_service_url(&self, _name: String) -> Option<String> {
+        None
+    }
+
+    /// Reads SECRET values. Secrets (placeholders, the egress proxy) are not
+    /// in this version: with SECRET lines this throws instead of exposing them.
+    #[napi]
+    pub fn load_secrets(&self) -> Result<()> {
+        if self.inner.config.secrets.is_empty() {
+            return Ok(());
+        }
+        Err(napi::Error::new(
+            Status::GenericFailure,
+            "SECRET is not available in this version of bun-sandbox: secrets need the egress proxy, which has not landed yet",
+        ))
+    }
+
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn run_setup(&self) -> AsyncTask<NotAvailable> {
+        AsyncTask::new(NotAvailable("Sandbox.runSetup()"))
+    }
+
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn start_services(&self) -> AsyncTask<NotAvailable> {
+        AsyncTask::new(NotAvailable("Sandbox.startServices()"))
+    }
+
+    #[napi(ts_return_type = "Promise<{ name: string; pid: number } | null>")]
+    pub fn start_dev(&self) -> AsyncTask<NotAvailable> {
+        AsyncTask::new(NotAvailable("Sandbox.startDev()"))
+    }
+
+    #[napi(ts_return_type = "Promise<{ passed: boolean; results: { name: string; passed: boolean; exitCode: number | null }[] }>")]
+    pub fn run_tests(&self) -> AsyncTask<NotAvailable> {
+        AsyncTask::new(NotAvailable("Sandbox.runTests()"))
+    }
+
+    #[napi(ts_return_type = "Promise<{ success: boolean; testResults?: { passed: boolean; results: unknown[] } }>")]
+    pub fn run(&self) -> AsyncTask<NotAvailable> {
+        AsyncTask::new(NotAvailable("Sandbox.run()"))
+    }
+
+    #[napi(ts_args_type = "cb: (file: string, line: string) => void", ts_return_type = "Promise<() => void>")]
+    pub fn tail_logs(&self) -> AsyncTask<NotAvailable> {
+        AsyncTask::new(NotAvailable("Sandbox.tailLogs()"))
     }
 
     /// Runs one command in the sandbox (created on first use) to its end.
@@ -276,14 +421,12 @@ impl Sandbox {
         env.spawn_future(async move { inner.exec(argv, vars, stdin, timeout).await })
     }
 
-    /// Stops every process and removes the sandbox. Idempotent.
+    /// Stops every process and removes the sandbox (extracting OUTPUT to
+    /// `options.extractDir` first, when set). Idempotent.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn stop<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, ()>> {
         let inner = self.inner.clone();
-        env.spawn_future(async move {
-            inner.stop().await;
-            Ok(())
-        })
+        env.spawn_future(async move { inner.stop().await.map(|_| ()) })
     }
 
     #[napi]
@@ -303,15 +446,53 @@ pub fn run_sandbox() -> AsyncTask<NotAvailable> {
     AsyncTask::new(NotAvailable("runSandbox()"))
 }
 
+#[napi(object)]
+pub struct RunIsolatedResult {
+    pub success: bool,
+    pub exit_code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub modified_files: Vec<String>,
+    pub extracted_files: Vec<String>,
+}
+
+/// One command in a fresh sandbox: its output, the OUTPUT changes it made
+/// (`modifiedFiles`), and what was extracted to `options.extractDir`.
 #[napi(
     ts_args_type = "command: string[], config: Sandboxfile, options?: SandboxOptions",
     ts_return_type = "Promise<RunIsolatedResult>"
 )]
-pub fn run_isolated() -> AsyncTask<NotAvailable> {
-    AsyncTask::new(NotAvailable("runIsolated()"))
+pub fn run_isolated<'e>(env: &'e Env, command: Unknown<'e>, config: Unknown<'e>, options: Option<Unknown<'e>>) -> Result<PromiseRaw<'e, RunIsolatedResult>> {
+    let argv = argv_from_js(env, command)?;
+    let config = config_from_js(env, config, "runIsolated(command, config): config")?;
+    let report = sf::validate(&config);
+    if !report.errors.is_empty() {
+        return Err(napi::Error::new(Status::InvalidArg, format!("the Sandboxfile is not valid:\n  {}", report.errors.join("\n  "))));
+    }
+    let inner = Arc::new(Inner::new(config, options_from_js(env, options)?)?);
+    env.spawn_future(async move {
+        let run = async {
+            let out = inner.exec(argv, BTreeMap::new(), None, None).await?;
+            let d = inner.diff().await?;
+            Ok::<_, napi::Error>((out, d))
+        }
+        .await;
+        let extracted = inner.stop().await;
+        let (out, d) = run?;
+        let mut modified: Vec<String> = d.added.into_iter().chain(d.modified).chain(d.deleted).collect();
+        modified.sort();
+        Ok(RunIsolatedResult {
+            success: out.exit_code == Some(0),
+            exit_code: out.exit_code.unwrap_or(-1),
+            stdout: out.stdout,
+            stderr: out.stderr,
+            modified_files: modified,
+            extracted_files: extracted?,
+        })
+    })
 }
 
 #[napi(ts_return_type = "Promise<IsolationSupport>")]
-pub fn check_isolation_support() -> AsyncTask<NotAvailable> {
-    AsyncTask::new(NotAvailable("checkIsolationSupport()"))
+pub fn check_isolation_support<'e>(env: &'e Env) -> Result<PromiseRaw<'e, IsolationSupport>> {
+    env.spawn_future(async move { Ok(super::support::check().await) })
 }

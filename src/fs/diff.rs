@@ -159,9 +159,10 @@ impl Walker<'_> {
     /// directory at the same path, if the lower has a directory there.
     fn upper_dir(&mut self, rel: &RelPath, upper: &Dir, lower: Option<&Dir>, depth: usize) -> Result<(), FsError> {
         self.check_depth(rel, depth)?;
-        let opaque = upper::dir_is_opaque(upper)
-            .map_err(self.upper_err("read the overlay attributes of", rel))?
-            .map_err(|upper::Unsupported(feature)| FsError::Unsupported { path: self.upper_root.join(&rel.text), feature })?;
+        let opaque =
+            upper::dir_is_opaque(upper).map_err(self.upper_err("read the overlay attributes of", rel))?.map_err(
+                |upper::Unsupported(feature)| FsError::Unsupported { path: self.upper_root.join(&rel.text), feature },
+            )?;
         let names = upper.names().map_err(self.upper_err("list", rel))?;
         let mut seen = HashSet::new();
         for name in names {
@@ -300,7 +301,10 @@ impl Walker<'_> {
                 let upper_file = upper.open_file(name).map_err(self.upper_err("open", rel))?;
                 upper::check_data(&upper_file)
                     .map_err(self.upper_err("read the overlay attributes of", rel))?
-                    .map_err(|upper::Unsupported(feature)| FsError::Unsupported { path: self.upper_root.join(&rel.text), feature })?;
+                    .map_err(|upper::Unsupported(feature)| FsError::Unsupported {
+                        path: self.upper_root.join(&rel.text),
+                        feature,
+                    })?;
                 let lower_file = lower.open_file(name).map_err(self.lower_err("open", rel))?;
                 let is_file = |f: &File| sys::stat_file(f).is_ok_and(|st| st.kind() == Kind::File);
                 if !is_file(&upper_file) || !is_file(&lower_file) {

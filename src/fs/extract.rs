@@ -24,7 +24,7 @@
 //! `mkdir -p`. Owners, timestamps and xattrs are not carried over. Files are
 //! not fsync'ed: the rename makes them appear whole, not durable.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::io;
@@ -119,13 +119,8 @@ fn apply(scan: Scan, upper_root: &Path, dest_root: &Path) -> Result<Extraction, 
         };
         ops.push((change.path.clone(), op));
     }
-    let deleting: HashSet<&str> = scan
-        .changes
-        .iter()
-        .filter(|c| c.kind == ChangeKind::Deleted)
-        .map(|c| c.path.as_str())
-        .chain(scan.removed_dirs.iter().map(String::as_str))
-        .collect();
+    let deleting: HashSet<&str> =
+        scan.changes.iter().filter(|c| c.kind == ChangeKind::Deleted).map(|c| c.path.as_str()).collect();
     let paths = ops.iter().map(|(p, _)| p.as_str()).chain(scan.removed_dirs.iter().map(String::as_str));
     refusals.extend(dest.check_parents(paths, &deleting)?);
     if !refusals.is_empty() {
@@ -135,10 +130,10 @@ fn apply(scan: Scan, upper_root: &Path, dest_root: &Path) -> Result<Extraction, 
     // Phase 2: apply.
     let mut done = Extraction { withheld: scan.withheld, ..Extraction::default() };
     for (path, op) in &ops {
-        if let Op::Delete = op {
-            if dest.delete(path)? {
-                done.deleted.push(path.clone());
-            }
+        if let Op::Delete = op
+            && dest.delete(path)?
+        {
+            done.deleted.push(path.clone());
         }
     }
     let mut removed = scan.removed_dirs.clone();
@@ -311,43 +306,51 @@ impl Tree {
         deleting: &HashSet<&str>,
     ) -> Result<Vec<Refusal>, FsError> {
         let mut refusals = Vec::new();
-        let mut checked: HashSet<String> = HashSet::new();
+        // Each parent directory is checked once; its verdict holds for all.
+        let mut checked: HashMap<String, Option<RefusalReason>> = HashMap::new();
         for path in paths {
             let (parent, _) = split(path);
-            if parent.is_empty() || checked.contains(parent) {
+            if parent.is_empty() {
                 continue;
             }
-            let mut current: Option<Dir> = None;
-            let mut end = 0;
-            for part in parent.split('/') {
-                end += part.len();
-                let prefix = &parent[..end];
-                end += 1;
-                let dir = current.as_ref().unwrap_or(&self.root);
-                let Ok(name) = c_name(part.as_bytes()) else { break };
-                let st = match dir.stat_at(&name) {
-                    Ok(st) => st,
-                    Err(e) if e.raw_os_error() == Some(libc::ENOENT) => break,
-                    Err(e) => return Err(self.err("read", prefix)(e)),
-                };
-                let reason = match st.kind() {
-                    Kind::Dir => None,
-                    _ if deleting.contains(prefix) => break, // gone before anything is written below it
-                    Kind::Symlink => Some(RefusalReason::DestinationLink(prefix.to_string())),
-                    kind => Some(RefusalReason::DestinationNotDir(prefix.to_string(), kind.describe())),
-                };
-                if let Some(reason) = reason {
-                    refusals.push(Refusal { path: path.to_string(), reason });
-                    break;
-                }
-                match dir.open_dir(&name) {
-                    Ok(d) => current = Some(d),
-                    Err(e) => return Err(self.err("open", prefix)(e)),
-                }
+            if !checked.contains_key(parent) {
+                let verdict = self.check_dir(parent, deleting)?;
+                checked.insert(parent.to_string(), verdict);
             }
-            checked.insert(parent.to_string());
+            if let Some(Some(reason)) = checked.get(parent) {
+                refusals.push(Refusal { path: path.to_string(), reason: reason.clone() });
+            }
         }
         Ok(refusals)
+    }
+
+    /// Why the directory `rel` cannot be written into, if it cannot: a link
+    /// or a non-directory on the way that is not being deleted. A missing
+    /// component is fine (it will be created).
+    fn check_dir(&self, rel: &str, deleting: &HashSet<&str>) -> Result<Option<RefusalReason>, FsError> {
+        let mut current: Option<Dir> = None;
+        let mut end = 0;
+        for part in rel.split('/') {
+            end += part.len();
+            let prefix = &rel[..end];
+            end += 1;
+            let dir = current.as_ref().unwrap_or(&self.root);
+            let name = c_name(part.as_bytes()).map_err(self.err("read", prefix))?;
+            let st = match dir.stat_at(&name) {
+                Ok(st) => st,
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
+                Err(e) => return Err(self.err("read", prefix)(e)),
+            };
+            match st.kind() {
+                Kind::Dir => {}
+                // Gone before anything is written below it.
+                _ if deleting.contains(prefix) => return Ok(None),
+                Kind::Symlink => return Ok(Some(RefusalReason::DestinationLink(prefix.to_string()))),
+                kind => return Ok(Some(RefusalReason::DestinationNotDir(prefix.to_string(), kind.describe()))),
+            }
+            current = Some(dir.open_dir(&name).map_err(self.err("open", prefix))?);
+        }
+        Ok(None)
     }
 
     /// Deletes the non-directory `rel`; `false` when it was not there.
@@ -398,7 +401,12 @@ fn write_file(upper: &mut Tree, dest: &mut Tree, rel: &str) -> Result<(), FsErro
     let (parent, name) = split(rel);
     let cname = c_name(name.as_bytes()).map_err(upper.err("open", rel))?;
     let open_err = upper.err("open", rel);
-    let mut source = upper.open(parent, Missing::Fail)?.open_file(&cname).map_err(open_err)?;
+    let mut source = match upper.open(parent, Missing::Fail)?.open_file(&cname) {
+        Ok(file) => file,
+        // A link swapped in since the check.
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(changed(rel, Kind::Symlink)),
+        Err(e) => return Err(open_err(e)),
+    };
     let st = sys::stat_file(&source).map_err(upper.err("read", rel))?;
     if st.kind() != Kind::File {
         return Err(changed(rel, st.kind()));

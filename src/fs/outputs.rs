@@ -141,12 +141,7 @@ impl OutputMatcher {
     /// Whether `path`, or anything below it, could be covered by a line. A
     /// walk that gets `false` for a directory skips it whole.
     pub fn may_cover(&self, path: &str) -> bool {
-        self.bases.iter().any(|base| {
-            base.is_empty()
-                || path == base
-                || is_below(base, path)
-                || is_below(path, base)
-        })
+        self.bases.iter().any(|base| base.is_empty() || path == base || is_below(base, path) || is_below(path, base))
     }
 }
 

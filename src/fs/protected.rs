@@ -217,6 +217,17 @@ mod tests {
     }
 
     #[test]
+    fn the_docs_list_every_entry_with_its_reason() {
+        let docs = include_str!("../../docs/EXTRACTION.md");
+        for entry in PROTECTED {
+            let row = format!("| `{}` | ", entry.path);
+            let line = docs.lines().find(|l| l.starts_with(&row));
+            let line = line.unwrap_or_else(|| panic!("docs/EXTRACTION.md has no row for {}", entry.path));
+            assert!(line.ends_with(&format!("| {} |", entry.reason)), "{line}");
+        }
+    }
+
+    #[test]
     fn reasons_name_the_entry() {
         assert_eq!(protected("a/.git/hooks/x").map(|p| p.path), Some(".git"));
         assert_eq!(protected(".github/workflows/ci.yml").map(|p| p.path), Some(".github/workflows"));

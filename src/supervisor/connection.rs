@@ -78,16 +78,6 @@ impl Connection {
         w.exited.insert(id, etx);
         Ok((srx, erx))
     }
-
-    pub fn expect_socket(&self, id: u64) -> io::Result<oneshot::Receiver<Result<OwnedFd, String>>> {
-        let (tx, rx) = oneshot::channel();
-        let mut w = self.waiters.lock().map_err(|_| io::Error::other("poisoned"))?;
-        if let Some(why) = &w.closed {
-            return Err(io::Error::new(io::ErrorKind::BrokenPipe, why.clone()));
-        }
-        w.sockets.insert(id, tx);
-        Ok(rx)
-    }
 }
 
 /// Reads events until init goes away, then fails everything still waiting.

@@ -178,6 +178,11 @@ impl Sandbox {
         &self.state_dir
     }
 
+    /// The host directory where the WORKDIR's changes collect.
+    pub fn workdir_upper(&self) -> PathBuf {
+        plan::workdir_upper(&self.state_dir)
+    }
+
     pub fn is_running(&self) -> bool {
         !self.stopped.load(Ordering::SeqCst) && self.conn.closed().is_none()
     }

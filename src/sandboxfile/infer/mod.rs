@@ -25,7 +25,7 @@ mod python_registry;
 mod url;
 mod yaml;
 
-pub use env::Env;
+pub use env::{AskRegistry, Env};
 
 use super::{Process, Sandboxfile};
 use project::Project;

@@ -17,7 +17,7 @@ services:
     ports:
       - "5433:5432"
   cache:
-    image: docker.io/library/redis:7@sha256:0123
+    image: registry.example.com/library/redis:7@sha256:0123
   queue:
     image: rabbitmq:3
   mysql:

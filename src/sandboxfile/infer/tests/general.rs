@@ -195,14 +195,3 @@ fn garbage_in_every_file_never_fails() {
         f.infer();
     }
 }
-
-#[test]
-fn zz_tmp_print_warnings() {
-    let mut f = Fixture::new();
-    f.file("package.json", r#"{"scripts":{"dev":"vite --port 3000","test":"x"},"dependencies":{"a":"1"}}"#).dir("logs");
-    f.file(".npmrc", "registry=https://npm.example.test/\n").file(".env", "API_KEY=x\n");
-    f.file("compose.yaml", "services:\n  db:\n    image: postgres\n  cache:\n    image: redis\n");
-    let file = f.infer();
-    println!("{}", format(&file).unwrap());
-    println!("{:?}", validate(&file));
-}

@@ -1,0 +1,658 @@
+// The hostile suite of SPEC §3 (DESIGN "Tests"): every test attempts an escape
+// from a real sandbox and asserts the precise way it fails (the errno text,
+// the exit code, the exact output), never just "non-zero".
+//
+// Runs as root (CI) and as an ordinary user (scripts/test-unprivileged.sh);
+// expectations that legitimately differ between the two are computed from
+// process.getuid(). Processes a test starts on the host are found again by
+// unique marker arguments (`sleep 1234.<tag>`), with bounded polling, never a
+// fixed sleep.
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { spawnSync } from 'node:child_process'
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  realpathSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs'
+import net from 'node:net'
+import { homedir, tmpdir } from 'node:os'
+import { basename, dirname, join } from 'node:path'
+import { Sandbox, parseSandboxfile } from '..'
+
+const REPO = join(import.meta.dir, '..')
+const HOST_UID = process.getuid!()
+const HOST_GID = process.getgid!()
+// SPEC §3 "Identity": a root host user is 1000 inside, anyone else is themselves.
+const INNER_UID = HOST_UID === 0 ? 1000 : HOST_UID
+const INNER_GID = HOST_GID === 0 ? 1000 : HOST_GID
+// `python3` on PATH may be a pyenv shim under the (hidden) /root: only the system one works inside.
+const PY = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : undefined
+const NO_PY = ' [skipped: /usr/bin/python3 is missing, and a python3 elsewhere on PATH may live in the hidden home]'
+const STATE_ROOT = process.env.BUN_SANDBOX_STATE_DIR || `/tmp/bun-sandbox-${HOST_UID}`
+// Unique per run: marker arguments and probe file names.
+const TAG = `${process.pid}${Math.floor(Math.random() * 1e6)}`
+const SANDBOXFILE = 'FROM host\nWORKDIR .\n'
+
+const cleanup: string[] = []
+afterAll(() => {
+  for (const p of cleanup) rmSync(p, { recursive: true, force: true })
+})
+
+function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(realpathSync(tmpdir()), prefix))
+  cleanup.push(dir)
+  return dir
+}
+
+function newSandbox(cwd: string, options: Record<string, unknown> = {}): Sandbox {
+  return new Sandbox(parseSandboxfile(SANDBOXFILE), { cwd, ...options })
+}
+
+function py(sb: Sandbox, code: string, opts?: { env?: Record<string, string>; timeoutMs?: number }) {
+  return sb.exec([PY!, '-c', code], opts)
+}
+
+/** The state dirs this process (or `pid`) has under the state root. */
+function stateDirs(pid = process.pid): string[] {
+  if (!existsSync(STATE_ROOT)) return []
+  return readdirSync(STATE_ROOT)
+    .filter((n) => n.startsWith(`sb-${pid}-`))
+    .map((n) => join(STATE_ROOT, n))
+}
+
+/** Host processes whose command line is exactly `args` (`ps -eo pid,args` lines). */
+function hostProcesses(args: string): string[] {
+  const ps = spawnSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' })
+  if (ps.status !== 0) throw new Error(`ps failed: ${ps.stderr}`)
+  return ps.stdout.split('\n').filter((l) => l.trim().replace(/^\d+\s+/, '') === args)
+}
+
+/** Polls `cond` every 25 ms for at most `ms`; returns its last value. */
+async function waitFor(cond: () => boolean, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms
+  for (;;) {
+    if (cond()) return true
+    if (Date.now() > deadline) return false
+    await Bun.sleep(25)
+  }
+}
+
+// ---------------------------------------------------------------------------
+describe('filesystem', () => {
+  let proj: string
+  let hostTmp: string
+  let hostSecret: string
+  let homeMarker: string
+  let sb: Sandbox
+  const probes = ['/usr', '/etc', '', '/usr/bin'].map((d) => `${d}/bsb-probe-${TAG}`)
+
+  beforeAll(() => {
+    proj = tempDir('bsb-iso-fs-')
+    writeFileSync(join(proj, 'existing.txt'), 'original\n')
+    writeFileSync(join(proj, 'doomed.txt'), 'keep me\n')
+    hostTmp = tempDir('bsb-iso-host-')
+    hostSecret = join(hostTmp, 'secret.txt')
+    writeFileSync(hostSecret, 'host secret\n')
+    symlinkSync(hostSecret, join(proj, 'link-to-host-tmp'))
+    // Something in the host home, so "home is empty inside" means something.
+    homeMarker = join(homedir(), `.bsb-isolation-probe-${TAG}`)
+    writeFileSync(homeMarker, 'host home file\n')
+    cleanup.push(homeMarker)
+    process.env.BSB_HOST_ONLY_VARIABLE = 'host value'
+    sb = newSandbox(proj)
+  })
+  afterAll(async () => {
+    await sb.stop()
+    delete process.env.BSB_HOST_ONLY_VARIABLE
+    // A probe that reached the host is a failure reported below; never leave it there.
+    for (const p of probes) rmSync(p, { force: true })
+  })
+
+  test("a file in the host's /tmp is invisible, and /tmp holds only the project's path", async () => {
+    const r = await sb.exec(['cat', hostSecret])
+    expect(r).toEqual({ exitCode: 1, stdout: '', stderr: `cat: ${hostSecret}: No such file or directory\n` })
+    const ls = await sb.exec(['ls', '-A', '/tmp'])
+    expect(ls.exitCode).toBe(0)
+    if (dirname(proj) === '/tmp') {
+      // No host temp files, no state dir (/tmp/bun-sandbox-<uid>): only the WORKDIR's ancestor.
+      expect(ls.stdout).toBe(`${basename(proj)}\n`)
+    } else {
+      expect(ls.stdout.split('\n')).not.toContain(basename(hostTmp))
+    }
+  })
+
+  test('a symlink in the project to a host file resolves inside the sandbox, to nothing', async () => {
+    const r = await sb.exec(['cat', 'link-to-host-tmp'])
+    expect(r).toEqual({ exitCode: 1, stdout: '', stderr: 'cat: link-to-host-tmp: No such file or directory\n' })
+  })
+
+  test("the host home's contents are invisible: HOME is the same path, empty", async () => {
+    expect(readFileSync(homeMarker, 'utf8')).toBe('host home file\n')
+    const r = await sb.exec(['/bin/sh', '-c', 'printf "%s\\n" "$HOME"; ls -A "$HOME"; cat "$1"', 'sh', homeMarker])
+    expect(r).toEqual({
+      exitCode: 1,
+      stdout: `${process.env.HOME}\n`,
+      stderr: `cat: ${homeMarker}: No such file or directory\n`,
+    })
+  })
+
+  test("/root, other users' homes and /run are empty", async () => {
+    // The only entry of /home is the invoking user's own (empty) home, when it lives there.
+    const home = process.env.HOME ?? ''
+    const own = home.startsWith('/home/') ? `${home.split('/')[2]}\n` : ''
+    const r = await sb.exec(['/bin/sh', '-c', 'ls -A /root; echo --; ls -A /home; echo --; ls -A /run'])
+    expect(r).toEqual({ exitCode: 0, stdout: `--\n${own}--\n`, stderr: '' })
+  })
+
+  test('credential files of the host read empty (/etc/shadow, gshadow, sudoers, ssh host keys)', async () => {
+    const files = ['/etc/shadow', '/etc/gshadow', '/etc/sudoers']
+    if (existsSync('/etc/ssh')) {
+      for (const n of readdirSync('/etc/ssh')) if (/^ssh_host_.*_key$/.test(n)) files.push(`/etc/ssh/${n}`)
+    }
+    const present = files.filter((f) => existsSync(f))
+    expect(present).toContain('/etc/shadow')
+    const r = await sb.exec(['/bin/sh', '-c', 'for f; do printf "%s %s\\n" "$f" "$(wc -c < "$f")"; done', 'sh', ...present])
+    expect(r).toEqual({ exitCode: 0, stdout: present.map((f) => `${f} 0\n`).join(''), stderr: '' })
+    const sudoersD = await sb.exec(['ls', '-A', '/etc/sudoers.d'])
+    if (existsSync('/etc/sudoers.d')) expect(sudoersD).toEqual({ exitCode: 0, stdout: '', stderr: '' })
+  })
+
+  test("writes to the project stay in the sandbox; the host's copy is untouched", async () => {
+    const r = await sb.exec([
+      '/bin/sh',
+      '-c',
+      'echo new > new.txt && echo changed > existing.txt && rm doomed.txt && mkdir sub && echo x > sub/y && cat existing.txt && ls',
+    ])
+    expect(r).toEqual({ exitCode: 0, stdout: 'changed\nexisting.txt\nlink-to-host-tmp\nnew.txt\nsub\n', stderr: '' })
+    expect(readFileSync(join(proj, 'existing.txt'), 'utf8')).toBe('original\n')
+    expect(readFileSync(join(proj, 'doomed.txt'), 'utf8')).toBe('keep me\n')
+    expect(existsSync(join(proj, 'new.txt'))).toBe(false)
+    expect(existsSync(join(proj, 'sub'))).toBe(false)
+  })
+
+  test('writes to /usr, /etc and / stay in the sandbox; nothing appears on the host', async () => {
+    const [usr, etc, root] = probes
+    const r = await sb.exec(['/bin/sh', '-c', 'for f; do echo probe > "$f" && cat "$f"; done', 'sh', usr, etc, root])
+    expect(r).toEqual({ exitCode: 0, stdout: 'probe\nprobe\nprobe\n', stderr: '' })
+    for (const p of [usr, etc, root]) expect(existsSync(p)).toBe(false)
+  })
+
+  test('a write deeper in the host tree (/usr/bin) never reaches the host either', async () => {
+    const deep = probes[3]
+    const r = await sb.exec(['/bin/sh', '-c', 'echo probe > "$1" && cat "$1"', 'sh', deep])
+    if (HOST_UID === 0) {
+      // The host's root-owned files belong to the (unprivileged) user inside: copy-on-write.
+      expect(r).toEqual({ exitCode: 0, stdout: 'probe\n', stderr: '' })
+    } else {
+      // Files of host users other than the invoker are unmapped (nobody) inside.
+      expect(r).toEqual({ exitCode: 2, stdout: '', stderr: `sh: 1: cannot create ${deep}: Permission denied\n` })
+    }
+    expect(existsSync(deep)).toBe(false)
+  })
+
+  test('/sys is read-only', async () => {
+    const r = await sb.exec(['touch', `/sys/bsb-probe-${TAG}`])
+    expect(r).toEqual({ exitCode: 1, stdout: '', stderr: `touch: cannot touch '/sys/bsb-probe-${TAG}': Read-only file system\n` })
+  })
+
+  test('one world: a file written by one exec is read by the next', async () => {
+    const w = await sb.exec(['/bin/sh', '-c', 'echo one > /tmp/world.txt && echo two > shared.txt'])
+    expect(w).toEqual({ exitCode: 0, stdout: '', stderr: '' })
+    const r = await sb.exec(['cat', '/tmp/world.txt', 'shared.txt'])
+    expect(r).toEqual({ exitCode: 0, stdout: 'one\ntwo\n', stderr: '' })
+  })
+
+  test('/dev holds only null zero full random urandom tty pts shm ptmx fd stdin stdout stderr', async () => {
+    const r = await sb.exec(['ls', '-A', '/dev'])
+    expect(r.exitCode).toBe(0)
+    expect(r.stdout.trim().split('\n').sort()).toEqual(
+      ['fd', 'full', 'null', 'ptmx', 'pts', 'random', 'shm', 'stderr', 'stdin', 'stdout', 'tty', 'urandom', 'zero'].sort(),
+    )
+  })
+
+  test("the host's environment does not leak in", async () => {
+    expect(process.env.BSB_HOST_ONLY_VARIABLE).toBe('host value')
+    const r = await sb.exec(['/bin/sh', '-c', 'printenv BSB_HOST_ONLY_VARIABLE; echo $?; printenv SANDBOX'])
+    expect(r).toEqual({ exitCode: 0, stdout: '1\n1\n', stderr: '' })
+  })
+})
+
+// ---------------------------------------------------------------------------
+describe('processes', () => {
+  let proj: string
+  let sb: Sandbox
+
+  beforeAll(() => {
+    proj = tempDir('bsb-iso-proc-')
+    sb = newSandbox(proj)
+  })
+  afterAll(async () => {
+    await sb.stop()
+  })
+
+  test("/proc shows only the sandbox's processes; its PID 1 is the sandbox's init", async () => {
+    const r = await sb.exec(['/bin/sh', '-c', 'echo $$; for p in /proc/[0-9]*; do echo ${p#/proc/}; done; tr "\\0" " " < /proc/1/cmdline'])
+    expect(r.exitCode).toBe(0)
+    const [self, ...rest] = r.stdout.split('\n')
+    const cmdline = rest.pop()!
+    expect(rest.map(Number).sort((a, b) => a - b)).toEqual([1, Number(self)].sort((a, b) => a - b))
+    expect(cmdline).toContain('bun-sandbox-init')
+  })
+
+  test('the test process (a host pid) cannot be signalled: "No such process"', async () => {
+    const r = await sb.exec(['/bin/sh', '-c', `kill -0 ${process.pid}`])
+    expect(r.exitCode).toBe(1)
+    expect(r.stdout).toBe('')
+    expect(r.stderr.trim()).toBe('/bin/sh: 1: kill: No such process')
+  })
+
+  test('SIGKILL to the sandbox init from inside is ignored; the sandbox still answers', async () => {
+    const r = await sb.exec(['/bin/sh', '-c', 'kill -KILL 1; echo sent $?'])
+    expect(r).toEqual({ exitCode: 0, stdout: 'sent 0\n', stderr: '' })
+    expect(await sb.exec(['echo', 'alive'])).toEqual({ exitCode: 0, stdout: 'alive\n', stderr: '' })
+  })
+
+  test('the hostname is "sandbox"', async () => {
+    expect(await sb.exec(['uname', '-n'])).toEqual({ exitCode: 0, stdout: 'sandbox\n', stderr: '' })
+  })
+
+  test('no capabilities, no new privileges, a seccomp filter', async () => {
+    const r = await sb.exec(['grep', '-E', '^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp):', '/proc/self/status'])
+    expect(r).toEqual({
+      exitCode: 0,
+      stdout:
+        'CapInh:\t0000000000000000\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\n' +
+        'CapBnd:\t0000000000000000\nCapAmb:\t0000000000000000\nNoNewPrivs:\t1\nSeccomp:\t2\n',
+      stderr: '',
+    })
+  })
+
+  test(`the identity is the invoking user's (1000 for a root host user): uid ${INNER_UID} gid ${INNER_GID}`, async () => {
+    const r = await sb.exec(['/bin/sh', '-c', 'id -u; id -g; id -G'])
+    expect(r).toEqual({ exitCode: 0, stdout: `${INNER_UID}\n${INNER_GID}\n${INNER_GID}\n`, stderr: '' })
+  })
+
+  test('only fds 0, 1, 2 are open at exec (ls sees its own directory fd 3)', async () => {
+    const r = await sb.exec(['/bin/sh', '-c', 'ls /proc/$$/fd; echo --; ls /proc/self/fd'])
+    expect(r).toEqual({ exitCode: 0, stdout: '0\n1\n2\n--\n0\n1\n2\n3\n', stderr: '' })
+  })
+
+  test('`unshare -U true` and `unshare -r true` fail with "Operation not permitted"', async () => {
+    for (const flag of ['-U', '-r']) {
+      const r = await sb.exec(['unshare', flag, 'true'])
+      expect(r).toEqual({ exitCode: 1, stdout: '', stderr: 'unshare: unshare failed: Operation not permitted\n' })
+    }
+  })
+
+  test('`mount -t tmpfs none /mnt` fails', async () => {
+    const r = await sb.exec(['mount', '-t', 'tmpfs', 'none', '/mnt'])
+    expect(r.exitCode).toBe(32)
+    expect(r.stdout).toBe('')
+    expect(r.stderr).toStartWith('mount: /mnt: must be superuser to use mount.\n')
+  })
+
+  test.skipIf(!PY)(`the blocked system calls fail with EPERM${PY ? '' : NO_PY}`, async () => {
+    // Each line: the call, its result, the errno text. ptrace first (SPEC §3 names it).
+    const code = `
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+buf = ctypes.create_string_buffer(256)
+calls = [
+  ('ptrace(PTRACE_TRACEME)', lambda: libc.ptrace(0, 0, None, None)),
+  ('ptrace(PTRACE_ATTACH, ppid)', lambda: libc.ptrace(16, os.getppid(), None, None)),
+  ('process_vm_readv(1)', lambda: libc.syscall(310, 1, buf, 1, buf, 1, 0)),
+  ('mount', lambda: libc.mount(b'none', b'/mnt', b'tmpfs', 0, None)),
+  ('umount2', lambda: libc.umount2(b'/proc', 2)),
+  ('pivot_root', lambda: libc.syscall(155, b'/tmp', b'/tmp')),
+  ('unshare(CLONE_NEWUSER)', lambda: libc.unshare(0x10000000)),
+  ('unshare(CLONE_NEWNS)', lambda: libc.unshare(0x00020000)),
+  ('setns', lambda: libc.setns(0, 0)),
+  ('io_uring_setup', lambda: libc.syscall(425, 1, buf)),
+  ('bpf', lambda: libc.syscall(321, 0, buf, 64)),
+  ('perf_event_open', lambda: libc.syscall(298, buf, 0, -1, -1, 0)),
+  ('keyctl', lambda: libc.syscall(250, 0, 0, 0, 0, 0)),
+  ('userfaultfd', lambda: libc.syscall(323, 0)),
+  ('kexec_load', lambda: libc.syscall(246, 0, 0, None, 0)),
+  ('init_module', lambda: libc.syscall(175, buf, 0, b'')),
+]
+for name, call in calls:
+    ctypes.set_errno(0)
+    r = call()
+    print(name, r, os.strerror(ctypes.get_errno()) if r == -1 else 'allowed')
+`
+    const r = await py(sb, code)
+    const names = [
+      'ptrace(PTRACE_TRACEME)',
+      'ptrace(PTRACE_ATTACH, ppid)',
+      'process_vm_readv(1)',
+      'mount',
+      'umount2',
+      'pivot_root',
+      'unshare(CLONE_NEWUSER)',
+      'unshare(CLONE_NEWNS)',
+      'setns',
+      'io_uring_setup',
+      'bpf',
+      'perf_event_open',
+      'keyctl',
+      'userfaultfd',
+      'kexec_load',
+      'init_module',
+    ]
+    expect(r).toEqual({ exitCode: 0, stdout: names.map((n) => `${n} -1 Operation not permitted\n`).join(''), stderr: '' })
+  })
+
+  test.skipIf(!PY)(`TIOCSTI and TIOCLINUX on a pty get EPERM${PY ? '' : NO_PY}`, async () => {
+    const code = `
+import fcntl, os, termios
+m, s = os.openpty()
+for name, req in (('TIOCSTI', termios.TIOCSTI), ('TIOCLINUX', 0x541C)):
+    try:
+        fcntl.ioctl(s, req, b'x'); print(name, 'allowed')
+    except OSError as e:
+        print(name, e.errno, e.strerror)
+`
+    const r = await py(sb, code)
+    expect(r).toEqual({ exitCode: 0, stdout: 'TIOCSTI 1 Operation not permitted\nTIOCLINUX 1 Operation not permitted\n', stderr: '' })
+  })
+
+  test('exec timeoutMs ends `sleep 30` promptly and kills it: exitCode null, stderr names the limit', async () => {
+    const started = Date.now()
+    const sleep = `30.${TAG}`
+    const r = await sb.exec(['sleep', sleep], { timeoutMs: 300 })
+    expect(Date.now() - started).toBeLessThan(5000)
+    expect(await waitFor(() => hostProcesses(`sleep ${sleep}`).length === 0, 2000)).toBe(true)
+    expect(r.stdout).toBe('')
+    expect(r.stderr).toBe('bun-sandbox: the command ran past its time limit of 300 ms and was killed\n')
+    expect(await sb.exec(['echo', 'after'])).toEqual({ exitCode: 0, stdout: 'after\n', stderr: '' })
+    // SPEC §2: `exitCode: number | null` -- null, present, not a missing key.
+    expect('exitCode' in r ? r.exitCode : 'missing').toBeNull()
+  })
+
+  test('a command that does not exist: 127 and a message naming it', async () => {
+    const name = `bsb-no-such-command-${TAG}`
+    expect(await sb.exec([name, '--flag'])).toEqual({ exitCode: 127, stdout: '', stderr: `bun-sandbox: ${name}: command not found\n` })
+    expect(await sb.exec(name)).toEqual({ exitCode: 127, stdout: '', stderr: `/bin/sh: 1: ${name}: not found\n` })
+  })
+})
+
+// ---------------------------------------------------------------------------
+describe('network', () => {
+  let proj: string
+  let sb: Sandbox
+  let server: net.Server
+  let port: number
+
+  beforeAll(async () => {
+    proj = tempDir('bsb-iso-net-')
+    sb = newSandbox(proj)
+    server = net.createServer((s) => s.end('host service\n'))
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    port = (server.address() as net.AddressInfo).port
+  })
+  afterAll(async () => {
+    await sb.stop()
+    await new Promise((resolve) => server.close(resolve))
+  })
+
+  test('only the loopback interface exists (per network namespace: /proc/net/dev)', async () => {
+    const r = await sb.exec(['cat', '/proc/net/dev'])
+    expect(r.exitCode).toBe(0)
+    const names = r.stdout
+      .split('\n')
+      .slice(2)
+      .filter(Boolean)
+      .map((l) => l.split(':')[0].trim())
+    expect(names).toEqual(['lo'])
+  })
+
+  test("a TCP service on the host's 127.0.0.1 is unreachable: connection refused", async () => {
+    // It is reachable from the host, so the refusal inside is the sandbox's doing.
+    const hello = await new Promise<string>((resolve, reject) => {
+      const c = net.connect(port, '127.0.0.1')
+      let data = ''
+      c.on('data', (d) => (data += d))
+      c.on('end', () => resolve(data))
+      c.on('error', reject)
+    })
+    expect(hello).toBe('host service\n')
+    const r = await sb.exec(['bash', '-c', `exec 3<>/dev/tcp/127.0.0.1/${port}`])
+    expect(r).toEqual({
+      exitCode: 1,
+      stdout: '',
+      stderr: `bash: connect: Connection refused\nbash: line 1: /dev/tcp/127.0.0.1/${port}: Connection refused\n`,
+    })
+  })
+
+  test('an outside address has no route: "Network is unreachable"', async () => {
+    // 192.0.2.1 is TEST-NET-1 (documentation only); no route is tried at all.
+    const r = await sb.exec(['bash', '-c', 'exec 3<>/dev/tcp/192.0.2.1/80'])
+    expect(r).toEqual({
+      exitCode: 1,
+      stdout: '',
+      stderr: 'bash: connect: Network is unreachable\nbash: line 1: /dev/tcp/192.0.2.1/80: Network is unreachable\n',
+    })
+  })
+
+  test('names do not resolve (no DNS without NET): getent exits 2', async () => {
+    expect(await sb.exec(['getent', 'hosts', 'api.example.com'])).toEqual({ exitCode: 2, stdout: '', stderr: '' })
+  })
+})
+
+// ---------------------------------------------------------------------------
+describe('resources: limits.pids = 64', () => {
+  let proj: string
+  let sb: Sandbox
+  // How many children a bounded fork loop made before the kernel refused.
+  let probe: { forks: number; error: string } | undefined
+
+  beforeAll(() => {
+    proj = tempDir('bsb-iso-res-')
+    sb = newSandbox(proj, { limits: { pids: 64 } })
+  })
+  afterAll(async () => {
+    await sb.stop()
+  })
+
+  test.skipIf(!PY)(`a bounded fork loop is refused at the limit with EAGAIN${PY ? '' : NO_PY}`, async () => {
+    // At most 300 children (each sleeps, then all are killed): safe even if
+    // the limit were not enforced, and it says so instead of hurting the host.
+    const code = `
+import os, signal, time
+kids, err = [], 'none'
+for i in range(300):
+    try:
+        pid = os.fork()
+    except OSError as e:
+        err = e.strerror; break
+    if pid == 0:
+        time.sleep(30); os._exit(0)
+    kids.append(pid)
+print(len(kids), err)
+for k in kids: os.kill(k, signal.SIGKILL)
+for k in kids: os.waitpid(k, 0)
+`
+    const r = await py(sb, code, { timeoutMs: 20000 })
+    expect(r.exitCode).toBe(0)
+    const [forks, ...error] = r.stdout.trim().split(' ')
+    probe = { forks: Number(forks), error: error.join(' ') }
+    expect(probe.error).toBe('Resource temporarily unavailable')
+    expect(probe.forks).toBeLessThan(64)
+  })
+
+  test.skipIf(!PY)(`a fork bomb is contained ("fork: retry: Resource temporarily unavailable") and the sandbox still answers${PY ? '' : NO_PY}`, async () => {
+    // The real bomb runs only once the bounded loop showed the limit holds:
+    // an unbounded one on a host where it does not would take the host down.
+    if (!(probe && probe.error === 'Resource temporarily unavailable' && probe.forks < 64)) {
+      throw new Error(
+        `not running the fork bomb: the pids limit of 64 is not enforced (a bounded loop made ${probe?.forks} children, error: ${probe?.error})`,
+      )
+    }
+    // The output of a command killed at its time limit is not returned: the
+    // bomb's errors go to a file. `wait` keeps the exec alive, so the time
+    // limit kills the whole process group.
+    const started = Date.now()
+    const r = await sb.exec(['bash', '-c', 'exec 2>/tmp/bomb.err; bomb() { bomb | bomb & }; bomb; wait'], { timeoutMs: 3000 })
+    expect(Date.now() - started).toBeLessThan(10000)
+    expect(r.exitCode).toBeNull()
+    // The host is fine (we are still here) and so is the sandbox: these execs need no fork.
+    const err = await sb.exec(['grep', '-m1', '-o', 'fork: retry: Resource temporarily unavailable', '/tmp/bomb.err'])
+    expect(err).toEqual({ exitCode: 0, stdout: 'fork: retry: Resource temporarily unavailable\n', stderr: '' })
+    expect(await sb.exec(['echo', 'alive'])).toEqual({ exitCode: 0, stdout: 'alive\n', stderr: '' })
+  }, 20000)
+})
+
+// ---------------------------------------------------------------------------
+describe('lifecycle', () => {
+  test('stop(): exec after it rejects saying stopped; stop() twice is fine; no process or state dir remains', async () => {
+    const proj = tempDir('bsb-iso-life-')
+    const marker = `1234.${TAG}1`
+    const before = new Set(stateDirs())
+    const sb = newSandbox(proj)
+    // A background process that outlives the exec that started it.
+    const r = await sb.exec(['/bin/sh', '-c', `sleep ${marker} >/dev/null 2>&1 & echo started`])
+    expect(r).toEqual({ exitCode: 0, stdout: 'started\n', stderr: '' })
+    // And a command still running when stop() comes.
+    const runningMarker = `1234.${TAG}2`
+    const running = sb.exec(['sleep', runningMarker])
+    expect(await waitFor(() => hostProcesses(`sleep ${runningMarker}`).length === 1, 5000)).toBe(true)
+    expect(sb.isRunning()).toBe(true)
+    expect(sb.getStatus()).toEqual([{ name: 'exec', type: 'exec', pid: Number(hostProcesses(`sleep ${runningMarker}`)[0].trim().split(/\s+/)[0]) }])
+    expect(hostProcesses(`sleep ${marker}`)).toHaveLength(1)
+    const mine = stateDirs().filter((d) => !before.has(d))
+    expect(mine).toHaveLength(1)
+    expect(existsSync(mine[0])).toBe(true)
+
+    await sb.stop()
+    expect(hostProcesses(`sleep ${marker}`)).toEqual([])
+    expect(hostProcesses(`sleep ${runningMarker}`)).toEqual([])
+    // SIGTERM ended it: 128 + 15.
+    expect(await running).toEqual({ exitCode: 143, stdout: '', stderr: '' })
+    expect(existsSync(mine[0])).toBe(false)
+    expect(sb.isRunning()).toBe(false)
+    expect(sb.getStatus()).toEqual([])
+    await expect(sb.exec(['true'])).rejects.toThrow('the sandbox is stopped: create a new Sandbox')
+    expect(await sb.stop()).toBeUndefined()
+    await expect(sb.exec('true')).rejects.toThrow(/stopped/)
+  })
+
+  test('SIGKILL of the host process leaves no sandboxed process; the next sandbox removes its state dir', async () => {
+    const proj = tempDir('bsb-iso-kill-')
+    const running = `4321.${TAG}1` // a command still running under exec
+    const detached = `4321.${TAG}2` // a setsid'd background process
+    const script = join(proj, 'child.mjs')
+    writeFileSync(
+      script,
+      `import { createRequire } from 'node:module'
+const { Sandbox, parseSandboxfile } = createRequire(import.meta.url)(${JSON.stringify(REPO)})
+const sb = new Sandbox(parseSandboxfile(${JSON.stringify(SANDBOXFILE)}), { cwd: ${JSON.stringify(proj)} })
+const r = await sb.exec(['/bin/sh', '-c', 'setsid sleep ${detached} >/dev/null 2>&1 < /dev/null & echo ready'])
+sb.exec(['/bin/sh', '-c', 'sleep ${running} & wait'])
+process.stdout.write('started ' + r.stdout)
+setInterval(() => {}, 1 << 30)
+`,
+    )
+    const child = Bun.spawn([process.execPath, script], { cwd: proj, stdout: 'pipe', stderr: 'pipe' })
+    try {
+      // Wait (bounded) for the child to say its sandbox runs.
+      const reader = child.stdout.getReader()
+      let out = ''
+      const deadline = Date.now() + 15000
+      while (!out.includes('\n') && Date.now() < deadline) {
+        const chunk = await Promise.race([reader.read(), Bun.sleep(deadline - Date.now()).then(() => null)])
+        if (!chunk || chunk.done) break
+        out += new TextDecoder().decode(chunk.value)
+      }
+      expect(out).toBe('started ready\n')
+      expect(await waitFor(() => hostProcesses(`sleep ${running}`).length === 1, 5000)).toBe(true)
+      expect(hostProcesses(`sleep ${detached}`)).toHaveLength(1)
+      const stale = stateDirs(child.pid)
+      expect(stale).toHaveLength(1)
+
+      child.kill('SIGKILL')
+      expect(await child.exited).toBe(137)
+      const gone = await waitFor(
+        () => hostProcesses(`sleep ${running}`).length === 0 && hostProcesses(`sleep ${detached}`).length === 0,
+        5000,
+      )
+      expect([...hostProcesses(`sleep ${running}`), ...hostProcesses(`sleep ${detached}`)]).toEqual([])
+      expect(gone).toBe(true)
+
+      // Left behind by the killed process, removed by the next sandbox to start.
+      expect(existsSync(stale[0])).toBe(true)
+      const next = newSandbox(proj)
+      try {
+        expect(await next.exec(['true'])).toEqual({ exitCode: 0, stdout: '', stderr: '' })
+        expect(existsSync(stale[0])).toBe(false)
+      } finally {
+        await next.stop()
+      }
+    } finally {
+      child.kill('SIGKILL')
+      for (const m of [running, detached]) {
+        for (const line of hostProcesses(`sleep ${m}`)) process.kill(Number(line.trim().split(/\s+/)[0]), 'SIGKILL')
+      }
+    }
+  }, 30000)
+})
+
+// ---------------------------------------------------------------------------
+describe('bad WORKDIR: exec rejects with the reason', () => {
+  let proj: string
+
+  beforeAll(() => {
+    proj = tempDir('bsb-iso-bad-')
+    writeFileSync(join(proj, 'file'), 'not a directory\n')
+    symlinkSync('/etc', join(proj, 'out'))
+    mkdirSync(join(proj, 'ok'))
+  })
+
+  async function rejection(workdir: string): Promise<string> {
+    const before = new Set(stateDirs())
+    const sb = new Sandbox(parseSandboxfile(`FROM host\nWORKDIR ${workdir}\n`), { cwd: proj })
+    try {
+      await sb.exec(['true'])
+    } catch (e) {
+      // A sandbox that could not start leaves nothing behind.
+      expect(stateDirs().filter((d) => !before.has(d))).toEqual([])
+      return (e as Error).message
+    } finally {
+      await sb.stop()
+    }
+    throw new Error(`WORKDIR ${workdir} was accepted`)
+  }
+
+  test('missing', async () => {
+    expect(await rejection('missing')).toBe(`WORKDIR ${proj}/missing does not exist`)
+  })
+
+  test('a file', async () => {
+    expect(await rejection('file')).toBe(`WORKDIR ${proj}/file is not a directory`)
+  })
+
+  test('a symlink to /etc', async () => {
+    expect(await rejection('out')).toBe(
+      `WORKDIR ${proj}/out resolves to /etc, outside the project ${proj}: a symlink may not lead the sandbox out of the project`,
+    )
+  })
+
+  test('under /proc, or /', async () => {
+    expect(await rejection('/proc/sys')).toBe('WORKDIR /proc/sys may not be /, or under /proc, /sys or /dev')
+    expect(await rejection('/')).toBe('WORKDIR / may not be /, or under /proc, /sys or /dev')
+  })
+
+  test('a good sub-directory works (the control case)', async () => {
+    const sb = new Sandbox(parseSandboxfile('FROM host\nWORKDIR ok\n'), { cwd: proj })
+    try {
+      expect(await sb.exec(['pwd'])).toEqual({ exitCode: 0, stdout: `${proj}/ok\n`, stderr: '' })
+    } finally {
+      await sb.stop()
+    }
+  })
+})
