@@ -306,3 +306,18 @@ describe('what is not in this version yet', () => {
     expect(() => new Sandbox(parseSandboxfile('RUN true'), { isolation: 'none' })).toThrow(/only runs commands isolated/)
   })
 })
+
+describe('Symbol.asyncDispose', () => {
+  test('is stop()', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bun-sandbox-dispose-'))
+    let sandbox: Sandbox | undefined
+    {
+      await using sb = new Sandbox(parseSandboxfile('FROM host\nWORKDIR .'), { cwd: dir })
+      sandbox = sb
+      expect((await sb.exec('echo hi')).stdout).toBe('hi\n')
+      expect(sb.isRunning()).toBe(true)
+    }
+    expect(sandbox!.isRunning()).toBe(false)
+    await expect(sandbox!.exec('true')).rejects.toThrow(/stopped/)
+  })
+})

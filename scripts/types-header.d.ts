@@ -76,3 +76,8 @@ export interface SandboxOptions {
 
 /** The same class as `Sandbox`: isolation is the default. */
 export declare const IsolatedSandbox: typeof Sandbox
+
+/** `await using sb = new Sandbox(...)` calls `stop()` at the end of the scope. */
+export interface Sandbox {
+  [Symbol.asyncDispose](): Promise<void>
+}

@@ -125,13 +125,11 @@ fn open_dir_opt(dir: &Dir, name: &CStr) -> io::Result<Option<Dir>> {
 
 impl Walker<'_> {
     fn upper_err(&self, action: &'static str, rel: &RelPath) -> impl FnOnce(io::Error) -> FsError + use<> {
-        let path = self.upper_root.join(&rel.text);
-        move |source| FsError::Io { action, path, source }
+        io_at(action, &self.upper_root.join(&rel.text))
     }
 
     fn lower_err(&self, action: &'static str, rel: &RelPath) -> impl FnOnce(io::Error) -> FsError + use<> {
-        let path = self.lower_root.join(&rel.text);
-        move |source| FsError::Io { action, path, source }
+        io_at(action, &self.lower_root.join(&rel.text))
     }
 
     fn check_depth(&self, rel: &RelPath, depth: usize) -> Result<(), FsError> {

@@ -83,9 +83,13 @@ enum Op {
 fn apply(scan: Scan, upper_root: &Path, dest_root: &Path) -> Result<Extraction, FsError> {
     let root = Dir::open(upper_root).map_err(io_at("open the sandbox's upper directory", upper_root))?;
     let mut upper = Tree { root, root_path: upper_root.to_path_buf(), cache: None };
-    std::fs::create_dir_all(dest_root).map_err(io_at("create the destination", dest_root))?;
-    let root = Dir::open(dest_root).map_err(io_at("open the destination", dest_root))?;
-    let mut dest = Tree { root, root_path: dest_root.to_path_buf(), cache: None };
+    // A destination that does not exist yet is made after the check, so that
+    // a refusal leaves nothing behind.
+    let dest = match Dir::open(dest_root) {
+        Ok(root) => Some(Tree { root, root_path: dest_root.to_path_buf(), cache: None }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(io_at("open the destination", dest_root)(e)),
+    };
 
     // Phase 1: check everything.
     let mut refusals = Vec::new();
@@ -122,10 +126,20 @@ fn apply(scan: Scan, upper_root: &Path, dest_root: &Path) -> Result<Extraction, 
     let deleting: HashSet<&str> =
         scan.changes.iter().filter(|c| c.kind == ChangeKind::Deleted).map(|c| c.path.as_str()).collect();
     let paths = ops.iter().map(|(p, _)| p.as_str()).chain(scan.removed_dirs.iter().map(String::as_str));
-    refusals.extend(dest.check_parents(paths, &deleting)?);
+    if let Some(dest) = &dest {
+        refusals.extend(dest.check_parents(paths, &deleting)?);
+    }
     if !refusals.is_empty() {
         return Err(FsError::Refused(refusals));
     }
+    let mut dest = match dest {
+        Some(dest) => dest,
+        None => {
+            std::fs::create_dir_all(dest_root).map_err(io_at("create the destination", dest_root))?;
+            let root = Dir::open(dest_root).map_err(io_at("open the destination", dest_root))?;
+            Tree { root, root_path: dest_root.to_path_buf(), cache: None }
+        }
+    };
 
     // Phase 2: apply.
     let mut done = Extraction { withheld: scan.withheld, ..Extraction::default() };
