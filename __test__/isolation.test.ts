@@ -375,6 +375,15 @@ for name, req in (('TIOCSTI', termios.TIOCSTI), ('TIOCLINUX', 0x541C)):
     expect('exitCode' in r ? r.exitCode : 'missing').toBeNull()
   })
 
+  test('timeoutMs also kills what the command left running (its process group), even once the command itself exited', async () => {
+    // The shell exits at once; its background child keeps the output pipe open, so the exec runs into its limit.
+    const sleep = `100.${TAG}`
+    const r = await sb.exec(['/bin/sh', '-c', `sleep ${sleep} & echo leader exits`], { timeoutMs: 300 })
+    expect(r.stderr).toBe('bun-sandbox: the command ran past its time limit of 300 ms and was killed\n')
+    await waitFor(() => hostProcesses(`sleep ${sleep}`).length === 0, 2000)
+    expect(hostProcesses(`sleep ${sleep}`)).toEqual([])
+  })
+
   test('a command that does not exist: 127 and a message naming it', async () => {
     const name = `bsb-no-such-command-${TAG}`
     expect(await sb.exec([name, '--flag'])).toEqual({ exitCode: 127, stdout: '', stderr: `bun-sandbox: ${name}: command not found\n` })
@@ -504,11 +513,13 @@ for k in kids: os.waitpid(k, 0)
     expect(r.exitCode ?? null).toBeNull()
     expect(r.stderr).toBe('bun-sandbox: the command ran past its time limit of 3000 ms and was killed\n')
     // The host is fine (we are still here) and so is the sandbox: these execs need no fork.
-    const bombArgs = 'bash -c exec 2>/tmp/bomb.err; bomb() { bomb | bomb & }; bomb; wait'
-    expect(await waitFor(() => hostProcesses(bombArgs).length === 0, 2000)).toBe(true)
     const err = await sb.exec(['grep', '-m1', '-o', 'fork: retry: Resource temporarily unavailable', '/tmp/bomb.err'])
     expect(err).toEqual({ exitCode: 0, stdout: 'fork: retry: Resource temporarily unavailable\n', stderr: '' })
     expect(await sb.exec(['echo', 'alive'])).toEqual({ exitCode: 0, stdout: 'alive\n', stderr: '' })
+    // And the time limit ended the bomb: none of its processes is left.
+    const bombArgs = 'bash -c exec 2>/tmp/bomb.err; bomb() { bomb | bomb & }; bomb; wait'
+    await waitFor(() => hostProcesses(bombArgs).length === 0, 2000)
+    expect(hostProcesses(bombArgs).length).toBe(0)
   }, 20000)
 })
 

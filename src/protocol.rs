@@ -90,8 +90,11 @@ pub enum RlimitKind {
 pub enum Request {
     /// Start a command. Three fds ride along: its stdin, stdout and stderr.
     Spawn(Spawn),
-    /// Send a signal to a command's process group.
+    /// Send a signal to a command's process group (also after the command
+    /// itself exited: what it left running in its group is still reached).
     Signal { id: u64, signal: i32 },
+    /// The supervisor is done with a command: init forgets its group.
+    Forget { id: u64 },
     /// A TCP socket inside the sandbox connected to `127.0.0.1:port`; the fd
     /// comes back on `Socket`.
     Connect { id: u64, port: u16 },

@@ -198,7 +198,13 @@ impl Inner {
                 timeout.map(|t| t.as_millis()).unwrap_or_default()
             ));
         }
-        Ok(ExecResult { exit_code: out.exit_code.or(out.signal.map(|s| 128 + s)).filter(|_| !out.timed_out), stdout: String::from_utf8_lossy(&out.stdout).into_owned(), stderr })
+        // A signal is the shell's 128+N, except a timeout, which is null.
+        let code = out.exit_code.or(out.signal.map(|s| 128 + s)).filter(|_| !out.timed_out);
+        Ok(ExecResult {
+            exit_code: code.map_or(Either::B(Null), Either::A),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr,
+        })
     }
 
     /// OUTPUT changes so far. Before the first command there are none.
@@ -271,7 +277,9 @@ impl Inner {
 
 #[napi(object)]
 pub struct ExecResult {
-    pub exit_code: Option<i32>,
+    /// `null` when the command did not exit by itself (killed, timed out).
+    #[napi(ts_type = "number | null")]
+    pub exit_code: Either<i32, Null>,
     pub stdout: String,
     pub stderr: String,
 }
@@ -481,9 +489,13 @@ pub fn run_isolated<'e>(env: &'e Env, command: Unknown<'e>, config: Unknown<'e>,
         let (out, d) = run?;
         let mut modified: Vec<String> = d.added.into_iter().chain(d.modified).chain(d.deleted).collect();
         modified.sort();
+        let code = match out.exit_code {
+            Either::A(code) => Some(code),
+            Either::B(_) => None,
+        };
         Ok(RunIsolatedResult {
-            success: out.exit_code == Some(0),
-            exit_code: out.exit_code.unwrap_or(-1),
+            success: code == Some(0),
+            exit_code: code.unwrap_or(-1),
             stdout: out.stdout,
             stderr: out.stderr,
             modified_files: modified,

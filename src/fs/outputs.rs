@@ -15,7 +15,7 @@
 //! or an invalid glob is an error (the same rules `validateSandboxfile`
 //! reports). Paths asked about are relative, `/`-separated, without `./`.
 //!
-//! A protected path ([`super::protected`]) is withheld even when a line
+//! A protected path ([`super::protected()`]) is withheld even when a line
 //! covers it, unless a line without glob characters and without a trailing
 //! `/` names that very path: `OUTPUT .vscode/settings.json` extracts that
 //! file, `OUTPUT .vscode/` and `OUTPUT .vscode` extract nothing inside it.

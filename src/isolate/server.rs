@@ -40,6 +40,9 @@ struct Server<'a> {
     plan: &'a Plan,
     /// Running commands: pid inside → request id.
     children: HashMap<i32, u64>,
+    /// Each command's process group (its pid, after setsid) until the
+    /// supervisor forgets it: signals reach what a command left behind.
+    groups: HashMap<u64, i32>,
 }
 
 fn serve(plan: &Plan) -> i32 {
@@ -53,7 +56,7 @@ fn serve(plan: &Plan) -> i32 {
     };
     // SAFETY: the control socket is fd 3 for the whole life of init.
     let ctl = unsafe { BorrowedFd::borrow_raw(CONTROL_FD) };
-    let mut server = Server { plan, children: HashMap::new() };
+    let mut server = Server { plan, children: HashMap::new(), groups: HashMap::new() };
     let mut buf = Vec::new();
     loop {
         let mut fds = [PollFd::new(ctl, PollFlags::POLLIN), PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
@@ -115,14 +118,17 @@ impl Server<'_> {
         match request {
             Request::Spawn(s) => self.spawn(s, msg.fds),
             Request::Signal { id, signal } => {
-                if let Some((&pid, _)) = self.children.iter().find(|(_, v)| **v == id) {
-                    if let Ok(sig) = Signal::try_from(signal) {
-                        // Its process group first (setsid made it the leader).
-                        if kill(Pid::from_raw(-pid), sig).is_err() {
-                            let _ = kill(Pid::from_raw(pid), sig);
-                        }
+                if let (Some(&pid), Ok(sig)) = (self.groups.get(&id), Signal::try_from(signal)) {
+                    // Its process group (setsid made it the leader), then the
+                    // leader itself in case it left the group.
+                    let _ = kill(Pid::from_raw(-pid), sig);
+                    if self.children.contains_key(&pid) {
+                        let _ = kill(Pid::from_raw(pid), sig);
                     }
                 }
+            }
+            Request::Forget { id } => {
+                self.groups.remove(&id);
             }
             Request::Connect { id, port } => self.socket(id, port, net::connect_loopback(port)),
             Request::Listen { id, port } => self.socket(id, port, net::listen_loopback(port)),
@@ -170,6 +176,7 @@ impl Server<'_> {
                     return failed(errno, describe(stage, errno, &program));
                 }
                 self.children.insert(child.as_raw(), s.id);
+                self.groups.insert(s.id, child.as_raw());
                 let _ = protocol::send_with_pid(CONTROL_FD, &Event::Spawned { id: s.id, pid: child.as_raw() }, child.as_raw());
             }
         }

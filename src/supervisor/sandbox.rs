@@ -2,6 +2,7 @@
 //! down by `stop()`.
 
 use super::connection::{Connection, Exit};
+use super::cgroup::PidsCgroup;
 use super::{launcher, state};
 use crate::policy::plan::{self, Base, PlanError};
 use crate::policy::seccomp;
@@ -79,6 +80,7 @@ pub struct ProcessInfo {
 
 pub struct Sandbox {
     conn: Connection,
+    cgroup: Option<PidsCgroup>,
     child: Mutex<Option<Child>>,
     state_dir: PathBuf,
     workdir: PathBuf,
@@ -89,6 +91,8 @@ pub struct Sandbox {
 
 /// Default process limit per sandbox: room for a build, not for a fork bomb.
 const DEFAULT_PIDS: u64 = 4096;
+/// How long a killed command's output may take to close.
+const KILL_WAIT: Duration = Duration::from_secs(2);
 /// How long `stop()` waits after SIGTERM before SIGKILL.
 const GRACE: Duration = Duration::from_secs(3);
 
@@ -128,33 +132,54 @@ impl Sandbox {
                 seccomp: seccomp::to_words(&filter),
                 rlimits,
             };
+            // The kernel does not apply RLIMIT_NPROC to the host's root user.
+            let cgroup = if outer_uid == 0 {
+                let name = state_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                Some(PidsCgroup::create(&name, pids).map_err(|e| {
+                    SandboxError::Setup(format!(
+                        "cannot limit the sandbox's processes: RLIMIT_NPROC does not bind the root user and no pids cgroup could be made: {e}"
+                    ))
+                })?)
+            } else {
+                None
+            };
             let init = opts.init.clone();
             let launched = tokio::task::spawn_blocking(move || launcher::launch(init))
                 .await
                 .map_err(|e| SandboxError::Setup(e.to_string()))?
                 .map_err(io_err("cannot start the sandbox's init process"))?;
+            if let Some(cg) = &cgroup {
+                // Before the plan: init waits for it, so nothing has forked yet.
+                if let Err(e) = cg.add(launched.child.id()) {
+                    let mut child = launched.child;
+                    let _ = child.kill();
+                    reap(Some(child));
+                    cg.remove();
+                    return Err(SandboxError::Setup(format!("cannot put the sandbox in its pids cgroup: {e}")));
+                }
+            }
             crate::protocol::send(launched.control.as_raw_fd(), &plan, &[]).map_err(io_err("cannot send the plan to init"))?;
             let mut child = Some(launched.child);
             let (conn, ready) = Connection::new(launched.control).map_err(io_err("control socket"))?;
-            match ready.await {
-                Ok(Ok(())) => Ok((conn, child.take())),
-                Ok(Err(why)) => {
-                    reap(child.take());
-                    Err(SandboxError::Setup(why))
-                }
-                Err(_) => {
-                    reap(child.take());
-                    Err(SandboxError::Setup("init ended before it was ready".into()))
-                }
+            let why = match ready.await {
+                Ok(Ok(())) => return Ok((conn, child.take(), cgroup)),
+                Ok(Err(why)) => why,
+                Err(_) => "init ended before it was ready".into(),
+            };
+            reap(child.take());
+            if let Some(cg) = &cgroup {
+                cg.remove();
             }
+            Err(SandboxError::Setup(why))
         }
         .await;
         match result {
-            Ok((conn, child)) => {
+            Ok((conn, child, cgroup)) => {
                 let mut env = base_env(&home, inner_uid);
                 env.extend(opts.env);
                 Ok(Sandbox {
                     conn,
+                    cgroup,
                     child: Mutex::new(child),
                     state_dir,
                     workdir,
@@ -244,20 +269,28 @@ impl Sandbox {
             let (_, out, err, exit) = tokio::join!(feed, collect(stdout_r), collect(stderr_r), exited);
             (out, err, exit)
         };
+        tokio::pin!(all);
+        let mut timed_out = false;
         let result = match opts.timeout {
-            Some(limit) => match tokio::time::timeout(limit, all).await {
+            None => Some((&mut all).await),
+            Some(limit) => match tokio::time::timeout(limit, &mut all).await {
                 Ok(r) => Some(r),
-                Err(_) => None,
+                Err(_) => {
+                    // Past its time: its whole process group goes, including
+                    // what it left running after it exited itself.
+                    timed_out = true;
+                    let _ = self.conn.send(&Request::Signal { id, signal: libc::SIGKILL }, &[]).await;
+                    tokio::time::timeout(KILL_WAIT, &mut all).await.ok()
+                }
             },
-            None => Some(all.await),
         };
+        let _ = self.conn.send(&Request::Forget { id }, &[]).await;
         if let Ok(mut r) = self.running.lock() {
             r.remove(&id);
         }
         let Some((out, err, exit)) = result else {
-            // Past its time: the whole process group goes.
-            let _ = self.conn.send(&Request::Signal { id, signal: libc::SIGKILL }, &[]).await;
-            return Ok(ExecOutput { exit_code: None, signal: Some(libc::SIGKILL), timed_out: true, ..Default::default() });
+            // Something outside its group still holds its output open.
+            return Ok(ExecOutput { exit_code: None, signal: Some(libc::SIGKILL), timed_out, ..Default::default() });
         };
         let exit = exit.unwrap_or(Exit { code: None, signal: Some(libc::SIGKILL) });
         Ok(ExecOutput {
@@ -265,7 +298,7 @@ impl Sandbox {
             signal: exit.signal,
             stdout: out.map_err(io_err("reading the command's output"))?,
             stderr: err.map_err(io_err("reading the command's error output"))?,
-            timed_out: false,
+            timed_out,
         })
     }
 
@@ -286,6 +319,9 @@ impl Sandbox {
         let _ = self.conn.send(&Request::Shutdown, &[]).await;
         let child = self.child.lock().ok().and_then(|mut c| c.take());
         let _ = tokio::task::spawn_blocking(move || reap(child)).await;
+        if let Some(cg) = &self.cgroup {
+            cg.remove();
+        }
         let _ = state::remove(&self.state_dir);
     }
 }

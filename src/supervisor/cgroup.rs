@@ -1,0 +1,65 @@
+//! A pids cgroup per sandbox when the host user is root.
+//!
+//! `RLIMIT_NPROC` does not bind the host's root user (the kernel exempts
+//! `INIT_USER` at fork), and a root host user is root's uid outside the
+//! sandbox: without a cgroup a fork bomb would reach the host.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+pub struct PidsCgroup {
+    dir: PathBuf,
+}
+
+/// Where pids cgroups can be made: the v1 pids hierarchy, or a cgroup2 root
+/// that offers the pids controller.
+fn parent() -> Option<PathBuf> {
+    let v1 = Path::new("/sys/fs/cgroup/pids");
+    if v1.join("cgroup.procs").exists() {
+        return Some(v1.join("bun-sandbox"));
+    }
+    let v2 = Path::new("/sys/fs/cgroup");
+    let controllers = fs::read_to_string(v2.join("cgroup.controllers")).ok()?;
+    controllers.split_whitespace().any(|c| c == "pids").then(|| v2.join("bun-sandbox"))
+}
+
+impl PidsCgroup {
+    pub fn create(name: &str, max: u64) -> io::Result<PidsCgroup> {
+        let parent = parent().ok_or_else(|| io::Error::new(io::ErrorKind::Unsupported, "no pids cgroup controller is mounted"))?;
+        fs::create_dir_all(&parent)?;
+        if parent.starts_with("/sys/fs/cgroup") && !parent.starts_with("/sys/fs/cgroup/pids") {
+            // cgroup2: the controller must be enabled for the children.
+            let _ = fs::write(parent.parent().unwrap_or(&parent).join("cgroup.subtree_control"), "+pids");
+            let _ = fs::write(parent.join("cgroup.subtree_control"), "+pids");
+        }
+        // Left by processes that died: removable once empty.
+        if let Ok(entries) = fs::read_dir(&parent) {
+            for e in entries.filter_map(Result::ok) {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    let _ = fs::remove_dir(e.path());
+                }
+            }
+        }
+        let dir = parent.join(name);
+        fs::create_dir(&dir)?;
+        let cg = PidsCgroup { dir };
+        fs::write(cg.dir.join("pids.max"), max.to_string())?;
+        Ok(cg)
+    }
+
+    /// Moves a process (and so everything it will start) into the cgroup.
+    pub fn add(&self, pid: u32) -> io::Result<()> {
+        fs::write(self.dir.join("cgroup.procs"), pid.to_string())
+    }
+
+    /// Removes the cgroup once its processes are gone.
+    pub fn remove(&self) {
+        for _ in 0..50 {
+            if fs::remove_dir(&self.dir).is_ok() || !self.dir.exists() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+}
