@@ -239,6 +239,9 @@ impl Sandbox {
         drop((stdin_r, stdout_w, stderr_w));
         let pid = match started.await {
             Ok(Ok(pid)) => pid,
+            Ok(Err(_)) | Err(_) if self.conn.closed().is_some() => {
+                return Err(SandboxError::Died(self.conn.closed().unwrap_or_default()));
+            }
             Ok(Err((errno, message))) => {
                 let code = if errno == libc::ENOENT || errno == libc::EACCES { 127 } else { 126 };
                 return Ok(ExecOutput {

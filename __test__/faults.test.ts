@@ -1,0 +1,84 @@
+// Bad input and faults around a sandbox: each gets a clear error, and the host loses nothing.
+import { describe, expect, test } from 'bun:test'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Sandbox, parseSandboxfile } from '..'
+
+const project = () => mkdtempSync(join(tmpdir(), 'bun-sandbox-faults-'))
+const stateRoot = process.env.BUN_SANDBOX_STATE_DIR || `/tmp/bun-sandbox-${process.getuid!()}`
+const config = (extra = '') => parseSandboxfile(`FROM host\nWORKDIR .\n${extra}`)
+
+describe('options are checked before anything starts', () => {
+  const bad: [string, any, RegExp][] = [
+    ['negative pids', { limits: { pids: -1 } }, /limits.pids must be a positive integer/],
+    ['fractional timeout', { limits: { timeoutMs: 1.5 } }, /limits.timeoutMs must be a positive integer/],
+    ['absurd cpuSeconds', { limits: { cpuSeconds: 1e300 } }, /limits.cpuSeconds must be a positive integer/],
+    ['memoryBytes not enforced yet', { limits: { memoryBytes: 1 << 30 } }, /memoryBytes is not enforced/],
+    ['unknown isolation', { isolation: 'some' }, /options.isolation must be "full" or "none"/],
+    ['uid not an integer', { uid: -5 }, /options.uid must be a non-negative integer/],
+    ['env not strings', { env: { A: 1 } }, /options.env must map names to strings/],
+  ]
+  for (const [name, options, message] of bad) {
+    test(name, () => {
+      expect(() => new Sandbox(config(), { cwd: project(), ...options })).toThrow(message)
+    })
+  }
+
+  test('an invalid Sandboxfile is refused with the validation errors', () => {
+    expect(() => new Sandbox(config('NET *.com'), { cwd: project() })).toThrow(/not valid[\s\S]*\*\.com/)
+  })
+
+  test('exec arguments', async () => {
+    const sb = new Sandbox(config(), { cwd: project() })
+    expect(() => sb.exec([] as any)).toThrow(/must not be an empty array/)
+    expect(() => sb.exec(42 as any)).toThrow(TypeError)
+    expect(() => sb.exec('true', { timeoutMs: -1 })).toThrow(/timeoutMs must be a positive integer/)
+    await sb.stop()
+  })
+})
+
+describe('FROM', () => {
+  test('a directory that is not a root filesystem', async () => {
+    const dir = project()
+    mkdirSync(join(dir, 'notroot'))
+    const sb = new Sandbox(parseSandboxfile('FROM ./notroot\nWORKDIR .'), { cwd: dir })
+    await expect(sb.exec('true')).rejects.toThrow(/FROM .*notroot: not a root filesystem \(it has no bin\/sh\)/)
+  })
+
+  test('an image reference is refused before anything starts', () => {
+    expect(() => new Sandbox(parseSandboxfile('FROM ubuntu:22.04'), { cwd: project() })).toThrow(/image references are not supported/)
+  })
+})
+
+/** The helper processes this test process started (their parent is us). */
+function ourInits(): number[] {
+  return readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .filter((p) => {
+      try {
+        const status = readFileSync(`/proc/${p}/status`, 'utf8')
+        return /^Name:\s+bun-sandbox-ini/m.test(status) && Number(/PPid:\s+(\d+)/.exec(status)![1]) === process.pid
+      } catch {
+        return false
+      }
+    })
+    .map(Number)
+}
+
+describe('init killed from outside', () => {
+  test('the Sandbox reports it and stop() still cleans up', async () => {
+    const before = new Set(existsSync(stateRoot) ? readdirSync(stateRoot) : [])
+    const sb = new Sandbox(config(), { cwd: project() })
+    expect((await sb.exec('cat /proc/1/status')).stdout).toMatch(/Name:\s+bun-sandbox-ini/)
+    const ours = readdirSync(stateRoot).filter((d) => !before.has(d))
+    expect(ours.length).toBe(1)
+    const inits = ourInits()
+    expect(inits.length).toBeGreaterThan(0)
+    for (const pid of inits) process.kill(pid, 'SIGKILL')
+    await expect(sb.exec('true')).rejects.toThrow(/ended unexpectedly/)
+    expect(sb.isRunning()).toBe(false)
+    await sb.stop()
+    expect(existsSync(join(stateRoot, ours[0]))).toBe(false)
+  })
+})
