@@ -6,6 +6,7 @@
 
 use super::parse::is_js_space;
 use super::{Sandboxfile, is_env_name};
+use std::collections::HashSet;
 use std::fmt::Write;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -149,12 +150,13 @@ pub fn format(file: &Sandboxfile) -> Result<String, FormatError> {
 /// `SECRET NAME [HOST ...]`: a secret's hosts go on its first line.
 fn secret_lines(file: &Sandboxfile) -> Result<Vec<String>, FormatError> {
     let scoped = file.secret_hosts.as_ref();
+    let secrets: HashSet<&str> = file.secrets.iter().map(String::as_str).collect();
     if let Some(map) = scoped {
         if map.is_empty() {
             return Err(refuse("secretHosts", "must name at least one secret, or be left out"));
         }
         for (name, hosts) in map {
-            if !file.secrets.contains(name) {
+            if !secrets.contains(name.as_str()) {
                 return Err(refuse(format!("secretHosts.{name}"), "names a secret that is not in secrets"));
             }
             if hosts.is_empty() {
@@ -168,13 +170,14 @@ fn secret_lines(file: &Sandboxfile) -> Result<Vec<String>, FormatError> {
             }
         }
     }
-    let mut lines = Vec::new();
+    let mut lines = Vec::with_capacity(file.secrets.len());
+    let mut written = HashSet::with_capacity(secrets.len());
     for (i, name) in file.secrets.iter().enumerate() {
         if !is_env_name(name) {
             return Err(refuse(format!("secrets[{i}]"), "must be a valid environment variable name"));
         }
         let mut line = format!("SECRET {name}");
-        let first = file.secrets.iter().position(|n| n == name) == Some(i);
+        let first = written.insert(name.as_str());
         if let (true, Some(hosts)) = (first, scoped.and_then(|m| m.get(name))) {
             line.push(' ');
             line.push_str(&hosts.join(" "));

@@ -4,7 +4,7 @@
 //! to write instead. Errors stop a Sandbox from starting; warnings do not.
 //!
 //! Process names, as used for uniqueness: a SERVICE by its name, DEV as `dev`
-//! and the i-th TEST (1-based, in file order) as `test-i`, unless the API gave
+//! and the i-th TEST (0-based, in file order, as the reference runtime names them) as `test-i`, unless the API gave
 //! them a name.
 //!
 //! With `INFER *` the warnings about absent commands, OUTPUT and NET are left
@@ -208,7 +208,7 @@ struct Proc<'a> {
 }
 
 impl Proc<'_> {
-    /// How messages name the process: `DEV`, `SERVICE db`, `TEST test-1 ("bun test")`.
+    /// How messages name the process: `DEV`, `SERVICE db`, `TEST test-0 ("bun test")`.
     fn label(&self) -> String {
         match self.kind {
             Kind::Dev if self.name == "dev" => "DEV".into(),
@@ -230,7 +230,7 @@ fn processes(file: &Sandboxfile) -> Vec<Proc<'_>> {
         all.push(Proc { kind: Kind::Service, name, command, port: s.port, watch: s.watch.as_deref() });
     }
     for (i, t) in file.tests.iter().enumerate() {
-        let name = t.name.clone().unwrap_or_else(|| format!("test-{}", i + 1));
+        let name = t.name.clone().unwrap_or_else(|| format!("test-{i}"));
         all.push(Proc { kind: Kind::Test, name, command: &t.command, port: t.port, watch: t.watch.as_deref() });
     }
     all

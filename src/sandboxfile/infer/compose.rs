@@ -129,7 +129,7 @@ fn is_name(name: &str) -> bool {
     is_plain(name) && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
 }
 
-/// The names DEV (`dev`) and TEST lines (`test-1`, …) go by.
+/// The names DEV (`dev`) and TEST lines (`test-0`, …) go by.
 fn is_process_name(name: &str) -> bool {
     name == "dev" || name.strip_prefix("test-").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }

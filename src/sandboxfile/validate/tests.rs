@@ -325,12 +325,12 @@ fn duplicate_process_names_are_errors() {
         only_error(&with("SERVICE dev bun run other")),
         "Two processes are named \"dev\": DEV and SERVICE dev; give each process its own name"
     );
-    // TESTs are test-1, test-2, ... in file order (1-based); services are checked before tests.
+    // TESTs are test-0, test-1, ... in file order (0-based, as the reference runtime names them); services are checked before tests.
     assert_eq!(
-        only_error(&with("SERVICE test-1 bun run x")),
-        "Two processes are named \"test-1\": SERVICE test-1 and TEST test-1 (\"bun test\"); give each process its own name"
+        only_error(&with("SERVICE test-0 bun run x")),
+        "Two processes are named \"test-0\": SERVICE test-0 and TEST test-0 (\"bun test\"); give each process its own name"
     );
-    assert_eq!(with("SERVICE test-2 bun run x"), Report::default());
+    assert_eq!(with("SERVICE test-1 bun run x"), Report::default());
     // Names given through the API count too.
     let mut f = clean();
     f.tests.push(Process { name: Some("worker".into()), command: "bun test b".into(), ..Default::default() });
@@ -374,7 +374,7 @@ fn shared_port_is_an_error() {
     );
     assert_eq!(
         only_error(&with("TEST PORT=5432 bun run e2e")),
-        "PORT=5432 is used by both SERVICE db and TEST test-2 (\"bun run e2e\"); give each process its own port"
+        "PORT=5432 is used by both SERVICE db and TEST test-1 (\"bun run e2e\"); give each process its own port"
     );
 }
 
@@ -382,7 +382,7 @@ fn shared_port_is_an_error() {
 fn watch_on_test_warns() {
     assert_eq!(
         only_warning(&with("TEST WATCH=src/** bun test b")),
-        "TEST test-2 (\"bun test b\") has WATCH=\"src/**\", which is ignored: tests are not restarted"
+        "TEST test-1 (\"bun test b\") has WATCH=\"src/**\", which is ignored: tests are not restarted"
     );
 }
 
