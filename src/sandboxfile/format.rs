@@ -20,26 +20,30 @@ fn refuse(field: impl Into<String>, reason: impl Into<String>) -> FormatError {
     FormatError { field: field.into(), reason: reason.into() }
 }
 
+/// The name of the field being written (`services[2].command`), spelled only
+/// when a value is refused: a large file has tens of thousands of values.
+type Field<'a> = &'a dyn Fn() -> String;
+
 /// A single-line argument as the parser will read it back: non-empty, no line
 /// break, no white space at either end (the parser trims what JavaScript's
 /// `trim()` does, as the reference does).
-fn arg<'a>(field: &str, value: &'a str) -> Result<&'a str, FormatError> {
+fn arg<'a>(field: Field, value: &'a str) -> Result<&'a str, FormatError> {
     if value.is_empty() {
-        return Err(refuse(field, "must not be empty"));
+        return Err(refuse(field(), "must not be empty"));
     }
     if value.contains('\n') {
-        return Err(refuse(field, "must be a single line"));
+        return Err(refuse(field(), "must be a single line"));
     }
     if value.trim_matches(is_js_space) != value {
-        return Err(refuse(field, "must not start or end with white space"));
+        return Err(refuse(field(), "must not start or end with white space"));
     }
     Ok(value)
 }
 
 /// One token: an argument without blanks.
-fn token<'a>(field: &str, value: &'a str) -> Result<&'a str, FormatError> {
+fn token<'a>(field: Field, value: &'a str) -> Result<&'a str, FormatError> {
     if value.contains([' ', '\t', '\n']) {
-        return Err(refuse(field, "must not contain spaces, tabs or line breaks"));
+        return Err(refuse(field(), "must not contain spaces, tabs or line breaks"));
     }
     Ok(value)
 }
@@ -48,107 +52,141 @@ fn is_option(word: &str) -> bool {
     word.starts_with("PORT=") || word.starts_with("WATCH=")
 }
 
-/// `[PORT=n] [WATCH=glob] command`, with the checks that make it parse back.
-fn process_line(
-    field: &str,
-    port: Option<u16>,
-    watch: Option<&str>,
-    command: &str,
-) -> Result<String, FormatError> {
-    let mut line = String::new();
-    if let Some(port) = port {
-        if port == 0 {
-            return Err(refuse(format!("{field}.port"), "must be in 1..65535"));
+/// The text being written, in sections separated by a blank line.
+struct Out {
+    text: String,
+    /// The next line starts a new section.
+    fresh: bool,
+}
+
+impl Out {
+    /// Starts a line with `directive` and a space; the caller writes the rest.
+    fn line(&mut self, directive: &str) -> &mut String {
+        if self.fresh {
+            if !self.text.is_empty() {
+                self.text.push('\n');
+            }
+            self.fresh = false;
         }
-        write!(line, "PORT={port} ").unwrap();
+        self.text.push_str(directive);
+        self.text.push(' ');
+        &mut self.text
     }
-    if let Some(watch) = watch {
-        write!(line, "WATCH={} ", token(&format!("{field}.watch"), watch)?).unwrap();
+
+    fn end_line(&mut self) {
+        self.text.push('\n');
     }
-    let command = arg(&format!("{field}.command"), command)?;
-    let first = command.split([' ', '\t']).next().unwrap_or_default();
-    if is_option(first) {
-        return Err(refuse(format!("{field}.command"), "must not start with PORT= or WATCH="));
+
+    fn section(&mut self) {
+        self.fresh = true;
     }
-    line.push_str(command);
-    Ok(line)
+
+    /// `DIRECTIVE value` for each value of a list.
+    fn args(&mut self, directive: &str, name: &str, values: &[String]) -> Result<(), FormatError> {
+        self.section();
+        for (i, value) in values.iter().enumerate() {
+            let value = arg(&|| format!("{name}[{i}]"), value)?;
+            self.line(directive).push_str(value);
+            self.end_line();
+        }
+        Ok(())
+    }
+
+    /// `DIRECTIVE [name] [PORT=n] [WATCH=glob] command`, with the checks that
+    /// make it parse back. `field("command")` names a part of the process.
+    fn process(
+        &mut self,
+        directive: &str,
+        field: &dyn Fn(&str) -> String,
+        name: Option<&str>,
+        port: Option<u16>,
+        watch: Option<&str>,
+        command: &str,
+    ) -> Result<(), FormatError> {
+        if let Some(name) = name {
+            // The name is followed by the rest of the line, so only its start
+            // is trimmed away: it may end with white space that is not a blank.
+            let name = token(&|| field("name"), name)?;
+            if name.is_empty() || name.starts_with(is_js_space) {
+                return Err(refuse(field("name"), "must not be empty or start with white space"));
+            }
+            if is_option(name) {
+                return Err(refuse(field("name"), "must not start with PORT= or WATCH="));
+            }
+        }
+        if port == Some(0) {
+            return Err(refuse(field("port"), "must be in 1..65535"));
+        }
+        let watch = watch.map(|watch| token(&|| field("watch"), watch)).transpose()?;
+        let command = arg(&|| field("command"), command)?;
+        let first = command.split([' ', '\t']).next().unwrap_or_default();
+        if is_option(first) {
+            return Err(refuse(field("command"), "must not start with PORT= or WATCH="));
+        }
+        let line = self.line(directive);
+        if let Some(name) = name {
+            line.push_str(name);
+            line.push(' ');
+        }
+        if let Some(port) = port {
+            write!(line, "PORT={port} ").unwrap();
+        }
+        if let Some(watch) = watch {
+            line.push_str("WATCH=");
+            line.push_str(watch);
+            line.push(' ');
+        }
+        line.push_str(command);
+        self.end_line();
+        Ok(())
+    }
 }
 
 pub fn format(file: &Sandboxfile) -> Result<String, FormatError> {
-    let mut out = String::new();
-    let mut section = |lines: Vec<String>| {
-        if lines.is_empty() {
-            return;
-        }
-        if !out.is_empty() {
-            out.push('\n');
-        }
-        for line in lines {
-            out.push_str(&line);
-            out.push('\n');
-        }
-    };
+    let mut out = Out { text: String::new(), fresh: true };
 
-    let mut head = Vec::new();
-    if let Some(from) = &file.from {
-        head.push(format!("FROM {}", arg("from", from)?));
+    for (directive, name, value) in
+        [("FROM", "from", &file.from), ("WORKDIR", "workdir", &file.workdir), ("INFER", "infer", &file.infer)]
+    {
+        if let Some(value) = value {
+            let value = arg(&|| name.to_string(), value)?;
+            out.line(directive).push_str(value);
+            out.end_line();
+        }
     }
-    if let Some(workdir) = &file.workdir {
-        head.push(format!("WORKDIR {}", arg("workdir", workdir)?));
-    }
-    if let Some(infer) = &file.infer {
-        head.push(format!("INFER {}", arg("infer", infer)?));
-    }
-    section(head);
 
-    let run = file.run_commands.iter().enumerate();
-    section(run.map(|(i, c)| Ok(format!("RUN {}", arg(&format!("runCommands[{i}]"), c)?))).collect::<Result<_, _>>()?);
+    out.args("RUN", "runCommands", &file.run_commands)?;
 
-    let mut processes = Vec::new();
+    out.section();
     if let Some(dev) = &file.dev {
         if dev.name.is_some() {
             return Err(refuse("dev.name", "a Sandboxfile has no syntax for naming DEV"));
         }
-        processes.push(format!("DEV {}", process_line("dev", dev.port, dev.watch.as_deref(), &dev.command)?));
+        out.process("DEV", &|part| format!("dev.{part}"), None, dev.port, dev.watch.as_deref(), &dev.command)?;
     }
     for (i, s) in file.services.iter().enumerate() {
-        let field = format!("services[{i}]");
-        // The name is followed by the rest of the line, so only its start is
-        // trimmed away: it may end with white space that is not a blank.
-        let name = token(&format!("{field}.name"), &s.name)?;
-        if name.is_empty() || name.starts_with(is_js_space) {
-            return Err(refuse(format!("{field}.name"), "must not be empty or start with white space"));
-        }
-        if is_option(name) {
-            return Err(refuse(format!("{field}.name"), "must not start with PORT= or WATCH="));
-        }
-        let rest = process_line(&field, s.port, s.watch.as_deref(), &s.command)?;
-        processes.push(format!("SERVICE {name} {rest}"));
+        let field = |part: &str| format!("services[{i}].{part}");
+        out.process("SERVICE", &field, Some(&s.name), s.port, s.watch.as_deref(), &s.command)?;
     }
     for (i, t) in file.tests.iter().enumerate() {
-        let field = format!("tests[{i}]");
         if t.name.is_some() {
-            return Err(refuse(format!("{field}.name"), "a Sandboxfile has no syntax for naming TEST"));
+            return Err(refuse(format!("tests[{i}].name"), "a Sandboxfile has no syntax for naming TEST"));
         }
-        processes.push(format!("TEST {}", process_line(&field, t.port, t.watch.as_deref(), &t.command)?));
-    }
-    section(processes);
-
-    for (directive, field, values) in [
-        ("OUTPUT", "outputs", &file.outputs),
-        ("LOGS", "logs", &file.logs),
-        ("NET", "net", &file.net),
-    ] {
-        let lines = values.iter().enumerate();
-        section(lines.map(|(i, v)| Ok(format!("{directive} {}", arg(&format!("{field}[{i}]"), v)?))).collect::<Result<_, _>>()?);
+        let field = |part: &str| format!("tests[{i}].{part}");
+        out.process("TEST", &field, None, t.port, t.watch.as_deref(), &t.command)?;
     }
 
-    section(secret_lines(file)?);
-    Ok(out)
+    out.args("OUTPUT", "outputs", &file.outputs)?;
+    out.args("LOGS", "logs", &file.logs)?;
+    out.args("NET", "net", &file.net)?;
+
+    out.section();
+    secret_lines(file, &mut out)?;
+    Ok(out.text)
 }
 
 /// `SECRET NAME [HOST ...]`: a secret's hosts go on its first line.
-fn secret_lines(file: &Sandboxfile) -> Result<Vec<String>, FormatError> {
+fn secret_lines(file: &Sandboxfile, out: &mut Out) -> Result<(), FormatError> {
     let scoped = file.secret_hosts.as_ref();
     let secrets: HashSet<&str> = file.secrets.iter().map(String::as_str).collect();
     if let Some(map) = scoped {
@@ -163,28 +201,30 @@ fn secret_lines(file: &Sandboxfile) -> Result<Vec<String>, FormatError> {
                 return Err(refuse(format!("secretHosts.{name}"), "must list at least one host"));
             }
             for (i, host) in hosts.iter().enumerate() {
-                let field = format!("secretHosts.{name}[{i}]");
+                let field = || format!("secretHosts.{name}[{i}]");
                 if arg(&field, host)?.contains(is_js_space) {
-                    return Err(refuse(field, "must not contain white space"));
+                    return Err(refuse(field(), "must not contain white space"));
                 }
             }
         }
     }
-    let mut lines = Vec::with_capacity(file.secrets.len());
     let mut written = HashSet::with_capacity(secrets.len());
     for (i, name) in file.secrets.iter().enumerate() {
         if !is_env_name(name) {
             return Err(refuse(format!("secrets[{i}]"), "must be a valid environment variable name"));
         }
-        let mut line = format!("SECRET {name}");
-        let first = written.insert(name.as_str());
-        if let (true, Some(hosts)) = (first, scoped.and_then(|m| m.get(name))) {
-            line.push(' ');
-            line.push_str(&hosts.join(" "));
+        let line = out.line("SECRET");
+        line.push_str(name);
+        // Only the first line of a secret carries its hosts.
+        if let (true, Some(hosts)) = (written.insert(name.as_str()), scoped.and_then(|m| m.get(name))) {
+            for host in hosts {
+                line.push(' ');
+                line.push_str(host);
+            }
         }
-        lines.push(line);
+        out.end_line();
     }
-    Ok(lines)
+    Ok(())
 }
 
 #[cfg(test)]

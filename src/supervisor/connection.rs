@@ -30,6 +30,8 @@ struct Waiters {
 }
 
 pub struct Connection {
+    /// Becomes true when init closed its end: it has exited.
+    gone: tokio::sync::watch::Receiver<bool>,
     fd: Arc<AsyncFd<OwnedFd>>,
     waiters: Arc<Mutex<Waiters>>,
     next_id: AtomicU64,
@@ -44,8 +46,19 @@ impl Connection {
         let fd = Arc::new(unsafe { AsyncFd::register(sock) }.map_err(io::Error::from)?);
         let (tx, rx) = oneshot::channel();
         let waiters = Arc::new(Mutex::new(Waiters { ready: Some(tx), ..Default::default() }));
-        tokio::spawn(route(fd.clone(), waiters.clone()));
-        Ok((Connection { fd, waiters, next_id: AtomicU64::new(1) }, rx))
+        let (fd2, waiters2) = (fd.clone(), waiters.clone());
+        let (gone_tx, gone) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            route(fd.clone(), waiters.clone()).await;
+            let _ = gone_tx.send(true);
+        });
+        Ok((Connection { gone, fd: fd2, waiters: waiters2, next_id: AtomicU64::new(1) }, rx))
+    }
+
+    /// Waits until init has closed the control socket.
+    pub async fn wait_gone(&self) {
+        let mut gone = self.gone.clone();
+        let _ = gone.wait_for(|g| *g).await;
     }
 
     pub fn next_id(&self) -> u64 {
@@ -77,6 +90,19 @@ impl Connection {
         w.started.insert(id, stx);
         w.exited.insert(id, etx);
         Ok((srx, erx))
+    }
+}
+
+impl Connection {
+    /// Registers interest in a `Connect`/`Listen` answer before sending it.
+    pub fn expect_socket(&self, id: u64) -> io::Result<oneshot::Receiver<Result<OwnedFd, String>>> {
+        let (tx, rx) = oneshot::channel();
+        let mut w = self.waiters.lock().map_err(|_| io::Error::other("poisoned"))?;
+        if let Some(why) = &w.closed {
+            return Err(io::Error::new(io::ErrorKind::BrokenPipe, why.clone()));
+        }
+        w.sockets.insert(id, tx);
+        Ok(rx)
     }
 }
 

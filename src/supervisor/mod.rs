@@ -3,8 +3,10 @@
 
 mod cgroup;
 mod connection;
+pub mod jobs;
 pub mod launcher;
 mod sandbox;
 pub mod state;
 
+pub use jobs::{Hooks, Job, Stream};
 pub use sandbox::{ExecOptions, ExecOutput, Sandbox, SandboxError, StartOptions};

@@ -2,6 +2,7 @@
 //! down by `stop()`.
 
 use super::connection::{Connection, Exit};
+use super::jobs::Hooks;
 use super::cgroup::PidsCgroup;
 use super::{launcher, state};
 use crate::policy::plan::{self, Base, PlanError};
@@ -29,6 +30,8 @@ pub enum SandboxError {
     Stopped,
     #[error("the sandbox ended unexpectedly: {0}")]
     Died(String),
+    #[error("{0}")]
+    NotReady(String),
     #[error("{context}: {source}")]
     Io { context: String, source: io::Error },
 }
@@ -51,6 +54,7 @@ pub struct StartOptions {
     pub pids: Option<u64>,
     pub cpu_seconds: Option<u64>,
     pub init: PathBuf,
+    pub hooks: Hooks,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -78,21 +82,44 @@ pub struct ProcessInfo {
     pub pid: i32,
 }
 
+/// A command that started, or the 127/126 of one that did not.
+pub(super) enum Launch {
+    Started(Started),
+    NotStarted { code: i32, message: String },
+}
+
+pub(super) struct Started {
+    pub id: u64,
+    pub pid: i32,
+    pub stdin: OwnedFd,
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+    pub exited: tokio::sync::oneshot::Receiver<Exit>,
+}
+
 pub struct Sandbox {
     conn: Connection,
-    cgroup: Option<PidsCgroup>,
+    cgroup: Mutex<Option<PidsCgroup>>,
     child: Mutex<Option<Child>>,
     state_dir: PathBuf,
     workdir: PathBuf,
     env: BTreeMap<String, String>,
     running: Mutex<HashMap<u64, ProcessInfo>>,
     stopped: AtomicBool,
+    hooks: Hooks,
+    /// Output pumps of streamed processes: `stop()` waits for them, so no
+    /// callback runs after it.
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Accept loops of published ports: ended by `stop()`.
+    listeners: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 /// Default process limit per sandbox: room for a build, not for a fork bomb.
 const DEFAULT_PIDS: u64 = 4096;
 /// How long a killed command's output may take to close.
 const KILL_WAIT: Duration = Duration::from_secs(2);
+/// How long `stop()` waits for PID 1 to kill everything and exit.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 /// How long `stop()` waits after SIGTERM before SIGKILL.
 const GRACE: Duration = Duration::from_secs(3);
 
@@ -179,13 +206,16 @@ impl Sandbox {
                 env.extend(opts.env);
                 Ok(Sandbox {
                     conn,
-                    cgroup,
+                    cgroup: Mutex::new(cgroup),
                     child: Mutex::new(child),
                     state_dir,
                     workdir,
                     env,
                     running: Mutex::new(HashMap::new()),
                     stopped: AtomicBool::new(false),
+                    hooks: opts.hooks,
+                    tasks: Mutex::new(Vec::new()),
+                    listeners: Mutex::new(Vec::new()),
                 })
             }
             Err(e) => {
@@ -203,6 +233,27 @@ impl Sandbox {
         &self.state_dir
     }
 
+    pub(super) fn hooks(&self) -> &Hooks {
+        &self.hooks
+    }
+
+    pub(super) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    pub(super) fn track(&self, task: tokio::task::JoinHandle<()>) {
+        if let Ok(mut t) = self.tasks.lock() {
+            t.retain(|t| !t.is_finished());
+            t.push(task);
+        }
+    }
+
+    pub(super) fn track_listener(&self, task: tokio::task::JoinHandle<()>) {
+        if let Ok(mut t) = self.listeners.lock() {
+            t.push(task);
+        }
+    }
+
     /// The host directory where the WORKDIR's changes collect.
     pub fn workdir_upper(&self) -> PathBuf {
         plan::workdir_upper(&self.state_dir)
@@ -216,8 +267,14 @@ impl Sandbox {
         self.running.lock().map(|r| r.values().cloned().collect()).unwrap_or_default()
     }
 
-    /// Runs one command to its end, collecting its output.
-    pub async fn exec(&self, name: &str, kind: &str, opts: ExecOptions) -> Result<ExecOutput, SandboxError> {
+    /// Starts a command: its pipes and exit, or why it did not start.
+    pub(super) async fn launch(
+        &self,
+        name: &str,
+        kind: &str,
+        argv: Vec<String>,
+        extra_env: BTreeMap<String, String>,
+    ) -> Result<Launch, SandboxError> {
         if self.stopped.load(Ordering::SeqCst) {
             return Err(SandboxError::Stopped);
         }
@@ -230,31 +287,53 @@ impl Sandbox {
         let (stdout_r, stdout_w) = pipe()?;
         let (stderr_r, stderr_w) = pipe()?;
         let mut env = self.env.clone();
-        env.extend(opts.env);
-        let spawn = Spawn { id, argv: opts.argv.clone(), cwd: self.workdir.clone(), env };
+        env.extend(extra_env);
+        let spawn = Spawn { id, argv, cwd: self.workdir.clone(), env };
         self.conn
             .send(&Request::Spawn(spawn), &[stdin_r.as_raw_fd(), stdout_w.as_raw_fd(), stderr_w.as_raw_fd()])
             .await
             .map_err(io_err("cannot send the command to the sandbox"))?;
         drop((stdin_r, stdout_w, stderr_w));
-        let pid = match started.await {
-            Ok(Ok(pid)) => pid,
+        match started.await {
+            Ok(Ok(pid)) => {
+                if let Ok(mut r) = self.running.lock() {
+                    r.insert(id, ProcessInfo { name: name.into(), kind: kind.into(), pid });
+                }
+                Ok(Launch::Started(Started { id, pid, stdin: stdin_w, stdout: stdout_r, stderr: stderr_r, exited }))
+            }
             Ok(Err(_)) | Err(_) if self.conn.closed().is_some() => {
-                return Err(SandboxError::Died(self.conn.closed().unwrap_or_default()));
+                Err(SandboxError::Died(self.conn.closed().unwrap_or_default()))
             }
             Ok(Err((errno, message))) => {
                 let code = if errno == libc::ENOENT || errno == libc::EACCES { 127 } else { 126 };
-                return Ok(ExecOutput {
-                    exit_code: Some(code),
-                    stderr: format!("bun-sandbox: {message}\n").into_bytes(),
-                    ..Default::default()
-                });
+                Ok(Launch::NotStarted { code, message: format!("bun-sandbox: {message}\n") })
             }
-            Err(_) => return Err(SandboxError::Died(self.conn.closed().unwrap_or_default())),
-        };
-        if let Ok(mut r) = self.running.lock() {
-            r.insert(id, ProcessInfo { name: name.into(), kind: kind.into(), pid });
+            Err(_) => Err(SandboxError::Died(self.conn.closed().unwrap_or_default())),
         }
+    }
+
+    /// Done with a command: init forgets its group, `getStatus()` drops it.
+    pub(super) async fn forget(&self, id: u64) {
+        let _ = self.conn.send(&Request::Forget { id }, &[]).await;
+        if let Ok(mut r) = self.running.lock() {
+            r.remove(&id);
+        }
+    }
+
+    /// Signals a command's process group.
+    pub(super) async fn signal(&self, id: u64, signal: i32) {
+        let _ = self.conn.send(&Request::Signal { id, signal }, &[]).await;
+    }
+
+    /// Runs one command to its end, collecting its output.
+    pub async fn exec(&self, name: &str, kind: &str, opts: ExecOptions) -> Result<ExecOutput, SandboxError> {
+        let started = match self.launch(name, kind, opts.argv, opts.env).await? {
+            Launch::Started(s) => s,
+            Launch::NotStarted { code, message } => {
+                return Ok(ExecOutput { exit_code: Some(code), stderr: message.into_bytes(), ..Default::default() });
+            }
+        };
+        let Started { id, stdin: stdin_w, stdout: stdout_r, stderr: stderr_r, exited, .. } = started;
         let stdin_data = opts.stdin.unwrap_or_default();
         let feed = async move {
             let mut tx = tokio::net::unix::pipe::Sender::from_owned_fd(stdin_w)?;
@@ -287,10 +366,7 @@ impl Sandbox {
                 }
             },
         };
-        let _ = self.conn.send(&Request::Forget { id }, &[]).await;
-        if let Ok(mut r) = self.running.lock() {
-            r.remove(&id);
-        }
+        self.forget(id).await;
         let Some((out, err, exit)) = result else {
             // Something outside its group still holds its output open.
             return Ok(ExecOutput { exit_code: None, signal: Some(libc::SIGKILL), timed_out, ..Default::default() });
@@ -319,11 +395,36 @@ impl Sandbox {
         while !self.running.lock().map(|r| r.is_empty()).unwrap_or(true) && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        for l in self.listeners.lock().map(|mut l| std::mem::take(&mut *l)).unwrap_or_default() {
+            l.abort();
+        }
         let _ = self.conn.send(&Request::Shutdown, &[]).await;
+        // PID 1 kills and reaps every process, then exits, closing the socket.
+        if tokio::time::timeout(SHUTDOWN_WAIT, self.conn.wait_gone()).await.is_err() {
+            // A PID 1 that does not answer: kill the helper, and with it PID 1
+            // (parent-death signal) and so the whole pid namespace.
+            if let Ok(mut child) = self.child.lock() {
+                if let Some(c) = child.as_mut() {
+                    let _ = c.kill();
+                }
+            }
+            let _ = tokio::time::timeout(SHUTDOWN_WAIT, self.conn.wait_gone()).await;
+        }
+        // The helper's own exit tears the namespaces down, which can take a
+        // while on a busy host; nothing of the sandbox runs any more, so it is
+        // reaped (and its pids cgroup removed) off this path.
         let child = self.child.lock().ok().and_then(|mut c| c.take());
-        let _ = tokio::task::spawn_blocking(move || reap(child)).await;
-        if let Some(cg) = &self.cgroup {
-            cg.remove();
+        let cgroup = self.cgroup.lock().ok().and_then(|mut c| c.take());
+        std::thread::spawn(move || {
+            reap(child);
+            if let Some(cg) = cgroup {
+                cg.remove();
+            }
+        });
+        // Every process is gone, so every pipe is closed: the pumps finish
+        // delivering what was written, and no callback runs after this.
+        for t in self.tasks.lock().map(|mut t| std::mem::take(&mut *t)).unwrap_or_default() {
+            let _ = t.await;
         }
         let _ = state::remove(&self.state_dir);
     }
