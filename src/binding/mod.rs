@@ -1,5 +1,6 @@
 //! The JavaScript API (SPEC §2). Only this module knows about napi.
 
+mod callbacks;
 mod errors;
 mod sandbox;
 mod sandboxfile;

@@ -30,6 +30,8 @@ struct Options {
     cpu_seconds: Option<u64>,
     timeout_ms: Option<u64>,
     extract_dir: Option<PathBuf>,
+    ready_timeout_ms: Option<u64>,
+    hooks: sv::Hooks,
 }
 
 fn options_from_js(env: &Env, value: Option<Unknown<'_>>) -> Result<Options> {
@@ -44,7 +46,13 @@ fn options_from_js(env: &Env, value: Option<Unknown<'_>>) -> Result<Options> {
     let mut o = Options {
         cwd: obj.get::<String>("cwd")?.map(PathBuf::from),
         extract_dir: obj.get::<String>("extractDir")?.map(PathBuf::from),
+        hooks: super::callbacks::hooks(env, &obj)?,
         ..Default::default()
+    };
+    o.ready_timeout_ms = match obj.get::<f64>("readyTimeoutMs")? {
+        None => None,
+        Some(v) if v > 0.0 && v <= 9.0e15 && v.fract() == 0.0 => Some(v as u64),
+        Some(v) => return Err(type_error(env, &format!("options.readyTimeoutMs must be a positive integer, not {v}"))),
     };
     if let Some(e) = obj.get::<Unknown>("env")? {
         if !matches!(e.get_type()?, ValueType::Undefined) {
@@ -137,8 +145,15 @@ fn addon_path() -> Option<PathBuf> {
     Some(PathBuf::from(std::ffi::OsStr::from_bytes(name.to_bytes())))
 }
 
+type KeepAlive = napi::threadsafe_function::ThreadsafeFunction<(), (), (), Status, false, false>;
+
 struct Inner {
     hooks: sv::Hooks,
+    /// Published URLs by process name.
+    urls: std::sync::Mutex<BTreeMap<String, String>>,
+    /// A strong (not weak) threadsafe function held while DEV or SERVICE
+    /// processes run: it keeps the host's event loop alive until `stop()`.
+    keepalive: std::sync::Mutex<Option<KeepAlive>>,
     config: Sandboxfile,
     net: NetPolicy,
     outputs: OutputMatcher,
@@ -209,6 +224,93 @@ impl Inner {
         })
     }
 
+    fn env_for_jobs(&self) -> BTreeMap<String, String> {
+        BTreeMap::new()
+    }
+
+    /// RUN lines in order through `/bin/sh -c`, output under the name
+    /// `setup`; false at the first that fails (or when stopped meanwhile).
+    async fn run_setup(&self) -> Result<bool> {
+        let sandbox = self.sandbox().await?;
+        for cmd in &self.config.run_commands {
+            if self.stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                return Ok(false);
+            }
+            let job = sandbox.spawn_job("setup", "run", shell(cmd), self.env_for_jobs()).await.map_err(sandbox_error)?;
+            if job.wait().await.code != Some(0) {
+                return Ok(false);
+            }
+        }
+        Ok(!self.stopped.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
+    /// Starts a background process; with a PORT, publishes it and waits
+    /// until it accepts connections.
+    async fn start_background(&self, name: &str, kind: &str, command: &str, port: Option<u16>) -> Result<Arc<sv::Job>> {
+        let sandbox = self.sandbox().await?;
+        let job = sandbox.spawn_job(name, kind, shell(command), self.env_for_jobs()).await.map_err(sandbox_error)?;
+        if let Some(port) = port {
+            let timeout = Duration::from_millis(self.options.ready_timeout_ms.unwrap_or(READY_TIMEOUT_MS));
+            sandbox.wait_ready(&job, port, timeout).await.map_err(sandbox_error)?;
+            let host_port = sandbox.publish(port).await.map_err(sandbox_error)?;
+            if let Ok(mut urls) = self.urls.lock() {
+                urls.insert(name.to_string(), format!("http://127.0.0.1:{host_port}"));
+            }
+        } else if let Some(exit) = job.exited() {
+            return Err(sandbox_error(format!("{name} exited at once with {}", sv::jobs::describe_exit(exit))));
+        }
+        Ok(job)
+    }
+
+    async fn start_services(&self) -> Result<()> {
+        let starts = self.config.services.iter().map(|s| self.start_background(&s.name, "service", &s.command, s.port));
+        for r in futures::future::join_all(starts).await {
+            r?;
+        }
+        Ok(())
+    }
+
+    async fn start_dev(&self) -> Result<Option<DevProcess>> {
+        let Some(dev) = &self.config.dev else { return Ok(None) };
+        let name = dev.name.clone().unwrap_or_else(|| "dev".into());
+        let job = self.start_background(&name, "dev", &dev.command, dev.port).await?;
+        Ok(Some(DevProcess { name, pid: job.pid }))
+    }
+
+    async fn run_tests(&self) -> Result<TestResults> {
+        let sandbox = self.sandbox().await?;
+        let mut results = Vec::new();
+        for (i, t) in self.config.tests.iter().enumerate() {
+            if self.stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                break;
+            }
+            let name = t.name.clone().unwrap_or_else(|| format!("test-{i}"));
+            let job = sandbox.spawn_job(&name, "test", shell(&t.command), self.env_for_jobs()).await.map_err(sandbox_error)?;
+            let exit = job.wait().await;
+            let code = exit.code.or(exit.signal.map(|s| 128 + s));
+            results.push(TestResult { name, passed: exit.code == Some(0), exit_code: code.map_or(Either::B(Null), Either::A) });
+        }
+        let passed = results.len() == self.config.tests.len() && results.iter().all(|r| r.passed);
+        Ok(TestResults { passed, results })
+    }
+
+    /// loadSecrets → runSetup → startServices → startDev → runTests.
+    async fn run(&self) -> Result<RunResult> {
+        if !self.config.secrets.is_empty() {
+            return Err(secrets_not_available());
+        }
+        if !self.run_setup().await? {
+            return Ok(RunResult { success: false, test_results: None });
+        }
+        self.start_services().await?;
+        self.start_dev().await?;
+        let test_results = if self.config.tests.is_empty() { None } else { Some(self.run_tests().await?) };
+        if let Some(dir) = &self.options.extract_dir {
+            self.extract(dir.clone()).await?;
+        }
+        Ok(RunResult { success: test_results.as_ref().is_none_or(|t| t.passed), test_results })
+    }
+
     /// OUTPUT changes so far. Before the first command there are none.
     async fn diff(&self) -> Result<fsx::Diff> {
         let Some(sandbox) = self.sandbox.get() else { return Ok(fsx::Diff::default()) };
@@ -245,8 +347,52 @@ impl Inner {
         if let Some(sandbox) = self.sandbox.get() {
             sandbox.stop().await;
         }
+        if let Ok(mut k) = self.keepalive.lock() {
+            k.take();
+        }
         Ok(extracted)
     }
+}
+
+/// How long a PORT may take to accept connections, unless
+/// `options.readyTimeoutMs` says otherwise.
+const READY_TIMEOUT_MS: u64 = 60_000;
+
+fn shell(cmd: &str) -> Vec<String> {
+    vec!["/bin/sh".into(), "-c".into(), cmd.into()]
+}
+
+fn secrets_not_available() -> napi::Error {
+    napi::Error::new(
+        Status::GenericFailure,
+        "SECRET is not available in this version of bun-sandbox: secrets need the egress proxy, which has not landed yet",
+    )
+}
+
+#[napi(object)]
+pub struct DevProcess {
+    pub name: String,
+    pub pid: i32,
+}
+
+#[napi(object)]
+pub struct TestResult {
+    pub name: String,
+    pub passed: bool,
+    #[napi(ts_type = "number | null")]
+    pub exit_code: Either<i32, Null>,
+}
+
+#[napi(object)]
+pub struct TestResults {
+    pub passed: bool,
+    pub results: Vec<TestResult>,
+}
+
+#[napi(object)]
+pub struct RunResult {
+    pub success: bool,
+    pub test_results: Option<TestResults>,
 }
 
 #[napi(object)]
@@ -273,7 +419,17 @@ impl Inner {
         let invalid = |e: String| napi::Error::new(Status::InvalidArg, e);
         let net = NetPolicy::new(&config.net).map_err(|e| invalid(e.to_string()))?;
         let outputs = OutputMatcher::new(&config.outputs).map_err(|e| invalid(e.to_string()))?;
-        Ok(Inner { hooks: sv::Hooks::default(), config, net, outputs, options, sandbox: OnceCell::new(), stopped: Default::default() })
+        Ok(Inner {
+            hooks: options.hooks.clone(),
+            config,
+            net,
+            outputs,
+            options,
+            sandbox: OnceCell::new(),
+            stopped: Default::default(),
+            urls: Default::default(),
+            keepalive: Default::default(),
+        })
     }
 }
 
@@ -359,48 +515,67 @@ impl Sandbox {
         env.spawn_future(async move { inner.extract(dest).await })
     }
 
-    /// The published URL of a process's PORT. Ports are not published in this version.
+    /// `http://127.0.0.1:<port>` where a DEV or SERVICE PORT is published on the host.
     #[napi]
-    pub fn get_service_url(&self, _name: String) -> Option<String> {
-        None
+    pub fn get_service_url(&self, name: String) -> Option<String> {
+        self.inner.urls.lock().ok()?.get(&name).cloned()
+    }
+
+    /// Holds the host's event loop open until `stop()` (background processes run).
+    fn keep_alive(&self, env: &Env) -> Result<()> {
+        let Ok(mut k) = self.inner.keepalive.lock() else { return Ok(()) };
+        if k.is_none() && !self.inner.stopped.load(std::sync::atomic::Ordering::SeqCst) {
+            let f = env.create_function_from_closure::<(), (), _>("bunSandboxKeepAlive", |_| Ok(()))?;
+            *k = Some(f.build_threadsafe_function().callee_handled::<false>().build()?);
+        }
+        Ok(())
     }
 
     /// Reads SECRET values. Secrets (placeholders, the egress proxy) are not
     /// in this version: with SECRET lines this throws instead of exposing them.
     #[napi]
     pub fn load_secrets(&self) -> Result<()> {
-        if self.inner.config.secrets.is_empty() {
-            return Ok(());
-        }
-        Err(napi::Error::new(
-            Status::GenericFailure,
-            "SECRET is not available in this version of bun-sandbox: secrets need the egress proxy, which has not landed yet",
-        ))
+        if self.inner.config.secrets.is_empty() { Ok(()) } else { Err(secrets_not_available()) }
     }
 
+    /// Runs the RUN lines in order; resolves false at the first failure.
     #[napi(ts_return_type = "Promise<boolean>")]
-    pub fn run_setup(&self) -> AsyncTask<NotAvailable> {
-        AsyncTask::new(NotAvailable("Sandbox.runSetup()"))
+    pub fn run_setup<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, bool>> {
+        let inner = self.inner.clone();
+        env.spawn_future(async move { inner.run_setup().await })
     }
 
+    /// Starts every SERVICE; resolves when each one with a PORT accepts connections.
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn start_services(&self) -> AsyncTask<NotAvailable> {
-        AsyncTask::new(NotAvailable("Sandbox.startServices()"))
+    pub fn start_services<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, ()>> {
+        self.keep_alive(env)?;
+        let inner = self.inner.clone();
+        env.spawn_future(async move { inner.start_services().await })
     }
 
+    /// Starts DEV (named `dev` unless named); resolves when its PORT accepts connections.
     #[napi(ts_return_type = "Promise<{ name: string; pid: number } | null>")]
-    pub fn start_dev(&self) -> AsyncTask<NotAvailable> {
-        AsyncTask::new(NotAvailable("Sandbox.startDev()"))
+    pub fn start_dev<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, Option<DevProcess>>> {
+        self.keep_alive(env)?;
+        let inner = self.inner.clone();
+        env.spawn_future(async move { inner.start_dev().await })
     }
 
+    /// Runs the TEST lines in order (named `test-<i>` unless named).
     #[napi(ts_return_type = "Promise<{ passed: boolean; results: { name: string; passed: boolean; exitCode: number | null }[] }>")]
-    pub fn run_tests(&self) -> AsyncTask<NotAvailable> {
-        AsyncTask::new(NotAvailable("Sandbox.runTests()"))
+    pub fn run_tests<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, TestResults>> {
+        let inner = self.inner.clone();
+        env.spawn_future(async move { inner.run_tests().await })
     }
 
-    #[napi(ts_return_type = "Promise<{ success: boolean; testResults?: { passed: boolean; results: unknown[] } }>")]
-    pub fn run(&self) -> AsyncTask<NotAvailable> {
-        AsyncTask::new(NotAvailable("Sandbox.run()"))
+    /// The whole lifecycle; DEV and SERVICE processes stay up until `stop()`.
+    #[napi(ts_return_type = "Promise<{ success: boolean; testResults?: { passed: boolean; results: { name: string; passed: boolean; exitCode: number | null }[] } }>")]
+    pub fn run<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, RunResult>> {
+        if self.inner.config.dev.is_some() || !self.inner.config.services.is_empty() {
+            self.keep_alive(env)?;
+        }
+        let inner = self.inner.clone();
+        env.spawn_future(async move { inner.run().await })
     }
 
     #[napi(ts_args_type = "cb: (file: string, line: string) => void", ts_return_type = "Promise<() => void>")]

@@ -25,8 +25,9 @@ pub type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// Delivers text a process wrote; the future resolves once it was taken, so
 /// a slow consumer slows the process (its pipe fills) instead of growing memory.
 pub type OutputHook = Arc<dyn Fn(String, Stream, String) -> BoxFuture + Send + Sync>;
-/// A process ended: its exit code, or None when a signal ended it.
-pub type ExitHook = Arc<dyn Fn(String, Option<i32>) + Send + Sync>;
+/// A process ended: its exit code, or None when a signal ended it. Runs
+/// after all its output was delivered.
+pub type ExitHook = Arc<dyn Fn(String, Option<i32>) -> BoxFuture + Send + Sync>;
 
 #[derive(Clone, Default)]
 pub struct Hooks {
@@ -152,7 +153,7 @@ impl Sandbox {
                     out(name.to_string(), Stream::Stderr, message).await;
                 }
                 if let Some(exit) = &hooks.exit {
-                    exit(name.to_string(), Some(code));
+                    exit(name.to_string(), Some(code)).await;
                 }
                 let _ = tx.send(Some(Exit { code: Some(code), signal: None }));
                 return Ok(Arc::new(Job { id: 0, name: name.into(), pid: 0, exit: rx, tail }));
@@ -169,7 +170,7 @@ impl Sandbox {
             let exit = exit.unwrap_or(Exit { code: None, signal: Some(libc::SIGKILL) });
             this.forget(started.id).await;
             if let Some(hook) = &hooks.exit {
-                hook(name, exit.code);
+                hook(name, exit.code).await;
             }
             let _ = tx.send(Some(exit));
         });

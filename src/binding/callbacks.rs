@@ -1,0 +1,70 @@
+//! JS callbacks (`onStdout`, `onStderr`, `onExit`) as supervisor hooks.
+//!
+//! Each is a weak threadsafe function (it never keeps the event loop alive)
+//! called with the catching variant: a callback that throws is reported on
+//! stderr and the sandbox goes on; the host process does not die. Output
+//! calls are awaited, so a slow callback slows the process, not memory.
+
+use super::errors::type_error;
+use crate::supervisor::jobs::{BoxFuture, Hooks, Stream};
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::ThreadsafeFunction;
+use napi::{Env, Status};
+use std::sync::Arc;
+
+type Callback<A> = ThreadsafeFunction<FnArgs<(String, A)>, (), FnArgs<(String, A)>, Status, false, true>;
+
+fn callback<A: ToNapiValue + 'static>(env: &Env, obj: &Object, name: &str) -> Result<Option<Arc<Callback<A>>>>
+where
+    FnArgs<(String, A)>: napi::bindgen_prelude::JsValuesTupleIntoVec,
+{
+    let Some(value) = obj.get::<Unknown>(name)? else { return Ok(None) };
+    match value.get_type()? {
+        ValueType::Undefined | ValueType::Null => Ok(None),
+        ValueType::Function => {
+            // SAFETY: checked to be a function just above.
+            let f: Function<FnArgs<(String, A)>, ()> = unsafe { value.cast()? };
+            Ok(Some(Arc::new(f.build_threadsafe_function().weak::<true>().callee_handled::<false>().build()?)))
+        }
+        _ => Err(type_error(env, &format!("options.{name} must be a function"))),
+    }
+}
+
+fn report(which: &str, e: napi::Error) {
+    eprintln!("bun-sandbox: options.{which} threw: {}", e.reason);
+}
+
+/// The hooks for the callbacks in `options` (an object, already checked).
+pub fn hooks(env: &Env, obj: &Object) -> Result<Hooks> {
+    let stdout = callback::<String>(env, obj, "onStdout")?;
+    let stderr = callback::<String>(env, obj, "onStderr")?;
+    let exit = callback::<Option<i32>>(env, obj, "onExit")?;
+    let output = (stdout.is_some() || stderr.is_some()).then(|| {
+        let f: crate::supervisor::jobs::OutputHook = Arc::new(move |name: String, stream: Stream, text: String| -> BoxFuture {
+            let (cb, which) = match stream {
+                Stream::Stdout => (stdout.clone(), "onStdout"),
+                Stream::Stderr => (stderr.clone(), "onStderr"),
+            };
+            Box::pin(async move {
+                if let Some(cb) = cb {
+                    if let Err(e) = cb.call_async_catch((name, text).into()).await {
+                        report(which, e);
+                    }
+                }
+            })
+        });
+        f
+    });
+    let exit = exit.map(|cb| {
+        let f: crate::supervisor::jobs::ExitHook = Arc::new(move |name: String, code: Option<i32>| -> BoxFuture {
+            let cb = cb.clone();
+            Box::pin(async move {
+                if let Err(e) = cb.call_async_catch((name, code).into()).await {
+                    report("onExit", e);
+                }
+            })
+        });
+        f
+    });
+    Ok(Hooks { output, exit })
+}
