@@ -309,8 +309,10 @@ describe('Symbol.asyncDispose', () => {
     {
       await using sb = new Sandbox(parseSandboxfile('FROM host\nWORKDIR .'), { cwd: dir })
       sandbox = sb
-      expect((await sb.exec('echo hi')).stdout).toBe('hi\n')
-      expect(sb.isRunning()).toBe(true)
+      const running = sb.exec('sleep 30')
+      while (!sb.isRunning()) await Bun.sleep(5)
+      expect(sb.getStatus().map((p) => p.type)).toEqual(['exec'])
+      running.catch(() => {})
     }
     expect(sandbox!.isRunning()).toBe(false)
     await expect(sandbox!.exec('true')).rejects.toThrow(/stopped/)

@@ -131,6 +131,14 @@ async function setup(ctx, sandbox, config) {
   return ok
 }
 
+async function dev(ctx, sandbox, config) {
+  if (!config.dev) return
+  const name = config.dev.name || 'dev'
+  const done = ctx.reporter.step('dev', `starting ${name}${config.dev.port ? ` (port ${config.dev.port})` : ''}`)
+  await sandbox.startDev()
+  done(true)
+}
+
 async function services(ctx, sandbox, config) {
   if (!config.services.length) return
   const done = ctx.reporter.step('services', `starting ${plural(config.services.length, 'service')}`)
@@ -219,6 +227,7 @@ async function test(ctx) {
     ensureDir(dest)
     if (!(await setup(ctx, sandbox, config))) return 1
     await services(ctx, sandbox, config)
+    await dev(ctx, sandbox, config)
     const passed = await runTests(ctx, sandbox, config)
     if (ctx.options.watch) return watchTests(ctx, sandbox, loaded, trap, passed)
     return passed ? 0 : 1

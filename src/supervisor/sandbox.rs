@@ -259,8 +259,11 @@ impl Sandbox {
         plan::workdir_upper(&self.state_dir)
     }
 
+    /// Whether any process runs in the sandbox (the reference's meaning).
     pub fn is_running(&self) -> bool {
-        !self.stopped.load(Ordering::SeqCst) && self.conn.closed().is_none()
+        !self.stopped.load(Ordering::SeqCst)
+            && self.conn.closed().is_none()
+            && self.running.lock().is_ok_and(|r| !r.is_empty())
     }
 
     pub fn processes(&self) -> Vec<ProcessInfo> {
