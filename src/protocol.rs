@@ -56,6 +56,11 @@ pub enum Mount {
     /// A read-only recursive bind of a host path.
     RoBind { source: PathBuf, target: PathBuf },
     Tmpfs { target: PathBuf, mode: u32, size: Option<u64> },
+    /// A tmpfs at a host path (not under the new root), visible only in the
+    /// sandbox's mount namespace and gone with it: where the layers nobody
+    /// reads back (the uppers of `/usr`, `/etc`, ...) live, so building and
+    /// tearing down a sandbox touches the host disk only for the WORKDIR.
+    Scratch { path: PathBuf, size: Option<u64> },
     Symlink { link: PathBuf, target: PathBuf },
     Proc { target: PathBuf },
     /// A minimal `/dev`: null, zero, full, random, urandom, tty, pts, shm.

@@ -60,7 +60,12 @@ fn apply(root: &Path, m: &Mount) -> Result<(), SetupError> {
                 overlay_path(upper),
                 overlay_path(work)
             );
-            match mount(Some("overlay"), &at, Some("overlay"), MsFlags::MS_NOSUID, Some(opts.as_str())) {
+            // `volatile`: the layers are disposable, so the overlay skips
+            // syncing them (which made unmounting slow); older kernels lack it.
+            let volatile = format!("{opts},volatile");
+            let mounted = mount(Some("overlay"), &at, Some("overlay"), MsFlags::MS_NOSUID, Some(volatile.as_str()))
+                .or_else(|_| mount(Some("overlay"), &at, Some("overlay"), MsFlags::MS_NOSUID, Some(opts.as_str())));
+            match mounted {
                 Ok(()) => Ok(()),
                 Err(_) if *fallback_ro_bind => ro_bind(lower, &at),
                 Err(e) => Err(e).step(|| format!("mount a copy-on-write overlay of {}", lower.display())),
@@ -70,6 +75,15 @@ fn apply(root: &Path, m: &Mount) -> Result<(), SetupError> {
             let at = under(root, target);
             if source.is_dir() { mkdir_p(&at, 0o755)? } else { touch(&at)? }
             ro_bind(source, &at)
+        }
+        Mount::Scratch { path, size } => {
+            mkdir_p(path, 0o700)?;
+            let mut opts = "mode=0700".to_string();
+            if let Some(size) = size {
+                opts.push_str(&format!(",size={size}"));
+            }
+            mount(Some("tmpfs"), path, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(opts.as_str()))
+                .step(|| "mount the scratch tmpfs for the host directories' layers".into())
         }
         Mount::Tmpfs { target, mode, size } => {
             let at = under(root, target);

@@ -96,7 +96,8 @@ pub fn resolve_workdir(workdir: Option<&str>, base_dir: &Path, state_root: &Path
 
 /// The mounts of a sandbox whose state lives in `state_dir`.
 pub fn root_plan(base: &Base, workdir: &Path, home: &Path, state_dir: &Path) -> Result<RootPlan, PlanError> {
-    let mut mounts = Vec::new();
+    let scratch = state_dir.join("scratch");
+    let mut mounts = vec![Mount::Scratch { path: scratch.clone(), size: None }];
     let dir = base.dir();
     let mut entries: Vec<_> = fs::read_dir(dir)
         .map_err(|source| PlanError::Io { path: dir.into(), source })?
@@ -119,8 +120,8 @@ pub fn root_plan(base: &Base, workdir: &Path, home: &Path, state_dir: &Path) -> 
         } else if meta.is_dir() {
             mounts.push(Mount::Overlay {
                 lower: source,
-                upper: state_dir.join("upper").join(&name),
-                work: state_dir.join("work").join(&name),
+                upper: scratch.join("upper").join(&name),
+                work: scratch.join("work").join(&name),
                 target,
                 fallback_ro_bind: true,
             });

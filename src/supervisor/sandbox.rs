@@ -128,8 +128,7 @@ impl Sandbox {
         let base = Base::from_directive(opts.from.as_deref(), &opts.base_dir)?;
         let root = state::root();
         let workdir = plan::resolve_workdir(opts.workdir.as_deref(), &opts.base_dir, &root)?;
-        let arch = seccomp::host_arch().ok_or_else(|| SandboxError::Seccomp("unsupported architecture".into()))?;
-        let filter = seccomp::sandbox_filter(arch).map_err(|e| SandboxError::Seccomp(e.to_string()))?;
+        let seccomp_words = filter_words()?;
         let state_dir = state::create(&root).map_err(io_err(format!("cannot create a state directory in {}", root.display())))?;
 
         let outer_uid = nix::unistd::getuid().as_raw();
@@ -156,7 +155,7 @@ impl Sandbox {
                 inner_gid,
                 hostname: "sandbox".into(),
                 root: root_plan,
-                seccomp: seccomp::to_words(&filter),
+                seccomp: seccomp_words.clone(),
                 rlimits,
             };
             // The kernel does not apply RLIMIT_NPROC to the host's root user.
@@ -431,6 +430,19 @@ impl Sandbox {
         }
         let _ = state::remove(&self.state_dir);
     }
+}
+
+/// The seccomp program as words, built once per process.
+fn filter_words() -> Result<Vec<u64>, SandboxError> {
+    static WORDS: std::sync::OnceLock<Result<Vec<u64>, String>> = std::sync::OnceLock::new();
+    WORDS
+        .get_or_init(|| {
+            let arch = seccomp::host_arch().ok_or_else(|| "unsupported architecture".to_string())?;
+            let filter = seccomp::sandbox_filter(arch).map_err(|e| e.to_string())?;
+            Ok(seccomp::to_words(&filter))
+        })
+        .clone()
+        .map_err(SandboxError::Seccomp)
 }
 
 /// Waits for the helper process so it leaves no zombie.
