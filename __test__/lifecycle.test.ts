@@ -269,6 +269,13 @@ describe('runTests', () => {
     expect((await sb.exec('cat two.txt')).stdout).toBe('two\n')
     expect(rec.exitNames()).toEqual(['test-0', 'test-1', 'test-2'])
     expect(rec.exits()).toEqual([0, 3, 0])
+    // onExit comes after all of that process's output.
+    for (const name of ['test-0', 'test-1', 'test-2']) {
+      const lastOutput = rec.events.findLastIndex((e) => e.kind !== 'exit' && e.name === name)
+      const exit = rec.events.findIndex((e) => e.kind === 'exit' && e.name === name)
+      expect(lastOutput).toBeGreaterThanOrEqual(0)
+      expect(exit).toBeGreaterThan(lastOutput)
+    }
   }, 20_000)
 
   test('all passing: passed is true', async () => {

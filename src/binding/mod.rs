@@ -2,6 +2,7 @@
 
 mod callbacks;
 mod errors;
+mod logs;
 mod sandbox;
 mod sandboxfile;
 mod support;

@@ -21,8 +21,8 @@ use tokio::sync::OnceCell;
 
 /// Options read from the JS object (callbacks come with the job table).
 #[derive(Debug, Clone, Default)]
-struct Options {
-    cwd: Option<PathBuf>,
+pub(super) struct Options {
+    pub(super) cwd: Option<PathBuf>,
     env: BTreeMap<String, String>,
     uid: Option<u32>,
     gid: Option<u32>,
@@ -147,18 +147,20 @@ fn addon_path() -> Option<PathBuf> {
 
 type KeepAlive = napi::threadsafe_function::ThreadsafeFunction<(), (), (), Status, false, false>;
 
-struct Inner {
+pub(super) struct Inner {
     hooks: sv::Hooks,
     /// Published URLs by process name.
     urls: std::sync::Mutex<BTreeMap<String, String>>,
     /// A strong (not weak) threadsafe function held while DEV or SERVICE
     /// processes run: it keeps the host's event loop alive until `stop()`.
     keepalive: std::sync::Mutex<Option<KeepAlive>>,
-    config: Sandboxfile,
+    pub(super) config: Sandboxfile,
     net: NetPolicy,
     outputs: OutputMatcher,
-    options: Options,
-    sandbox: OnceCell<Arc<sv::Sandbox>>,
+    pub(super) options: Options,
+    pub(super) sandbox: OnceCell<Arc<sv::Sandbox>>,
+    /// Log tails and WATCH restarters, ended by `stop()`.
+    pub(super) background: super::logs::Background,
     stopped: std::sync::atomic::AtomicBool,
 }
 
@@ -168,7 +170,7 @@ fn sandbox_error(e: impl std::fmt::Display) -> napi::Error {
 
 impl Inner {
     /// The environment, created on first use.
-    async fn sandbox(&self) -> Result<Arc<sv::Sandbox>> {
+    pub(super) async fn sandbox(&self) -> Result<Arc<sv::Sandbox>> {
         if self.stopped.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(sandbox_error("the sandbox is stopped: create a new Sandbox"));
         }
@@ -259,6 +261,7 @@ impl Inner {
         } else if let Some(exit) = job.exited() {
             return Err(sandbox_error(format!("{name} exited at once with {}", sv::jobs::describe_exit(exit))));
         }
+        self.watch_background(&sandbox, &job, name, kind, shell(command), self.env_for_jobs())?;
         Ok(job)
     }
 
@@ -344,6 +347,7 @@ impl Inner {
             extracted = self.extract(dir.clone()).await?;
         }
         self.stopped.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.background.stop_all();
         if let Some(sandbox) = self.sandbox.get() {
             sandbox.stop().await;
         }
@@ -429,6 +433,7 @@ impl Inner {
             stopped: Default::default(),
             urls: Default::default(),
             keepalive: Default::default(),
+            background: Default::default(),
         })
     }
 }
@@ -452,7 +457,7 @@ pub struct ProcessStatus {
 
 #[napi]
 pub struct Sandbox {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
 }
 
 fn argv_from_js(env: &Env, command: Unknown<'_>) -> Result<Vec<String>> {
@@ -516,9 +521,10 @@ impl Sandbox {
     }
 
     /// `http://127.0.0.1:<port>` where a DEV or SERVICE PORT is published on the host.
-    #[napi]
-    pub fn get_service_url(&self, name: String) -> Option<String> {
-        self.inner.urls.lock().ok()?.get(&name).cloned()
+    #[napi(ts_return_type = "string | undefined")]
+    pub fn get_service_url(&self, name: String) -> Either<String, ()> {
+        let url = self.inner.urls.lock().ok().and_then(|u| u.get(&name).cloned());
+        url.map_or(Either::B(()), Either::A)
     }
 
     /// Holds the host's event loop open until `stop()` (background processes run).
@@ -576,11 +582,6 @@ impl Sandbox {
         }
         let inner = self.inner.clone();
         env.spawn_future(async move { inner.run().await })
-    }
-
-    #[napi(ts_args_type = "cb: (file: string, line: string) => void", ts_return_type = "Promise<() => void>")]
-    pub fn tail_logs(&self) -> AsyncTask<NotAvailable> {
-        AsyncTask::new(NotAvailable("Sandbox.tailLogs()"))
     }
 
     /// Runs one command in the sandbox (created on first use) to its end.

@@ -5,8 +5,10 @@ mod cgroup;
 mod connection;
 pub mod jobs;
 pub mod launcher;
+pub mod logs;
 mod sandbox;
 pub mod state;
+pub mod watch;
 
 pub use jobs::{Hooks, Job, Stream};
 pub use sandbox::{ExecOptions, ExecOutput, Sandbox, SandboxError, StartOptions};
