@@ -136,14 +136,27 @@ pub enum Event {
     Socket { id: u64, port: u16, error: Option<String> },
 }
 
+/// Sends one already-encoded message.
+pub fn send_raw(sock: RawFd, bytes: &[u8]) -> io::Result<()> {
+    send_bytes(sock, bytes, &[])
+}
+
+/// Encodes a message (as `send` would send it).
+pub fn encode<T: Serialize>(msg: &T) -> io::Result<Vec<u8>> {
+    serde_json::to_vec(msg).map_err(io::Error::other)
+}
+
 /// Sends one message with fds attached.
 pub fn send<T: Serialize>(sock: RawFd, msg: &T, fds: &[RawFd]) -> io::Result<()> {
+    send_bytes(sock, &encode(msg)?, fds)
+}
+
+fn send_bytes(sock: RawFd, bytes: &[u8], fds: &[RawFd]) -> io::Result<()> {
     use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
-    let bytes = serde_json::to_vec(msg).map_err(io::Error::other)?;
     if bytes.len() > MAX_MESSAGE {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "message too large"));
     }
-    let iov = [io::IoSlice::new(&bytes)];
+    let iov = [io::IoSlice::new(bytes)];
     let rights = [ControlMessage::ScmRights(fds)];
     let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &rights };
     loop {

@@ -52,9 +52,9 @@ impl PidsCgroup {
         Ok(cg)
     }
 
-    /// Moves a process (and so everything it will start) into the cgroup.
-    pub fn add(&self, pid: u32) -> io::Result<()> {
-        fs::write(self.dir.join("cgroup.procs"), pid.to_string())
+    /// Its `cgroup.procs`, opened for a process about to start to join.
+    pub fn procs(&self) -> io::Result<fs::File> {
+        fs::OpenOptions::new().write(true).open(self.dir.join("cgroup.procs"))
     }
 
     /// Removes the cgroup once its processes are gone.

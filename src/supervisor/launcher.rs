@@ -20,7 +20,7 @@ pub struct Launched {
     pub child: Child,
 }
 
-type Job = (PathBuf, mpsc::Sender<io::Result<Launched>>);
+type Job = (PathBuf, Vec<u8>, Option<std::fs::File>, mpsc::Sender<io::Result<Launched>>);
 
 fn launcher() -> &'static Mutex<mpsc::Sender<Job>> {
     static LAUNCHER: OnceLock<Mutex<mpsc::Sender<Job>>> = OnceLock::new();
@@ -29,8 +29,8 @@ fn launcher() -> &'static Mutex<mpsc::Sender<Job>> {
         std::thread::Builder::new()
             .name("bun-sandbox-launcher".into())
             .spawn(move || {
-                for (init, reply) in rx {
-                    let _ = reply.send(start(&init));
+                for (init, plan, cgroup, reply) in rx {
+                    let _ = reply.send(start(&init, &plan, cgroup));
                 }
             })
             .expect("the launcher thread starts");
@@ -38,24 +38,29 @@ fn launcher() -> &'static Mutex<mpsc::Sender<Job>> {
     })
 }
 
-/// Starts a helper (blocking: call it off the async threads).
-pub fn launch(init: PathBuf) -> io::Result<Launched> {
+/// Starts a helper with its plan (blocking: call it off the async threads).
+/// `cgroup_procs`, an open `cgroup.procs`, is joined by the child before it
+/// runs anything, so nothing of the sandbox ever runs outside that cgroup.
+pub fn launch(init: PathBuf, plan: Vec<u8>, cgroup_procs: Option<std::fs::File>) -> io::Result<Launched> {
     let (tx, rx) = mpsc::channel();
     launcher()
         .lock()
         .map_err(|_| io::Error::other("the launcher thread is gone"))?
-        .send((init, tx))
+        .send((init, plan, cgroup_procs, tx))
         .map_err(|_| io::Error::other("the launcher thread is gone"))?;
     rx.recv().map_err(|_| io::Error::other("the launcher thread is gone"))?
 }
 
-fn start(init: &PathBuf) -> io::Result<Launched> {
+fn start(init: &PathBuf, plan: &[u8], cgroup_procs: Option<std::fs::File>) -> io::Result<Launched> {
     let (ours, theirs) =
         socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)?;
+    // The plan waits in the socket, so init reads it the moment it starts.
+    crate::protocol::send_raw(ours.as_raw_fd(), plan)?;
     // Spawned events carry credentials naming the process; the kernel
     // translates that pid into ours.
     setsockopt(&ours, sockopt::PassCred, &true)?;
     let fd = theirs.as_raw_fd();
+    let procs = cgroup_procs.as_ref().map(|f| f.as_raw_fd());
     let mut cmd = Command::new(init);
     cmd.arg(std::process::id().to_string())
         .env_clear()
@@ -66,6 +71,12 @@ fn start(init: &PathBuf) -> io::Result<Launched> {
     // SAFETY: only async-signal-safe calls (dup2, fcntl) between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
+            // "0" moves the writer itself into the cgroup.
+            if let Some(procs) = procs {
+                if libc::write(procs, b"0".as_ptr().cast(), 1) != 1 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
             if fd == CONTROL_FD {
                 if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
                     return Err(io::Error::last_os_error());

@@ -170,21 +170,15 @@ impl Sandbox {
                 None
             };
             let init = opts.init.clone();
-            let launched = tokio::task::spawn_blocking(move || launcher::launch(init))
+            let plan = crate::protocol::encode(&plan).map_err(io_err("cannot encode the plan"))?;
+            let procs = match &cgroup {
+                Some(cg) => Some(cg.procs().map_err(|e| SandboxError::Setup(format!("cannot open the sandbox's pids cgroup: {e}")))?),
+                None => None,
+            };
+            let launched = tokio::task::spawn_blocking(move || launcher::launch(init, plan, procs))
                 .await
                 .map_err(|e| SandboxError::Setup(e.to_string()))?
                 .map_err(io_err("cannot start the sandbox's init process"))?;
-            if let Some(cg) = &cgroup {
-                // Before the plan: init waits for it, so nothing has forked yet.
-                if let Err(e) = cg.add(launched.child.id()) {
-                    let mut child = launched.child;
-                    let _ = child.kill();
-                    reap(Some(child));
-                    cg.remove();
-                    return Err(SandboxError::Setup(format!("cannot put the sandbox in its pids cgroup: {e}")));
-                }
-            }
-            crate::protocol::send(launched.control.as_raw_fd(), &plan, &[]).map_err(io_err("cannot send the plan to init"))?;
             let mut child = Some(launched.child);
             let (conn, ready) = Connection::new(launched.control).map_err(io_err("control socket"))?;
             let why = match ready.await {

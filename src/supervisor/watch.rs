@@ -231,6 +231,14 @@ impl TreeWatch {
         tw
     }
 
+    /// A watch that polls, as when inotify is not available.
+    #[cfg(test)]
+    pub(crate) fn polling(roots: Vec<(Layer, PathBuf)>, set: Arc<PathSet>) -> TreeWatch {
+        let mut tw = TreeWatch { roots, set, mode: Mode::Poll { seen: BTreeMap::new() }, pending: BTreeSet::new() };
+        tw.fall_back();
+        tw
+    }
+
     /// Whether events come from inotify (else from polling).
     pub fn uses_inotify(&self) -> bool {
         matches!(self.mode, Mode::Inotify { .. })
