@@ -14,7 +14,9 @@ describe('options are checked before anything starts', () => {
     ['negative pids', { limits: { pids: -1 } }, /limits.pids must be a positive integer/],
     ['fractional timeout', { limits: { timeoutMs: 1.5 } }, /limits.timeoutMs must be a positive integer/],
     ['absurd cpuSeconds', { limits: { cpuSeconds: 1e300 } }, /limits.cpuSeconds must be a positive integer/],
-    ['memoryBytes not enforced yet', { limits: { memoryBytes: 1 << 30 } }, /memoryBytes is not enforced/],
+    ['diskBytes not enforced yet', { limits: { diskBytes: 1 << 30 } }, /diskBytes is not enforced/],
+    ['negative memoryBytes', { limits: { memoryBytes: -1 } }, /limits.memoryBytes must be a positive integer/],
+    ['onViolation not a function', { onViolation: 42 }, /options.onViolation must be a function/],
     ['unknown isolation', { isolation: 'some' }, /options.isolation must be "full" or "none"/],
     ['uid not an integer', { uid: -5 }, /options.uid must be a non-negative integer/],
     ['env not strings', { env: { A: 1 } }, /options.env must map names to strings/],
@@ -80,5 +82,28 @@ describe('init killed from outside', () => {
     expect(sb.isRunning()).toBe(false)
     await sb.stop()
     expect(existsSync(join(stateRoot, ours[0]))).toBe(false)
+  })
+})
+
+describe('limits', () => {
+  test('memoryBytes: a 1 GiB allocation fails inside, the sandbox still answers, the host is fine', async () => {
+    const sb = new Sandbox(config(), { cwd: project(), limits: { memoryBytes: 256 * 1024 * 1024 } })
+    const r = await sb.exec(['/usr/bin/node', '-e', 'const b = Buffer.alloc(1024 * 1024 * 1024, 1); console.log(b.length)'])
+    expect(r.exitCode).not.toBe(0)
+    expect(r.stdout).toBe('')
+    expect((await sb.exec('echo alive')).stdout).toBe('alive\n')
+    // Within the limit, memory works.
+    const ok = await sb.exec(['/usr/bin/node', '-e', 'console.log(Buffer.alloc(64 * 1024 * 1024, 1).length)'])
+    expect(ok).toEqual({ exitCode: 0, stdout: `${64 * 1024 * 1024}\n`, stderr: '' })
+    await sb.stop()
+  }, 30_000)
+
+  test('a timeout is reported through onViolation as a limit', async () => {
+    const events: any[] = []
+    const sb = new Sandbox(config(), { cwd: project(), onViolation: (e) => events.push(e) })
+    const r = await sb.exec('sleep 30', { timeoutMs: 200 })
+    expect(r.exitCode).toBeNull()
+    expect(events).toEqual([{ kind: 'limit', detail: 'exec ran past its time limit of 200 ms and was killed, with what it started' }])
+    await sb.stop()
   })
 })

@@ -82,6 +82,8 @@ pub struct Rlimit {
 #[serde(rename_all = "snake_case")]
 pub enum RlimitKind {
     As,
+    /// Private writable memory (heap, anonymous mappings) per process.
+    Data,
     Nproc,
     Cpu,
     Fsize,

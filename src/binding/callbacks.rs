@@ -6,28 +6,39 @@
 //! calls are awaited, so a slow callback slows the process, not memory.
 
 use super::errors::type_error;
-use crate::supervisor::jobs::{BoxFuture, Hooks, Stream};
+use crate::supervisor::jobs::{BoxFuture, Hooks, Stream, Violation};
+use napi_derive::napi;
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::ThreadsafeFunction;
 use napi::{Env, Status};
 use std::sync::Arc;
 
-type Callback<A> = ThreadsafeFunction<FnArgs<(String, A)>, (), FnArgs<(String, A)>, Status, false, true>;
+/// A weak, catching threadsafe function taking the arguments in `Args`.
+type Callback<Args> = ThreadsafeFunction<FnArgs<Args>, (), FnArgs<Args>, Status, false, true>;
 
-fn callback<A: ToNapiValue + 'static>(env: &Env, obj: &Object, name: &str) -> Result<Option<Arc<Callback<A>>>>
+fn callback<Args: 'static>(env: &Env, obj: &Object, name: &str) -> Result<Option<Arc<Callback<Args>>>>
 where
-    FnArgs<(String, A)>: napi::bindgen_prelude::JsValuesTupleIntoVec,
+    FnArgs<Args>: napi::bindgen_prelude::JsValuesTupleIntoVec,
 {
     let Some(value) = obj.get::<Unknown>(name)? else { return Ok(None) };
     match value.get_type()? {
         ValueType::Undefined | ValueType::Null => Ok(None),
         ValueType::Function => {
             // SAFETY: checked to be a function just above.
-            let f: Function<FnArgs<(String, A)>, ()> = unsafe { value.cast()? };
+            let f: Function<FnArgs<Args>, ()> = unsafe { value.cast()? };
             Ok(Some(Arc::new(f.build_threadsafe_function().weak::<true>().callee_handled::<false>().build()?)))
         }
         _ => Err(type_error(env, &format!("options.{name} must be a function"))),
     }
+}
+
+/// What `onViolation` receives.
+#[napi(object)]
+pub struct ViolationEvent {
+    #[napi(ts_type = "'net' | 'fs' | 'limit'")]
+    pub kind: String,
+    pub detail: String,
+    pub host: Option<String>,
 }
 
 fn report(which: &str, e: napi::Error) {
@@ -36,9 +47,9 @@ fn report(which: &str, e: napi::Error) {
 
 /// The hooks for the callbacks in `options` (an object, already checked).
 pub fn hooks(env: &Env, obj: &Object) -> Result<Hooks> {
-    let stdout = callback::<String>(env, obj, "onStdout")?;
-    let stderr = callback::<String>(env, obj, "onStderr")?;
-    let exit = callback::<Option<i32>>(env, obj, "onExit")?;
+    let stdout = callback::<(String, String)>(env, obj, "onStdout")?;
+    let stderr = callback::<(String, String)>(env, obj, "onStderr")?;
+    let exit = callback::<(String, Option<i32>)>(env, obj, "onExit")?;
     let output = (stdout.is_some() || stderr.is_some()).then(|| {
         let f: crate::supervisor::jobs::OutputHook = Arc::new(move |name: String, stream: Stream, text: String| -> BoxFuture {
             let (cb, which) = match stream {
@@ -66,5 +77,17 @@ pub fn hooks(env: &Env, obj: &Object) -> Result<Hooks> {
         });
         f
     });
-    Ok(Hooks { output, exit })
+    let violation = callback::<(ViolationEvent,)>(env, obj, "onViolation")?.map(|cb| {
+        let f: crate::supervisor::jobs::ViolationHook = Arc::new(move |v: Violation| -> BoxFuture {
+            let cb = cb.clone();
+            Box::pin(async move {
+                let event = ViolationEvent { kind: v.kind.to_string(), detail: v.detail, host: v.host };
+                if let Err(e) = cb.call_async_catch((event,).into()).await {
+                    report("onViolation", e);
+                }
+            })
+        });
+        f
+    });
+    Ok(Hooks { output, exit, violation })
 }

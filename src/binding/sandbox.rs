@@ -28,6 +28,7 @@ pub(super) struct Options {
     gid: Option<u32>,
     pids: Option<u64>,
     cpu_seconds: Option<u64>,
+    memory_bytes: Option<u64>,
     timeout_ms: Option<u64>,
     extract_dir: Option<PathBuf>,
     ready_timeout_ms: Option<u64>,
@@ -93,7 +94,8 @@ fn options_from_js(env: &Env, value: Option<Unknown<'_>>) -> Result<Options> {
         o.pids = positive("pids")?;
         o.cpu_seconds = positive("cpuSeconds")?;
         o.timeout_ms = positive("timeoutMs")?;
-        for unsupported in ["memoryBytes", "diskBytes"] {
+        o.memory_bytes = positive("memoryBytes")?;
+        for unsupported in ["diskBytes"] {
             if positive(unsupported)?.is_some() {
                 return Err(napi::Error::new(
                     Status::InvalidArg,
@@ -190,6 +192,7 @@ impl Inner {
                     gid: self.options.gid,
                     pids: self.options.pids,
                     cpu_seconds: self.options.cpu_seconds,
+                    memory_bytes: self.options.memory_bytes,
                     init: find_init()?,
                     hooks: self.hooks.clone(),
                 };

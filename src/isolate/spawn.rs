@@ -89,6 +89,7 @@ fn prepare(plan: &Plan, spawn: &Spawn, stdio: [RawFd; 3], err_fd: RawFd) -> io::
 fn set_rlimit(limit: &Rlimit) -> io::Result<()> {
     let resource = match limit.resource {
         RlimitKind::As => libc::RLIMIT_AS,
+        RlimitKind::Data => libc::RLIMIT_DATA,
         RlimitKind::Nproc => libc::RLIMIT_NPROC,
         RlimitKind::Cpu => libc::RLIMIT_CPU,
         RlimitKind::Fsize => libc::RLIMIT_FSIZE,

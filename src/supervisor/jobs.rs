@@ -29,15 +29,38 @@ pub type OutputHook = Arc<dyn Fn(String, Stream, String) -> BoxFuture + Send + S
 /// after all its output was delivered.
 pub type ExitHook = Arc<dyn Fn(String, Option<i32>) -> BoxFuture + Send + Sync>;
 
+/// A breach: `kind` is `net`, `fs` or `limit`; `host` for `net`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    pub kind: &'static str,
+    pub detail: String,
+    pub host: Option<String>,
+}
+
+pub type ViolationHook = Arc<dyn Fn(Violation) -> BoxFuture + Send + Sync>;
+
 #[derive(Clone, Default)]
 pub struct Hooks {
     pub output: Option<OutputHook>,
     pub exit: Option<ExitHook>,
+    pub violation: Option<ViolationHook>,
+}
+
+impl Hooks {
+    pub async fn violation(&self, v: Violation) {
+        if let Some(hook) = &self.violation {
+            hook(v).await;
+        }
+    }
 }
 
 impl std::fmt::Debug for Hooks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Hooks").field("output", &self.output.is_some()).field("exit", &self.exit.is_some()).finish()
+        f.debug_struct("Hooks")
+            .field("output", &self.output.is_some())
+            .field("exit", &self.exit.is_some())
+            .field("violation", &self.violation.is_some())
+            .finish()
     }
 }
 

@@ -10,5 +10,5 @@ mod sandbox;
 pub mod state;
 pub mod watch;
 
-pub use jobs::{Hooks, Job, Stream};
+pub use jobs::{Hooks, Job, Stream, Violation};
 pub use sandbox::{ExecOptions, ExecOutput, Sandbox, SandboxError, StartOptions};

@@ -2,7 +2,7 @@
 //! down by `stop()`.
 
 use super::connection::{Connection, Exit};
-use super::jobs::Hooks;
+use super::jobs::{Hooks, Violation};
 use super::cgroup::PidsCgroup;
 use super::{launcher, state};
 use crate::policy::plan::{self, Base, PlanError};
@@ -53,6 +53,7 @@ pub struct StartOptions {
     pub gid: Option<u32>,
     pub pids: Option<u64>,
     pub cpu_seconds: Option<u64>,
+    pub memory_bytes: Option<u64>,
     pub init: PathBuf,
     pub hooks: Hooks,
 }
@@ -144,6 +145,11 @@ impl Sandbox {
                 Rlimit { resource: RlimitKind::Core, soft: 0, hard: 0 },
                 Rlimit { resource: RlimitKind::Nproc, soft: pids, hard: pids },
             ];
+            // RLIMIT_DATA, not RLIMIT_AS: JavaScript engines reserve far more
+            // address space than they use, and reservations are not data.
+            if let Some(bytes) = opts.memory_bytes {
+                rlimits.push(Rlimit { resource: RlimitKind::Data, soft: bytes, hard: bytes });
+            }
             if let Some(cpu) = opts.cpu_seconds {
                 rlimits.push(Rlimit { resource: RlimitKind::Cpu, soft: cpu, hard: cpu + 1 });
             }
@@ -358,6 +364,11 @@ impl Sandbox {
                     // what it left running after it exited itself.
                     timed_out = true;
                     let _ = self.conn.send(&Request::Signal { id, signal: libc::SIGKILL }, &[]).await;
+                    let detail = format!(
+                        "{name} ran past its time limit of {} ms and was killed, with what it started",
+                        limit.as_millis()
+                    );
+                    self.hooks.violation(Violation { kind: "limit", detail, host: None }).await;
                     tokio::time::timeout(KILL_WAIT, &mut all).await.ok()
                 }
             },

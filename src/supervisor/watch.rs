@@ -492,28 +492,42 @@ pub struct Backoff {
     min: Duration,
     max: Duration,
     next: Duration,
+    /// Restarts in a row of runs that were alive but younger than
+    /// [`QUICK_RUN`].
+    quick: u32,
 }
 
-/// A run shorter than this, still alive at the restart, counts as failing.
+/// A run younger than this at its restart was restarted quickly.
 const QUICK_RUN: Duration = Duration::from_secs(1);
+/// Quick restarts in a row of a live process before it is backed off (an
+/// edit right after a start is normal; a process that changes its own
+/// watched files every time it starts is not).
+const QUICK_STREAK: u32 = 3;
 
 impl Backoff {
     pub fn new(min: Duration, max: Duration) -> Backoff {
-        Backoff { min, max, next: min }
+        Backoff { min, max, next: min, quick: 0 }
     }
 
     /// The wait before restarting a run that started `ran` ago and is
     /// `alive` (else it exited by itself).
     pub fn before_restart(&mut self, alive: bool, ran: Duration) -> Duration {
-        let failing = if alive { ran < QUICK_RUN } else { ran < self.max };
-        if failing {
-            let wait = self.next;
-            self.next = (self.next * 2).min(self.max);
-            wait
+        let failing = if !alive && ran < self.max {
+            true
+        } else if alive && ran < QUICK_RUN {
+            self.quick += 1;
+            self.quick >= QUICK_STREAK
         } else {
+            self.quick = 0;
             self.next = self.min;
-            Duration::ZERO
+            false
+        };
+        if !failing {
+            return Duration::ZERO;
         }
+        let wait = self.next;
+        self.next = (self.next * 2).min(self.max);
+        wait
     }
 }
 

@@ -129,9 +129,14 @@ fn backoff_doubles_while_runs_fail_and_resets_after_a_good_run() {
     assert_eq!(b.before_restart(false, ms(100)), ms(200));
     // Exited by itself, but long after it started: not a crash loop.
     assert_eq!(b.before_restart(false, ms(60_000)), Duration::ZERO);
-    // Alive but restarted again within a second (changes its own files).
+    // Alive but restarted within a second of its start: normal at first
+    // (an edit right after a start), backed off when it keeps happening.
+    assert_eq!(b.before_restart(true, ms(300)), Duration::ZERO);
+    assert_eq!(b.before_restart(true, ms(300)), Duration::ZERO);
     assert_eq!(b.before_restart(true, ms(300)), ms(200));
     assert_eq!(b.before_restart(true, ms(300)), ms(400));
+    assert_eq!(b.before_restart(true, ms(5000)), Duration::ZERO);
+    assert_eq!(b.before_restart(true, ms(300)), Duration::ZERO);
 }
 
 #[test]
