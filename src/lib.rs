@@ -4,6 +4,7 @@
 //! runtime and, behind the default `binding` feature, the Node/Bun addon.
 
 pub mod fs;
+pub mod net;
 pub mod policy;
 pub mod protocol;
 #[cfg(target_os = "linux")]

@@ -33,6 +33,8 @@ pub(super) struct Options {
     extract_dir: Option<PathBuf>,
     ready_timeout_ms: Option<u64>,
     hooks: sv::Hooks,
+    /// `network.resolve`: host (or host:port) → address, like curl --resolve.
+    resolve: std::collections::HashMap<String, std::net::SocketAddr>,
 }
 
 fn options_from_js(env: &Env, value: Option<Unknown<'_>>) -> Result<Options> {
@@ -50,6 +52,26 @@ fn options_from_js(env: &Env, value: Option<Unknown<'_>>) -> Result<Options> {
         hooks: super::callbacks::hooks(env, &obj)?,
         ..Default::default()
     };
+    if let Some(network) = obj.get::<Object>("network")? {
+        if let Some(r) = network.get::<Unknown>("resolve")?.filter(|r| !matches!(r.get_type(), Ok(ValueType::Undefined))) {
+            let map: BTreeMap<String, String> = env
+                .from_js_value(r)
+                .map_err(|_| type_error(env, "options.network.resolve must map host names to \"address:port\" strings"))?;
+            for (host, addr) in map {
+                let parsed = addr.parse::<std::net::SocketAddr>().map_err(|_| {
+                    type_error(env, &format!("options.network.resolve[{host:?}] must be \"address:port\" (e.g. \"127.0.0.1:8443\"), not {addr:?}"))
+                })?;
+                o.resolve.insert(host, parsed);
+            }
+        }
+        if network.get::<Unknown>("extraCaCerts")?.is_some_and(|v| !matches!(v.get_type(), Ok(ValueType::Undefined))) {
+            return Err(napi::Error::new(
+                Status::InvalidArg,
+                "options.network.extraCaCerts is not used in this version of bun-sandbox: the proxy tunnels TLS untouched \
+                 (no interception yet), so the sandboxed program verifies the upstream itself; leave it unset",
+            ));
+        }
+    }
     o.ready_timeout_ms = match obj.get::<f64>("readyTimeoutMs")? {
         None => None,
         Some(v) if v > 0.0 && v <= 9.0e15 && v.fract() == 0.0 => Some(v as u64),
@@ -193,6 +215,8 @@ impl Inner {
                     pids: self.options.pids,
                     cpu_seconds: self.options.cpu_seconds,
                     memory_bytes: self.options.memory_bytes,
+                    net: self.config.net.clone(),
+                    resolve: self.options.resolve.clone(),
                     init: find_init()?,
                     hooks: self.hooks.clone(),
                 };

@@ -49,8 +49,8 @@ impl<T, E: Into<std::io::Error>> Step<T> for Result<T, E> {
 
 /// The whole life of init. `parent` is the pid of the host process that
 /// started it, to close the race in setting the parent-death signal.
-pub fn main(parent: i32) -> ! {
-    let code = match run(parent) {
+pub fn main(parent: i32, cgroup: bool) -> ! {
+    let code = match run(parent, cgroup) {
         Ok(code) => code,
         Err(e) => {
             let _ = protocol::send(CONTROL_FD, &Event::SetupFailed { message: e.to_string() }, &[]);
@@ -60,7 +60,17 @@ pub fn main(parent: i32) -> ! {
     std::process::exit(code)
 }
 
-fn run(parent: i32) -> Result<i32, SetupError> {
+/// The fd of the pids cgroup's `cgroup.procs` (see the supervisor's launcher).
+const CGROUP_FD: std::os::fd::RawFd = 4;
+
+fn run(parent: i32, cgroup: bool) -> Result<i32, SetupError> {
+    if cgroup {
+        // First of all: into the pids cgroup, which everything started from
+        // here on inherits. "0" is the writer itself.
+        // SAFETY: fd 4 was laid out by the launcher; it is ours to close.
+        let procs = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(CGROUP_FD) };
+        std::io::Write::write_all(&mut &procs, b"0").step(|| "join the sandbox's pids cgroup".into())?;
+    }
     // Die with the host process. The signal fires when the parent *thread*
     // exits: the supervisor starts init from one long-lived thread.
     prctl::set_pdeathsig(Signal::SIGKILL).step(|| "set the parent-death signal".into())?;

@@ -1,23 +1,60 @@
 //! Starts `bun-sandbox-init` processes from one long-lived thread.
 //!
 //! The host process is multi-threaded, and `PR_SET_PDEATHSIG` fires when the
-//! *thread* that forked a child exits: so every helper is forked by this one
-//! thread, which lives as long as the process.
+//! *thread* that forked a child exits: so every helper is started by this one
+//! thread, which lives as long as the process. It starts them with
+//! `posix_spawn` (a vfork-style clone): copying the page tables of a large
+//! JavaScript process with `fork` took longer than building the sandbox.
 
 use crate::protocol::CONTROL_FD;
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, setsockopt, socketpair, sockopt};
+use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Mutex, OnceLock};
+
+/// The fd a helper finds its pids cgroup's `cgroup.procs` on, when it has one.
+pub const CGROUP_FD: RawFd = 4;
+
+/// A running helper process.
+pub struct Helper {
+    pid: libc::pid_t,
+    reaped: bool,
+}
+
+impl Helper {
+    pub fn id(&self) -> u32 {
+        self.pid as u32
+    }
+
+    pub fn kill(&mut self) -> io::Result<()> {
+        if self.reaped {
+            return Ok(());
+        }
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid), nix::sys::signal::Signal::SIGKILL)?;
+        Ok(())
+    }
+
+    /// Waits for it to exit (blocking).
+    pub fn wait(&mut self) -> io::Result<()> {
+        while !self.reaped {
+            match nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(self.pid), None) {
+                Ok(nix::sys::wait::WaitStatus::Exited(..) | nix::sys::wait::WaitStatus::Signaled(..)) => self.reaped = true,
+                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+}
 
 /// A started helper: our end of its control socket and its process.
 pub struct Launched {
     pub control: OwnedFd,
-    pub child: Child,
+    pub child: Helper,
 }
 
 type Job = (PathBuf, Vec<u8>, Option<std::fs::File>, mpsc::Sender<io::Result<Launched>>);
@@ -39,8 +76,8 @@ fn launcher() -> &'static Mutex<mpsc::Sender<Job>> {
 }
 
 /// Starts a helper with its plan (blocking: call it off the async threads).
-/// `cgroup_procs`, an open `cgroup.procs`, is joined by the child before it
-/// runs anything, so nothing of the sandbox ever runs outside that cgroup.
+/// With `cgroup_procs` (an open `cgroup.procs`), the helper joins that cgroup
+/// before anything else, so nothing of the sandbox ever runs outside it.
 pub fn launch(init: PathBuf, plan: Vec<u8>, cgroup_procs: Option<std::fs::File>) -> io::Result<Launched> {
     let (tx, rx) = mpsc::channel();
     launcher()
@@ -51,43 +88,62 @@ pub fn launch(init: PathBuf, plan: Vec<u8>, cgroup_procs: Option<std::fs::File>)
     rx.recv().map_err(|_| io::Error::other("the launcher thread is gone"))?
 }
 
-fn start(init: &PathBuf, plan: &[u8], cgroup_procs: Option<std::fs::File>) -> io::Result<Launched> {
-    let (ours, theirs) =
-        socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)?;
-    // The plan waits in the socket, so init reads it the moment it starts.
-    crate::protocol::send_raw(ours.as_raw_fd(), plan)?;
+/// A close-on-exec copy of `fd` numbered 10 or above, so that laying out 3 and
+/// 4 in the child can never overwrite a source.
+fn high(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC returns a new fd we own.
+    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 10) };
+    if new < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: just created.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+fn check(r: libc::c_int, what: &str) -> io::Result<()> {
+    if r == 0 { Ok(()) } else { Err(io::Error::new(io::Error::from_raw_os_error(r).kind(), format!("{what}: {}", io::Error::from_raw_os_error(r)))) }
+}
+
+fn start(init: &Path, plan: &[u8], cgroup_procs: Option<std::fs::File>) -> io::Result<Launched> {
+    let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)?;
     // Spawned events carry credentials naming the process; the kernel
     // translates that pid into ours.
     setsockopt(&ours, sockopt::PassCred, &true)?;
-    let fd = theirs.as_raw_fd();
-    let procs = cgroup_procs.as_ref().map(|f| f.as_raw_fd());
-    let mut cmd = Command::new(init);
-    cmd.arg(std::process::id().to_string())
-        .env_clear()
-        .env("BUN_SANDBOX_INIT", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
-    // SAFETY: only async-signal-safe calls (dup2, fcntl) between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            // "0" moves the writer itself into the cgroup.
-            if let Some(procs) = procs {
-                if libc::write(procs, b"0".as_ptr().cast(), 1) != 1 {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-            if fd == CONTROL_FD {
-                if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-            } else if libc::dup2(fd, CONTROL_FD) < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let child = cmd.spawn().map_err(|e| io::Error::new(e.kind(), format!("cannot start {}: {e}", init.display())))?;
+    // The plan waits in the socket, so init reads it the moment it starts.
+    crate::protocol::send_raw(ours.as_raw_fd(), plan)?;
+    let control = high(theirs.as_raw_fd())?;
     drop(theirs);
-    Ok(Launched { control: ours, child })
+    let cgroup = cgroup_procs.as_ref().map(|f| high(f.as_raw_fd())).transpose()?;
+
+    let path = CString::new(init.as_os_str().as_bytes()).map_err(|_| io::Error::other("init path has a NUL byte"))?;
+    let ppid = CString::new(std::process::id().to_string()).expect("digits");
+    let cgroup_flag = CString::new(if cgroup.is_some() { "cgroup" } else { "-" }).expect("ascii");
+    let argv = [path.as_ptr(), ppid.as_ptr(), cgroup_flag.as_ptr(), std::ptr::null()];
+    let env = CString::new("BUN_SANDBOX_INIT=1").expect("ascii");
+    let envp = [env.as_ptr(), std::ptr::null()];
+    let dev_null = CString::new("/dev/null").expect("ascii");
+
+    // SAFETY: posix_spawn with file actions built and destroyed here; every
+    // pointer outlives the call.
+    unsafe {
+        let mut actions: libc::posix_spawn_file_actions_t = std::mem::zeroed();
+        check(libc::posix_spawn_file_actions_init(&mut actions), "posix_spawn_file_actions_init")?;
+        let result = (|| -> io::Result<libc::pid_t> {
+            check(libc::posix_spawn_file_actions_addopen(&mut actions, 0, dev_null.as_ptr(), libc::O_RDONLY, 0), "stdin")?;
+            check(libc::posix_spawn_file_actions_addopen(&mut actions, 1, dev_null.as_ptr(), libc::O_WRONLY, 0), "stdout")?;
+            check(libc::posix_spawn_file_actions_adddup2(&mut actions, control.as_raw_fd(), CONTROL_FD), "control fd")?;
+            if let Some(cg) = &cgroup {
+                check(libc::posix_spawn_file_actions_adddup2(&mut actions, cg.as_raw_fd(), CGROUP_FD), "cgroup fd")?;
+            }
+            let mut pid: libc::pid_t = 0;
+            check(
+                libc::posix_spawn(&mut pid, path.as_ptr(), &actions, std::ptr::null(), argv.as_ptr() as *const *mut _, envp.as_ptr() as *const *mut _),
+                &format!("cannot start {}", init.display()),
+            )?;
+            Ok(pid)
+        })();
+        libc::posix_spawn_file_actions_destroy(&mut actions);
+        let pid = result?;
+        Ok(Launched { control: ours, child: Helper { pid, reaped: false } })
+    }
 }

@@ -4,16 +4,17 @@
 use super::connection::{Connection, Exit};
 use super::jobs::{Hooks, Violation};
 use super::cgroup::PidsCgroup;
-use super::{launcher, state};
+use super::launcher::{self, Helper};
+use super::state;
 use crate::policy::plan::{self, Base, PlanError};
+use crate::policy::net::NetPolicy;
 use crate::policy::seccomp;
 use crate::protocol::{Plan, Request, Rlimit, RlimitKind, Spawn};
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::process::Child;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -54,6 +55,9 @@ pub struct StartOptions {
     pub pids: Option<u64>,
     pub cpu_seconds: Option<u64>,
     pub memory_bytes: Option<u64>,
+    /// NET lines, and `network.resolve` (host or host:port → address).
+    pub net: Vec<String>,
+    pub resolve: HashMap<String, std::net::SocketAddr>,
     pub init: PathBuf,
     pub hooks: Hooks,
 }
@@ -101,7 +105,7 @@ pub(super) struct Started {
 pub struct Sandbox {
     conn: Connection,
     cgroup: Mutex<Option<PidsCgroup>>,
-    child: Mutex<Option<Child>>,
+    child: Mutex<Option<Helper>>,
     state_dir: PathBuf,
     workdir: PathBuf,
     env: BTreeMap<String, String>,
@@ -127,6 +131,13 @@ const GRACE: Duration = Duration::from_secs(3);
 impl Sandbox {
     pub async fn start(opts: StartOptions) -> Result<Sandbox, SandboxError> {
         let base = Base::from_directive(opts.from.as_deref(), &opts.base_dir)?;
+        let policy = NetPolicy::new(&opts.net).map_err(|e| SandboxError::Setup(e.to_string()))?;
+        let (violations_tx, violations_rx) = tokio::sync::mpsc::unbounded_channel::<crate::net::Violation>();
+        let on_violation: crate::net::ViolationFn = Arc::new(move |v| {
+            let _ = violations_tx.send(v);
+        });
+        let proxy = crate::net::ProxyConfig::new(Arc::new(policy), opts.resolve.clone(), on_violation)
+            .map_err(|e| SandboxError::Setup(format!("network.resolve: {e}")))?;
         let root = state::root();
         let workdir = plan::resolve_workdir(opts.workdir.as_deref(), &opts.base_dir, &root)?;
         let seccomp_words = filter_words()?;
@@ -188,7 +199,10 @@ impl Sandbox {
             let mut child = Some(launched.child);
             let (conn, ready) = Connection::new(launched.control).map_err(io_err("control socket"))?;
             let why = match ready.await {
-                Ok(Ok(())) => return Ok((conn, child.take(), cgroup)),
+                Ok(Ok(())) => match start_proxy(&conn, proxy).await {
+                    Ok((port, task)) => return Ok((conn, child.take(), cgroup, port, task)),
+                    Err(e) => e.to_string(),
+                },
                 Ok(Err(why)) => why,
                 Err(_) => "init ended before it was ready".into(),
             };
@@ -200,9 +214,12 @@ impl Sandbox {
         }
         .await;
         match result {
-            Ok((conn, child, cgroup)) => {
+            Ok((conn, child, cgroup, proxy_port, proxy_task)) => {
                 let mut env = base_env(&home, inner_uid);
                 env.extend(opts.env);
+                env.extend(proxy_env(proxy_port));
+                let hooks = opts.hooks.clone();
+                let violations = tokio::spawn(report_violations(violations_rx, hooks));
                 Ok(Sandbox {
                     conn,
                     cgroup: Mutex::new(cgroup),
@@ -213,8 +230,8 @@ impl Sandbox {
                     running: Mutex::new(HashMap::new()),
                     stopped: AtomicBool::new(false),
                     hooks: opts.hooks,
-                    tasks: Mutex::new(Vec::new()),
-                    listeners: Mutex::new(Vec::new()),
+                    tasks: Mutex::new(vec![violations]),
+                    listeners: Mutex::new(vec![proxy_task]),
                 })
             }
             Err(e) => {
@@ -437,6 +454,50 @@ impl Sandbox {
     }
 }
 
+/// The egress proxy's listening socket, made by init inside the sandbox's
+/// network namespace (so the sandbox reaches it on its own loopback), served
+/// here: nothing leaves the sandbox but through code that checks NET.
+async fn start_proxy(
+    conn: &Connection,
+    config: crate::net::ProxyConfig,
+) -> Result<(u16, tokio::task::JoinHandle<()>), SandboxError> {
+    let id = conn.next_id();
+    let rx = conn.expect_socket(id).map_err(|e| SandboxError::Died(e.to_string()))?;
+    conn.send(&Request::Listen { id, port: 0 }, &[]).await.map_err(io_err("cannot ask init for the proxy socket"))?;
+    let fd = match rx.await {
+        Ok(Ok(fd)) => fd,
+        Ok(Err(why)) => return Err(SandboxError::Setup(format!("cannot listen for the egress proxy inside: {why}"))),
+        Err(_) => return Err(SandboxError::Died(conn.closed().unwrap_or_default())),
+    };
+    let addr: nix::sys::socket::SockaddrIn =
+        nix::sys::socket::getsockname(fd.as_raw_fd()).map_err(|e| io_err("proxy socket")(e.into()))?;
+    let task = crate::net::serve(fd, config).map_err(io_err("cannot serve the egress proxy"))?;
+    Ok((addr.port(), task))
+}
+
+/// How programs inside find the proxy: every common variable, both cases.
+fn proxy_env(port: u16) -> BTreeMap<String, String> {
+    let http = format!("http://127.0.0.1:{port}");
+    let socks = format!("socks5h://127.0.0.1:{port}");
+    let mut env = BTreeMap::new();
+    for (name, value) in [("HTTP_PROXY", &http), ("HTTPS_PROXY", &http), ("ALL_PROXY", &socks)] {
+        env.insert(name.to_string(), value.clone());
+        env.insert(name.to_lowercase(), value.clone());
+    }
+    env.insert("NO_PROXY".into(), "localhost,127.0.0.1,::1".into());
+    env.insert("no_proxy".into(), "localhost,127.0.0.1,::1".into());
+    // Node's fetch and http honour the variables only when asked to.
+    env.insert("NODE_USE_ENV_PROXY".into(), "1".into());
+    env
+}
+
+/// Refusals reach `onViolation` in order; ends when the proxy is gone.
+async fn report_violations(mut rx: tokio::sync::mpsc::UnboundedReceiver<crate::net::Violation>, hooks: Hooks) {
+    while let Some(v) = rx.recv().await {
+        hooks.violation(Violation { kind: "net", detail: v.detail, host: Some(v.host) }).await;
+    }
+}
+
 /// The seccomp program as words, built once per process.
 fn filter_words() -> Result<Vec<u64>, SandboxError> {
     static WORDS: std::sync::OnceLock<Result<Vec<u64>, String>> = std::sync::OnceLock::new();
@@ -451,7 +512,7 @@ fn filter_words() -> Result<Vec<u64>, SandboxError> {
 }
 
 /// Waits for the helper process so it leaves no zombie.
-fn reap(child: Option<Child>) {
+fn reap(child: Option<Helper>) {
     if let Some(mut c) = child {
         let _ = c.wait();
     }
