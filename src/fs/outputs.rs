@@ -58,7 +58,60 @@ pub struct OutputMatcher {
     literals: HashSet<String>,
 }
 
-const GLOB_CHARS: &[char] = &['*', '?', '[', ']', '{', '}', '\\'];
+pub(crate) const GLOB_CHARS: &[char] = &['*', '?', '[', ']', '{', '}', '\\'];
+
+/// One glob line of the Sandboxfile (OUTPUT, LOGS, WATCH) as its parts.
+pub(crate) struct GlobLine {
+    /// Path components, without empty ones and `.`.
+    pub parts: Vec<String>,
+    pub path: String,
+    /// A trailing `/` (or nothing at all, i.e. WORKDIR itself).
+    pub whole_dir: bool,
+    /// No glob characters: a path, which also means everything below it.
+    pub literal: bool,
+}
+
+/// Checks a glob line relative to WORKDIR and adds what it matches to
+/// `builder`: `*` and `?` stop at `/`, `**` crosses directories, a trailing
+/// `/` or a literal directory means everything below it. The error is the
+/// problem, to be put after the line.
+pub(crate) fn compile_line(line: &str, builder: &mut GlobSetBuilder) -> Result<GlobLine, String> {
+    if line.is_empty() {
+        return Err("is empty; write a path relative to WORKDIR, e.g. \"src/\"".into());
+    }
+    if line.starts_with('/') {
+        return Err("is an absolute path; write it relative to WORKDIR, e.g. \"src/\"".into());
+    }
+    let parts: Vec<String> = line.split('/').filter(|p| !p.is_empty() && *p != ".").map(str::to_string).collect();
+    // ".." would name files outside WORKDIR.
+    if parts.iter().any(|p| p == "..") {
+        return Err("contains \"..\"; paths are relative to WORKDIR and stay inside it".into());
+    }
+    let whole_dir = line.ends_with('/') || parts.is_empty();
+    let path = parts.join("/");
+    let literal = !path.contains(GLOB_CHARS);
+    let mut globs = Vec::new();
+    if path.is_empty() {
+        globs.push("**".to_string());
+    } else if literal {
+        let escaped = globset::escape(&path);
+        globs.push(format!("{escaped}/**"));
+        globs.push(escaped);
+    } else {
+        if whole_dir {
+            globs.push(format!("{path}/**"));
+        }
+        globs.push(path.clone());
+    }
+    for glob in globs {
+        let glob = GlobBuilder::new(&glob)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| format!("is not a valid glob: {}", e.kind()))?;
+        builder.add(glob);
+    }
+    Ok(GlobLine { parts, path, whole_dir, literal })
+}
 
 fn problem(line: &str, problem: impl Into<String>) -> OutputPatternError {
     OutputPatternError { line: line.to_string(), problem: problem.into() }
@@ -76,43 +129,9 @@ impl OutputMatcher {
         let mut literals = HashSet::new();
         for line in lines {
             let line = line.as_ref();
-            if line.is_empty() {
-                return Err(problem(line, "is empty; write a path relative to WORKDIR, e.g. \"src/\""));
-            }
-            if line.starts_with('/') {
-                return Err(problem(line, "is an absolute path; write it relative to WORKDIR, e.g. \"src/\""));
-            }
-            let parts: Vec<&str> = line.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
-            // ".." would name files outside WORKDIR.
-            if parts.contains(&"..") {
-                return Err(problem(line, "contains \"..\"; paths are relative to WORKDIR and stay inside it"));
-            }
-            let whole_dir = line.ends_with('/') || parts.is_empty();
-            let path = parts.join("/");
-            let literal = !path.contains(GLOB_CHARS);
-
-            let mut globs = Vec::new();
-            if path.is_empty() {
-                globs.push("**".to_string());
-            } else if literal {
-                let escaped = globset::escape(&path);
-                globs.push(format!("{escaped}/**"));
-                globs.push(escaped);
-            } else {
-                if whole_dir {
-                    globs.push(format!("{path}/**"));
-                }
-                globs.push(path.clone());
-            }
-            for glob in globs {
-                let glob = GlobBuilder::new(&glob)
-                    .literal_separator(true)
-                    .build()
-                    .map_err(|e| problem(line, format!("is not a valid glob: {}", e.kind())))?;
-                builder.add(glob);
-            }
-
-            let base: Vec<&str> = parts.iter().copied().take_while(|p| !p.contains(GLOB_CHARS)).collect();
+            let compiled = compile_line(line, &mut builder).map_err(|p| problem(line, p))?;
+            let GlobLine { parts, path, whole_dir, literal } = compiled;
+            let base: Vec<&str> = parts.iter().map(String::as_str).take_while(|p| !p.contains(GLOB_CHARS)).collect();
             bases.push(base.join("/"));
             if literal && !whole_dir {
                 literals.insert(path);

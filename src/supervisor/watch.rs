@@ -14,8 +14,9 @@
 //! - [`watch_process`]: the restart loop of one process.
 
 use super::jobs::{Job, Stream};
+use crate::fs::outputs::{GLOB_CHARS, GlobLine, compile_line};
 use super::sandbox::Sandbox;
-use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use globset::{GlobSet, GlobSetBuilder};
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask, Watches};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
@@ -49,7 +50,6 @@ struct Reach {
 /// first wildcard: they are big, and nobody means them by `**`.
 const SKIPPED_DIRS: &[&str] = &[".git", "node_modules"];
 
-const GLOB_CHARS: &[char] = &['*', '?', '[', ']', '{', '}', '\\'];
 
 /// Globs relative to WORKDIR, with the same rules as OUTPUT: `*` and `?`
 /// stop at `/`, `**` crosses directories, a trailing `/` or a literal
@@ -70,41 +70,10 @@ impl PathSet {
         let mut reaches = Vec::new();
         for line in lines {
             let line = line.as_ref();
-            let bad = |problem: &str| PatternError { glob: line.to_string(), problem: problem.to_string() };
-            if line.is_empty() {
-                return Err(bad("is empty"));
-            }
-            if line.starts_with('/') {
-                return Err(bad("is an absolute path; globs are relative to WORKDIR"));
-            }
-            let parts: Vec<&str> = line.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
-            if parts.contains(&"..") {
-                return Err(bad("contains \"..\"; globs stay inside WORKDIR"));
-            }
-            let path = parts.join("/");
-            let whole_dir = line.ends_with('/') || parts.is_empty();
-            let literal = !path.contains(GLOB_CHARS);
-            let mut globs = Vec::new();
-            if path.is_empty() {
-                globs.push("**".to_string());
-            } else if literal {
-                let escaped = globset::escape(&path);
-                globs.push(format!("{escaped}/**"));
-                globs.push(escaped);
-            } else {
-                if whole_dir {
-                    globs.push(format!("{path}/**"));
-                }
-                globs.push(path.clone());
-            }
-            for glob in globs {
-                let glob = GlobBuilder::new(&glob)
-                    .literal_separator(true)
-                    .build()
-                    .map_err(|e| bad(&format!("is not a valid glob: {}", e.kind())))?;
-                builder.add(glob);
-            }
-            let base: Vec<String> = parts.iter().take_while(|p| !p.contains(GLOB_CHARS)).map(|p| p.to_string()).collect();
+            let compiled = compile_line(line, &mut builder)
+                .map_err(|problem| PatternError { glob: line.to_string(), problem })?;
+            let GlobLine { parts, whole_dir, literal, .. } = compiled;
+            let base: Vec<String> = parts.iter().take_while(|p| !p.contains(GLOB_CHARS)).cloned().collect();
             let unbounded = whole_dir || literal || parts.iter().any(|p| p.contains("**"));
             reaches.push(Reach { base, depth: (!unbounded).then_some(parts.len()) });
         }
