@@ -125,9 +125,11 @@ async function main(argv, { cwd = process.cwd(), env = process.env } = {}) {
       if (!err.reported) reporter.fail(err.message)
       return err.exitCode
     }
-    // Anything else (an error from the API, a bug): one clean line; the stack with -v.
-    const message = err && err.message ? err.message : String(err)
-    reporter.fail(message.split('\n')[0], err && err.code ? { code: err.code } : undefined)
+    // Anything else (an error from the API, a bug): its message, without the
+    // stack (that only with -v). The whole message: the runtime's can go on
+    // after the first line (e.g. "...; its last output:\n<the process's tail>").
+    const message = String(err && err.message ? err.message : err).trimEnd()
+    reporter.fail(message, err && err.code ? { code: err.code } : undefined)
     reporter.debug(err && err.stack ? err.stack : String(err))
     return 1
   }
