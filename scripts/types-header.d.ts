@@ -59,6 +59,8 @@ export interface SandboxOptions {
   uid?: number
   gid?: number
   extractDir?: string
+  /** How long a DEV or SERVICE PORT may take to accept connections (default 60000). */
+  readyTimeoutMs?: number
   limits?: {
     memoryBytes?: number
     pids?: number
