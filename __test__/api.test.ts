@@ -260,9 +260,20 @@ describe('what is not in this version yet', () => {
     expect(IsolatedSandbox).toBe(Sandbox)
   })
 
-  test('runSandbox and SECRET say they are not here yet, with a code', async () => {
-    const err: any = await (runSandbox as any)('Sandboxfile').catch((e: unknown) => e)
-    expect(err.code).toBe('ERR_SANDBOX_NOT_AVAILABLE')
+  test('runSandbox: a Sandbox for a file, WORKDIR against its directory', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bun-sandbox-rs-'))
+    mkdirSync(join(dir, 'app'))
+    writeFileSync(join(dir, 'Sandboxfile'), 'FROM host\nWORKDIR app\n')
+    const sb = await runSandbox(join(dir, 'Sandboxfile'))
+    expect(sb).toBeInstanceOf(Sandbox)
+    expect((await sb.exec('pwd')).stdout).toBe(`${require('node:fs').realpathSync(join(dir, 'app'))}\n`)
+    await sb.stop()
+    const missing: any = await runSandbox(join(dir, 'nope')).catch((e: unknown) => e)
+    expect(missing.code).toBe('ERR_SANDBOXFILE_READ')
+    await expect((runSandbox as any)(42)).rejects.toThrow(TypeError)
+  })
+
+  test('SECRET says it is not here yet', async () => {
     expect(() => new Sandbox(parseSandboxfile('SECRET API_KEY')).loadSecrets()).toThrow(/SECRET is not available/)
     await expect(new Sandbox(parseSandboxfile('SECRET API_KEY')).run()).rejects.toThrow(/SECRET is not available/)
   })

@@ -83,3 +83,6 @@ export declare const IsolatedSandbox: typeof Sandbox
 export interface Sandbox {
   [Symbol.asyncDispose](): Promise<void>
 }
+
+/** A Sandbox for the Sandboxfile at `path` (not started yet); WORKDIR resolves against the file's directory unless `options.cwd` is given. */
+export declare function runSandbox(path: string, options?: SandboxOptions): Promise<Sandbox>

@@ -9,7 +9,6 @@ pub const PARSE: &str = "ERR_SANDBOXFILE_PARSE";
 pub const FORMAT: &str = "ERR_SANDBOXFILE_FORMAT";
 pub const READ: &str = "ERR_SANDBOXFILE_READ";
 pub const INFER: &str = "ERR_SANDBOXFILE_INFER";
-pub const NOT_AVAILABLE: &str = "ERR_SANDBOX_NOT_AVAILABLE";
 
 /// Builds an `Error` object with `message`, `code` and extra properties.
 pub fn error_object<'e>(
@@ -46,30 +45,4 @@ pub fn expect_string(env: &Env, value: Unknown<'_>, what: &str) -> Result<String
     }
     // SAFETY: checked to be a string just above.
     unsafe { value.cast::<String>() }
-}
-
-/// What a feature this build does not have yet says.
-pub fn not_available_message(what: &str) -> String {
-    format!(
-        "{what} is not available in this version of bun-sandbox: the RUN/DEV/SERVICE/TEST lifecycle, published \
-         ports, secrets and the egress proxy have not landed yet. Sandbox.exec(), diff(), extractOutputs(), \
-         runIsolated() and checkIsolationSupport() work."
-    )
-}
-
-/// A promise that rejects with the not-available error.
-pub struct NotAvailable(pub &'static str);
-
-impl Task for NotAvailable {
-    type Output = ();
-    type JsValue = ();
-
-    fn compute(&mut self) -> Result<()> {
-        Ok(())
-    }
-
-    fn resolve(&mut self, env: Env, _: ()) -> Result<()> {
-        let message = not_available_message(self.0);
-        Err(into_error(error_object(&env, &message, NOT_AVAILABLE, vec![])?))
-    }
 }

@@ -2,7 +2,7 @@
 //! `checkIsolationSupport`. The lifecycle methods (runSetup, services, tests,
 //! logs) come with the supervisor's job table and say so until then.
 
-use super::errors::{NotAvailable, expect_string, type_error};
+use super::errors::{expect_string, type_error};
 use super::sandboxfile::config_from_js;
 use super::support::IsolationSupport;
 use crate::fs as fsx;
@@ -654,10 +654,6 @@ impl Sandbox {
     }
 }
 
-#[napi(ts_args_type = "path: string, options?: SandboxOptions", ts_return_type = "Promise<Sandbox>")]
-pub fn run_sandbox() -> AsyncTask<NotAvailable> {
-    AsyncTask::new(NotAvailable("runSandbox()"))
-}
 
 #[napi(object)]
 pub struct RunIsolatedResult {
