@@ -105,7 +105,9 @@ describe('filesystem', () => {
     writeFileSync(homeMarker, 'host home file\n')
     cleanup.push(homeMarker)
     process.env.BSB_HOST_ONLY_VARIABLE = 'host value'
-    sb = newSandbox(proj)
+    // A PATH with nothing under /tmp or a home: tool directories there are
+    // bound in (read-only) and would show in /tmp; that has its own test.
+    sb = newSandbox(proj, { env: { PATH: '/usr/local/bin:/usr/bin:/bin' } })
   })
   afterAll(async () => {
     await sb.stop()
@@ -124,6 +126,25 @@ describe('filesystem', () => {
       expect(ls.stdout).toBe(`${basename(proj)}\n`)
     } else {
       expect(ls.stdout.split('\n')).not.toContain(basename(hostTmp))
+    }
+  })
+
+  test('a PATH directory under /tmp is bound in read-only, with what its symlinks point to; nothing beside it', async () => {
+    const tools = tempDir('bsb-iso-tools-')
+    mkdirSync(join(tools, 'bin'))
+    mkdirSync(join(tools, 'pkg'))
+    writeFileSync(join(tools, 'pkg', 'hello.sh'), '#!/bin/sh\necho hello from a tool\n', { mode: 0o755 })
+    symlinkSync('../pkg/hello.sh', join(tools, 'bin', 'hello'))
+    writeFileSync(join(tools, 'beside.txt'), 'not a tool\n')
+    const box = newSandbox(tempDir('bsb-iso-tp-'), { env: { PATH: `${join(tools, 'bin')}:/usr/bin:/bin` } })
+    try {
+      expect(await box.exec(['hello'])).toEqual({ exitCode: 0, stdout: 'hello from a tool\n', stderr: '' })
+      const beside = await box.exec(['cat', join(tools, 'beside.txt')])
+      expect(beside.exitCode).toBe(1)
+      const write = await box.exec(['/bin/sh', '-c', `echo x > ${join(tools, 'bin', 'new')}`])
+      expect(write.stderr).toContain('Read-only file system')
+    } finally {
+      await box.stop()
     }
   })
 

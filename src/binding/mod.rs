@@ -2,6 +2,8 @@
 
 mod callbacks;
 mod errors;
+mod init_path;
+mod options;
 mod logs;
 mod sandbox;
 mod sandboxfile;

@@ -1,8 +1,10 @@
-//! The `Sandbox` class (SPEC §2) over `crate::supervisor`, `runIsolated` and
-//! `checkIsolationSupport`. The lifecycle methods (runSetup, services, tests,
-//! logs) come with the supervisor's job table and say so until then.
+//! The `Sandbox` class (SPEC §2) over `crate::supervisor`: exec, the
+//! lifecycle (setup, services, dev, tests, run), diff and extraction, and
+//! `runIsolated` and `checkIsolationSupport`.
 
 use super::errors::{expect_string, type_error};
+use super::init_path::find_init;
+use super::options::{Options, options_from_js};
 use super::sandboxfile::config_from_js;
 use super::support::IsolationSupport;
 use crate::fs as fsx;
@@ -18,156 +20,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OnceCell;
-
-/// Options read from the JS object (callbacks come with the job table).
-#[derive(Debug, Clone, Default)]
-pub(super) struct Options {
-    pub(super) cwd: Option<PathBuf>,
-    env: BTreeMap<String, String>,
-    uid: Option<u32>,
-    gid: Option<u32>,
-    pids: Option<u64>,
-    cpu_seconds: Option<u64>,
-    memory_bytes: Option<u64>,
-    timeout_ms: Option<u64>,
-    extract_dir: Option<PathBuf>,
-    ready_timeout_ms: Option<u64>,
-    hooks: sv::Hooks,
-    /// `network.resolve`: host (or host:port) → address, like curl --resolve.
-    resolve: std::collections::HashMap<String, std::net::SocketAddr>,
-}
-
-fn options_from_js(env: &Env, value: Option<Unknown<'_>>) -> Result<Options> {
-    let Some(value) = value else { return Ok(Options::default()) };
-    match value.get_type()? {
-        ValueType::Undefined | ValueType::Null => return Ok(Options::default()),
-        ValueType::Object => {}
-        _ => return Err(type_error(env, "options must be an object")),
-    }
-    // SAFETY: checked to be an object just above.
-    let obj: Object = unsafe { value.cast()? };
-    let mut o = Options {
-        cwd: obj.get::<String>("cwd")?.map(PathBuf::from),
-        extract_dir: obj.get::<String>("extractDir")?.map(PathBuf::from),
-        hooks: super::callbacks::hooks(env, &obj)?,
-        ..Default::default()
-    };
-    if let Some(network) = obj.get::<Object>("network")? {
-        if let Some(r) = network.get::<Unknown>("resolve")?.filter(|r| !matches!(r.get_type(), Ok(ValueType::Undefined))) {
-            let map: BTreeMap<String, String> = env
-                .from_js_value(r)
-                .map_err(|_| type_error(env, "options.network.resolve must map host names to \"address:port\" strings"))?;
-            for (host, addr) in map {
-                let parsed = addr.parse::<std::net::SocketAddr>().map_err(|_| {
-                    type_error(env, &format!("options.network.resolve[{host:?}] must be \"address:port\" (e.g. \"127.0.0.1:8443\"), not {addr:?}"))
-                })?;
-                o.resolve.insert(host, parsed);
-            }
-        }
-        if network.get::<Unknown>("extraCaCerts")?.is_some_and(|v| !matches!(v.get_type(), Ok(ValueType::Undefined))) {
-            return Err(napi::Error::new(
-                Status::InvalidArg,
-                "options.network.extraCaCerts is not used in this version of bun-sandbox: the proxy tunnels TLS untouched \
-                 (no interception yet), so the sandboxed program verifies the upstream itself; leave it unset",
-            ));
-        }
-    }
-    o.ready_timeout_ms = match obj.get::<f64>("readyTimeoutMs")? {
-        None => None,
-        Some(v) if v > 0.0 && v <= 9.0e15 && v.fract() == 0.0 => Some(v as u64),
-        Some(v) => return Err(type_error(env, &format!("options.readyTimeoutMs must be a positive integer, not {v}"))),
-    };
-    if let Some(e) = obj.get::<Unknown>("env")? {
-        if !matches!(e.get_type()?, ValueType::Undefined) {
-            o.env = env
-                .from_js_value::<BTreeMap<String, String>, _>(e)
-                .map_err(|_| type_error(env, "options.env must map names to strings"))?;
-        }
-    }
-    if let Some(isolation) = obj.get::<String>("isolation")? {
-        match isolation.as_str() {
-            "full" => {}
-            "none" => {
-                return Err(napi::Error::new(
-                    Status::InvalidArg,
-                    "isolation: \"none\" is not available in this version: bun-sandbox only runs commands isolated",
-                ));
-            }
-            other => return Err(type_error(env, &format!("options.isolation must be \"full\" or \"none\", not {other:?}"))),
-        }
-    }
-    let id = |name: &str| -> Result<Option<u32>> {
-        match obj.get::<f64>(name)? {
-            None => Ok(None),
-            Some(v) if v >= 0.0 && v < u32::MAX as f64 && v.fract() == 0.0 => Ok(Some(v as u32)),
-            Some(v) => Err(type_error(env, &format!("options.{name} must be a non-negative integer, not {v}"))),
-        }
-    };
-    o.uid = id("uid")?;
-    o.gid = id("gid")?;
-    if let Some(limits) = obj.get::<Object>("limits")? {
-        let positive = |name: &str| -> Result<Option<u64>> {
-            match limits.get::<f64>(name)? {
-                None => Ok(None),
-                Some(v) if v > 0.0 && v <= 9.0e15 && v.fract() == 0.0 => Ok(Some(v as u64)),
-                Some(v) => Err(type_error(env, &format!("limits.{name} must be a positive integer, not {v}"))),
-            }
-        };
-        o.pids = positive("pids")?;
-        o.cpu_seconds = positive("cpuSeconds")?;
-        o.timeout_ms = positive("timeoutMs")?;
-        o.memory_bytes = positive("memoryBytes")?;
-        for unsupported in ["diskBytes"] {
-            if positive(unsupported)?.is_some() {
-                return Err(napi::Error::new(
-                    Status::InvalidArg,
-                    format!("limits.{unsupported} is not enforced in this version of bun-sandbox yet; leave it unset"),
-                ));
-            }
-        }
-    }
-    Ok(o)
-}
-
-/// The init helper: beside the loaded addon (a platform package), else in a
-/// checkout's `target/` (the newest build).
-pub(super) fn find_init() -> Result<PathBuf> {
-    const NAME: &str = "bun-sandbox-init";
-    let mut candidates = Vec::new();
-    if let Some(lib) = addon_path() {
-        if let Some(dir) = lib.parent() {
-            candidates.push(dir.join(NAME));
-            for profile in ["release", "debug"] {
-                candidates.push(dir.join("target").join(profile).join(NAME));
-            }
-        }
-    }
-    let mut found: Vec<(std::time::SystemTime, PathBuf)> = candidates
-        .into_iter()
-        .filter_map(|p| std::fs::metadata(&p).ok().filter(|m| m.is_file()).map(|m| (m.modified().unwrap_or(std::time::UNIX_EPOCH), p)))
-        .collect();
-    if let Some((_, beside)) = found.first().filter(|(_, p)| p.parent().and_then(|d| d.file_name()) != Some("release".as_ref()) && p.parent().and_then(|d| d.file_name()) != Some("debug".as_ref())) {
-        return Ok(beside.clone());
-    }
-    found.sort();
-    found.pop().map(|(_, p)| p).ok_or_else(|| {
-        napi::Error::new(Status::GenericFailure, format!("cannot find {NAME} beside the bun-sandbox addon; reinstall bun-sandbox"))
-    })
-}
-
-/// The path of the loaded `.node` file.
-fn addon_path() -> Option<PathBuf> {
-    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
-    // SAFETY: dladdr only reads the address of a function in this library.
-    let found = unsafe { libc::dladdr(addon_path as *const libc::c_void, &mut info) };
-    if found == 0 || info.dli_fname.is_null() {
-        return None;
-    }
-    // SAFETY: dladdr returned a NUL-terminated path.
-    let name = unsafe { std::ffi::CStr::from_ptr(info.dli_fname) };
-    use std::os::unix::ffi::OsStrExt;
-    Some(PathBuf::from(std::ffi::OsStr::from_bytes(name.to_bytes())))
-}
 
 type KeepAlive = napi::threadsafe_function::ThreadsafeFunction<(), (), (), Status, false, false>;
 

@@ -78,7 +78,7 @@ pub async fn check() -> IsolationSupport {
 /// Starts a sandbox on an empty directory and runs `/bin/true` in it.
 async fn probe() -> Result<(), String> {
     let dir = tempfile::Builder::new().prefix("bun-sandbox-probe-").tempdir_in(std::env::temp_dir()).map_err(|e| e.to_string())?;
-    let init = super::sandbox::find_init().map_err(|e| e.reason.clone())?;
+    let init = super::init_path::find_init().map_err(|e| e.reason.clone())?;
     let opts = StartOptions { base_dir: dir.path().into(), init, ..Default::default() };
     let sandbox = sv::Sandbox::start(opts).await.map_err(|e| e.to_string())?;
     let out = sandbox.exec("probe", "exec", ExecOptions { argv: vec!["/bin/true".into()], ..Default::default() }).await;

@@ -95,7 +95,7 @@ pub fn resolve_workdir(workdir: Option<&str>, base_dir: &Path, state_root: &Path
 }
 
 /// The mounts of a sandbox whose state lives in `state_dir`.
-pub fn root_plan(base: &Base, workdir: &Path, home: &Path, state_dir: &Path) -> Result<RootPlan, PlanError> {
+pub fn root_plan(base: &Base, workdir: &Path, home: &Path, state_dir: &Path, path_env: &str) -> Result<RootPlan, PlanError> {
     let scratch = state_dir.join("scratch");
     let mut mounts = vec![Mount::Scratch { path: scratch.clone(), size: None }];
     let dir = base.dir();
@@ -155,6 +155,9 @@ pub fn root_plan(base: &Base, workdir: &Path, home: &Path, state_dir: &Path) -> 
     } else if home.is_absolute() && home != Path::new("/root") {
         mounts.push(Mount::Dir { target: home.into(), mode: 0o755 });
     }
+    if *base == Base::Host {
+        mounts.extend(tool_binds(path_env, home, workdir));
+    }
     mounts.push(Mount::Overlay {
         lower: workdir.into(),
         upper: workdir_upper(state_dir),
@@ -163,6 +166,49 @@ pub fn root_plan(base: &Base, workdir: &Path, home: &Path, state_dir: &Path) -> 
         fallback_ro_bind: false,
     });
     Ok(RootPlan { mounts })
+}
+
+/// Where the sandbox shows nothing of the host: the fresh tmpfs directories
+/// and the user's home.
+fn is_hidden(p: &Path, home: &Path) -> bool {
+    ["/tmp", "/run", "/home", "/root"].iter().any(|h| p.starts_with(h)) || (home != Path::new("/") && p.starts_with(home))
+}
+
+/// At most this many tool directories are bound in.
+const MAX_TOOL_BINDS: usize = 64;
+
+/// The programs on PATH keep working inside: a PATH directory that lies where
+/// the sandbox hides the host (a project's `node_modules/.bin` under /tmp, a
+/// tool in `~/.bun/bin`) is bound in read-only at the same path, with the
+/// directories its symlinks point into. Only those directories: never a home
+/// itself or one of its ancestors, never one that holds the WORKDIR.
+pub fn tool_binds(path_env: &str, home: &Path, workdir: &Path) -> Vec<Mount> {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    let add = |dir: PathBuf, dirs: &mut Vec<PathBuf>| {
+        let roots = [Path::new("/tmp"), Path::new("/run"), Path::new("/home"), Path::new("/root"), home];
+        let too_wide = roots.iter().any(|r| r.starts_with(&dir)) || workdir.starts_with(&dir);
+        if is_hidden(&dir, home) && !too_wide && !dirs.contains(&dir) && dirs.len() < MAX_TOOL_BINDS {
+            dirs.push(dir);
+        }
+    };
+    for entry in path_env.split(':').filter(|e| e.starts_with('/')) {
+        let Ok(dir) = fs::canonicalize(entry) else { continue };
+        if !dir.is_dir() || !is_hidden(&dir, home) {
+            continue;
+        }
+        // Symlinked tools (node_modules/.bin/x -> ../x/bin/x.js) need their targets.
+        if let Ok(list) = fs::read_dir(&dir) {
+            for e in list.filter_map(Result::ok).take(1024) {
+                if e.file_type().is_ok_and(|t| t.is_symlink()) {
+                    if let Some(parent) = fs::canonicalize(e.path()).ok().and_then(|t| t.parent().map(Path::to_path_buf)) {
+                        add(parent, &mut dirs);
+                    }
+                }
+            }
+        }
+        add(dir, &mut dirs);
+    }
+    dirs.into_iter().map(|d| Mount::RoBind { source: d.clone(), target: d }).collect()
 }
 
 /// Where the WORKDIR's changes collect on the host (read by diff and extract).
@@ -189,7 +235,7 @@ mod tests {
 
     #[test]
     fn host_plan_replaces_sensitive_dirs_and_overlays_the_rest() {
-        let plan = root_plan(&Base::Host, Path::new("/srv/project"), Path::new("/home/u"), Path::new("/tmp/s")).unwrap();
+        let plan = root_plan(&Base::Host, Path::new("/srv/project"), Path::new("/home/u"), Path::new("/tmp/s"), "/usr/bin").unwrap();
         let targets: Vec<_> = plan
             .mounts
             .iter()
@@ -204,6 +250,39 @@ mod tests {
         }
         assert_eq!(targets.last(), Some(&PathBuf::from("/srv/project")));
         assert!(plan.mounts.iter().any(|m| matches!(m, Mount::Tmpfs { target, .. } if target == Path::new("/tmp"))));
+    }
+
+    #[test]
+    fn tools_on_path_under_hidden_dirs_are_bound_but_never_a_home() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = fs::canonicalize(tmp.path()).unwrap();
+        let bin = root.join("proj/node_modules/.bin");
+        let pkg = root.join("proj/node_modules/tool/bin");
+        fs::create_dir_all(&bin).unwrap();
+        fs::create_dir_all(&pkg).unwrap();
+        fs::write(pkg.join("tool.js"), "").unwrap();
+        std::os::unix::fs::symlink("../tool/bin/tool.js", bin.join("tool")).unwrap();
+        let home = root.join("home/u");
+        fs::create_dir_all(home.join(".bun/bin")).unwrap();
+        let path = format!("{}:{}:{}:{}:/usr/bin:relative", bin.display(), home.display(), home.join(".bun/bin").display(), root.display());
+        let binds: Vec<PathBuf> = tool_binds(&path, &home, Path::new("/srv/project"))
+            .into_iter()
+            .map(|m| match m {
+                Mount::RoBind { source, target } => {
+                    assert_eq!(source, target);
+                    source
+                }
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        if root.starts_with("/tmp") {
+            assert!(binds.contains(&bin), "{binds:?}");
+            assert!(binds.contains(&pkg), "{binds:?}");
+        }
+        assert!(binds.contains(&home.join(".bun/bin")), "{binds:?}");
+        // The home itself and its ancestors never are.
+        assert!(!binds.iter().any(|b| home.starts_with(b)), "{binds:?}");
+        assert!(!binds.contains(&PathBuf::from("/usr/bin")));
     }
 
     #[test]

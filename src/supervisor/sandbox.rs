@@ -150,7 +150,8 @@ impl Sandbox {
         let inner_gid = opts.gid.unwrap_or(if outer_gid == 0 { 1000 } else { outer_gid });
         let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()));
         let result = async {
-            let root_plan = plan::root_plan(&base, &workdir, &home, &state_dir)?;
+            let path_env = opts.env.get("PATH").cloned().unwrap_or_else(|| std::env::var("PATH").unwrap_or_default());
+            let root_plan = plan::root_plan(&base, &workdir, &home, &state_dir, &path_env)?;
             let pids = opts.pids.unwrap_or(DEFAULT_PIDS);
             let mut rlimits = vec![
                 Rlimit { resource: RlimitKind::Core, soft: 0, hard: 0 },
