@@ -137,6 +137,13 @@ impl Server<'_> {
             }
             Request::Connect { id, port } => self.socket(id, port, net::connect_loopback(port)),
             Request::Listen { id, port } => self.socket(id, port, net::listen_loopback(port)),
+            Request::TermAll => {
+                // Every process but PID 1 itself: what the commands started too.
+                let _ = kill(Pid::from_raw(-1), Signal::SIGTERM);
+            }
+            Request::Count { id } => {
+                let _ = protocol::send(CONTROL_FD, &Event::Count { id, processes: count_processes() }, &[]);
+            }
             Request::Shutdown => return false,
         }
         true
@@ -186,6 +193,13 @@ impl Server<'_> {
             }
         }
     }
+}
+
+/// Processes in the sandbox besides PID 1: `/proc` here shows only ours.
+fn count_processes() -> u32 {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return 0 };
+    let pids = dir.filter_map(Result::ok).filter(|e| e.file_name().to_str().is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit())));
+    pids.count().saturating_sub(1) as u32
 }
 
 /// A person's reading of a failure to start.

@@ -25,6 +25,7 @@ struct Waiters {
     started: HashMap<u64, oneshot::Sender<Started>>,
     exited: HashMap<u64, oneshot::Sender<Exit>>,
     sockets: HashMap<u64, oneshot::Sender<Result<OwnedFd, String>>>,
+    counts: HashMap<u64, oneshot::Sender<u32>>,
     /// Why the connection ended, once it has.
     closed: Option<String>,
 }
@@ -94,6 +95,17 @@ impl Connection {
 }
 
 impl Connection {
+    /// Registers interest in a `Count` answer before sending it.
+    pub fn expect_count(&self, id: u64) -> io::Result<oneshot::Receiver<u32>> {
+        let (tx, rx) = oneshot::channel();
+        let mut w = self.waiters.lock().map_err(|_| io::Error::other("poisoned"))?;
+        if let Some(why) = &w.closed {
+            return Err(io::Error::new(io::ErrorKind::BrokenPipe, why.clone()));
+        }
+        w.counts.insert(id, tx);
+        Ok(rx)
+    }
+
     /// Registers interest in a `Connect`/`Listen` answer before sending it.
     pub fn expect_socket(&self, id: u64) -> io::Result<oneshot::Receiver<Result<OwnedFd, String>>> {
         let (tx, rx) = oneshot::channel();
@@ -156,6 +168,11 @@ async fn route(fd: Arc<AsyncFd<OwnedFd>>, waiters: Arc<Mutex<Waiters>>) {
                     let _ = tx.send(Exit { code, signal });
                 }
             }
+            Event::Count { id, processes } => {
+                if let Some(tx) = w.counts.remove(&id) {
+                    let _ = tx.send(processes);
+                }
+            }
             Event::Socket { id, error, .. } => {
                 if let Some(tx) = w.sockets.remove(&id) {
                     let result = match (error, msg.fds.into_iter().next()) {
@@ -181,5 +198,6 @@ async fn route(fd: Arc<AsyncFd<OwnedFd>>, waiters: Arc<Mutex<Waiters>>) {
             let _ = tx.send(Exit { code: None, signal: Some(libc::SIGKILL) });
         }
         w.sockets.clear();
+        w.counts.clear();
     }
 }

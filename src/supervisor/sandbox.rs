@@ -340,6 +340,16 @@ impl Sandbox {
         }
     }
 
+    /// How many processes run inside besides PID 1 (0 once init is gone).
+    async fn processes_left(&self) -> u32 {
+        let id = self.conn.next_id();
+        let Ok(rx) = self.conn.expect_count(id) else { return 0 };
+        if self.conn.send(&Request::Count { id }, &[]).await.is_err() {
+            return 0;
+        }
+        rx.await.unwrap_or(0)
+    }
+
     /// Signals a command's process group.
     pub(super) async fn signal(&self, id: u64, signal: i32) {
         let _ = self.conn.send(&Request::Signal { id, signal }, &[]).await;
@@ -412,12 +422,12 @@ impl Sandbox {
         if self.stopped.swap(true, Ordering::SeqCst) {
             return;
         }
-        let ids: Vec<u64> = self.running.lock().map(|r| r.keys().copied().collect()).unwrap_or_default();
-        for id in &ids {
-            let _ = self.conn.send(&Request::Signal { id: *id, signal: libc::SIGTERM }, &[]).await;
-        }
+        // SIGTERM to every process (what the commands started too, so a
+        // server behind `sh -c` shuts down cleanly), then wait until none is
+        // left or the grace period is over; SIGKILL comes with Shutdown.
+        let _ = self.conn.send(&Request::TermAll, &[]).await;
         let deadline = tokio::time::Instant::now() + GRACE;
-        while !self.running.lock().map(|r| r.is_empty()).unwrap_or(true) && tokio::time::Instant::now() < deadline {
+        while self.processes_left().await > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         for l in self.listeners.lock().map(|mut l| std::mem::take(&mut *l)).unwrap_or_default() {
