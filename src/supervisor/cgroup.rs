@@ -33,14 +33,11 @@ impl PidsCgroup {
             let _ = fs::write(parent.parent().unwrap_or(&parent).join("cgroup.subtree_control"), "+pids");
             let _ = fs::write(parent.join("cgroup.subtree_control"), "+pids");
         }
-        // Left by processes that died (named like their state dirs,
-        // `sb-<pid>-<n>`); a live process's cgroups are its own business.
+        // Left by processes that died (named like their state dirs); a live
+        // process's cgroups are its own business.
         if let Ok(entries) = fs::read_dir(&parent) {
             for e in entries.filter_map(Result::ok) {
-                let name = e.file_name();
-                let pid = name.to_str().and_then(|n| n.strip_prefix("sb-")).and_then(|n| n.split('-').next());
-                let Some(pid) = pid.and_then(|p| p.parse::<i32>().ok()) else { continue };
-                if nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_err() {
+                if super::state::left_by_dead_process(&e.file_name()) {
                     let _ = fs::remove_dir(e.path());
                 }
             }

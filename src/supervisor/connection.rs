@@ -19,6 +19,17 @@ pub struct Exit {
 
 pub type Started = Result<i32, (i32, String)>;
 
+/// Why `socket` returned no socket.
+#[derive(Debug)]
+pub enum SocketFailure {
+    /// init is gone (the reason it went).
+    Gone(String),
+    /// The request could not be sent.
+    Send(io::Error),
+    /// init tried and says why it failed (connection refused, ...).
+    Refused(String),
+}
+
 #[derive(Default)]
 struct Waiters {
     ready: Option<oneshot::Sender<Result<(), String>>>,
@@ -84,37 +95,52 @@ impl Connection {
     pub fn expect_spawn(&self, id: u64) -> io::Result<(oneshot::Receiver<Started>, oneshot::Receiver<Exit>)> {
         let (stx, srx) = oneshot::channel();
         let (etx, erx) = oneshot::channel();
-        let mut w = self.waiters.lock().map_err(|_| io::Error::other("poisoned"))?;
-        if let Some(why) = &w.closed {
-            return Err(io::Error::new(io::ErrorKind::BrokenPipe, why.clone()));
-        }
-        w.started.insert(id, stx);
-        w.exited.insert(id, etx);
+        self.register(|w| {
+            w.started.insert(id, stx);
+            w.exited.insert(id, etx);
+        })?;
         Ok((srx, erx))
     }
-}
 
-impl Connection {
     /// Registers interest in a `Count` answer before sending it.
     pub fn expect_count(&self, id: u64) -> io::Result<oneshot::Receiver<u32>> {
         let (tx, rx) = oneshot::channel();
-        let mut w = self.waiters.lock().map_err(|_| io::Error::other("poisoned"))?;
-        if let Some(why) = &w.closed {
-            return Err(io::Error::new(io::ErrorKind::BrokenPipe, why.clone()));
-        }
-        w.counts.insert(id, tx);
+        self.register(|w| {
+            w.counts.insert(id, tx);
+        })?;
         Ok(rx)
     }
 
+    /// Sends a `Connect` or `Listen` (made with the request id) and waits for
+    /// the socket init makes inside.
+    pub async fn socket(&self, request: impl FnOnce(u64) -> Request) -> Result<OwnedFd, SocketFailure> {
+        let id = self.next_id();
+        let rx = self.expect_socket(id).map_err(|e| SocketFailure::Gone(e.to_string()))?;
+        self.send(&request(id), &[]).await.map_err(SocketFailure::Send)?;
+        match rx.await {
+            Ok(Ok(fd)) => Ok(fd),
+            Ok(Err(why)) => Err(SocketFailure::Refused(why)),
+            Err(_) => Err(SocketFailure::Gone(self.closed().unwrap_or_default())),
+        }
+    }
+
     /// Registers interest in a `Connect`/`Listen` answer before sending it.
-    pub fn expect_socket(&self, id: u64) -> io::Result<oneshot::Receiver<Result<OwnedFd, String>>> {
+    fn expect_socket(&self, id: u64) -> io::Result<oneshot::Receiver<Result<OwnedFd, String>>> {
         let (tx, rx) = oneshot::channel();
+        self.register(|w| {
+            w.sockets.insert(id, tx);
+        })?;
+        Ok(rx)
+    }
+
+    /// Adds waiters, unless init is already gone (then nothing would answer).
+    fn register(&self, add: impl FnOnce(&mut Waiters)) -> io::Result<()> {
         let mut w = self.waiters.lock().map_err(|_| io::Error::other("poisoned"))?;
         if let Some(why) = &w.closed {
             return Err(io::Error::new(io::ErrorKind::BrokenPipe, why.clone()));
         }
-        w.sockets.insert(id, tx);
-        Ok(rx)
+        add(&mut w);
+        Ok(())
     }
 }
 

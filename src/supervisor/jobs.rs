@@ -2,7 +2,7 @@
 //! whose output goes to the hooks as it is produced, readiness on a PORT, and
 //! ports published on the host.
 
-use super::connection::Exit;
+use super::connection::{Exit, SocketFailure};
 use super::sandbox::{Launch, Sandbox, SandboxError};
 use crate::protocol::Request;
 use std::collections::{BTreeMap, VecDeque};
@@ -241,17 +241,11 @@ impl Sandbox {
 
     /// A TCP socket connected to `127.0.0.1:port` inside the sandbox.
     pub async fn connect_inside(&self, port: u16) -> Result<OwnedFd, SandboxError> {
-        let id = self.conn().next_id();
-        let rx = self.conn().expect_socket(id).map_err(|e| SandboxError::Died(e.to_string()))?;
-        self.conn()
-            .send(&Request::Connect { id, port }, &[])
-            .await
-            .map_err(|e| SandboxError::Died(e.to_string()))?;
-        match rx.await {
-            Ok(Ok(fd)) => Ok(fd),
-            Ok(Err(why)) => Err(SandboxError::NotReady(why)),
-            Err(_) => Err(SandboxError::Died(self.conn().closed().unwrap_or_default())),
-        }
+        self.conn().socket(|id| Request::Connect { id, port }).await.map_err(|e| match e {
+            SocketFailure::Refused(why) => SandboxError::NotReady(why),
+            SocketFailure::Gone(why) => SandboxError::Died(why),
+            SocketFailure::Send(e) => SandboxError::Died(e.to_string()),
+        })
     }
 
     /// Publishes `port` inside on a free port of the host's 127.0.0.1: each

@@ -1,7 +1,7 @@
 //! One sandbox: started on first use, every command in the same world, torn
 //! down by `stop()`.
 
-use super::connection::{Connection, Exit};
+use super::connection::{Connection, Exit, SocketFailure};
 use super::jobs::{Hooks, Violation};
 use super::cgroup::PidsCgroup;
 use super::launcher::{self, Helper};
@@ -472,14 +472,11 @@ async fn start_proxy(
     conn: &Connection,
     config: crate::net::ProxyConfig,
 ) -> Result<(u16, tokio::task::JoinHandle<()>), SandboxError> {
-    let id = conn.next_id();
-    let rx = conn.expect_socket(id).map_err(|e| SandboxError::Died(e.to_string()))?;
-    conn.send(&Request::Listen { id, port: 0 }, &[]).await.map_err(io_err("cannot ask init for the proxy socket"))?;
-    let fd = match rx.await {
-        Ok(Ok(fd)) => fd,
-        Ok(Err(why)) => return Err(SandboxError::Setup(format!("cannot listen for the egress proxy inside: {why}"))),
-        Err(_) => return Err(SandboxError::Died(conn.closed().unwrap_or_default())),
-    };
+    let fd = conn.socket(|id| Request::Listen { id, port: 0 }).await.map_err(|e| match e {
+        SocketFailure::Refused(why) => SandboxError::Setup(format!("cannot listen for the egress proxy inside: {why}")),
+        SocketFailure::Gone(why) => SandboxError::Died(why),
+        SocketFailure::Send(e) => io_err("cannot ask init for the proxy socket")(e),
+    })?;
     let addr: nix::sys::socket::SockaddrIn =
         nix::sys::socket::getsockname(fd.as_raw_fd()).map_err(|e| io_err("proxy socket")(e.into()))?;
     let task = crate::net::serve(fd, config).map_err(io_err("cannot serve the egress proxy"))?;

@@ -35,17 +35,19 @@ pub fn create(root: &Path) -> io::Result<PathBuf> {
     Ok(dir)
 }
 
+/// Whether `name` is a sandbox's (`sb-<pid>-<n>`, as `create` names state
+/// dirs and the pids cgroups named after them) whose process is gone.
+pub fn left_by_dead_process(name: &std::ffi::OsStr) -> bool {
+    let pid = name.to_str().and_then(|n| n.strip_prefix("sb-")).and_then(|n| n.split('-').next());
+    let Some(pid) = pid.and_then(|p| p.parse::<i32>().ok()) else { return false };
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_err()
+}
+
 /// Removes the state dirs of processes that no longer exist.
 pub fn clean_stale(root: &Path) {
     let Ok(entries) = fs::read_dir(root) else { return };
     for entry in entries.filter_map(Result::ok) {
-        let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("sb-")).and_then(|n| n.split('-').next()) else {
-            continue;
-        };
-        let Ok(pid) = pid.parse::<i32>() else { continue };
-        let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
-        if !alive {
+        if left_by_dead_process(&entry.file_name()) {
             let _ = remove(&entry.path());
         }
     }
