@@ -3,6 +3,8 @@
 //! Everything here is pure (no I/O except `infer`, which reads the project) and
 //! knows nothing about JavaScript; `src/binding/` converts to and from JS.
 
+#[cfg(test)]
+mod fixtures;
 mod format;
 pub mod infer;
 mod parse;

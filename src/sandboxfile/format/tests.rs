@@ -3,6 +3,7 @@
 //! `parse(format(parse(s))) == parse(s)` for any text `s` that parses.
 
 use super::{FormatError, format};
+use crate::sandboxfile::fixtures::{SPEC_EXAMPLE, strings};
 use crate::sandboxfile::parse::is_js_space;
 use crate::sandboxfile::{Process, Sandboxfile, Service, parse};
 use proptest::prelude::*;
@@ -41,33 +42,9 @@ fn service(name: &str, command: &str) -> Service {
     Service { name: name.into(), command: command.into(), port: None, watch: None }
 }
 
-fn strings(items: &[&str]) -> Vec<String> {
-    items.iter().map(|s| s.to_string()).collect()
-}
-
 // ---------------------------------------------------------------------------
 // Hand-written round trips
 // ---------------------------------------------------------------------------
-
-const SPEC_EXAMPLE: &str = "# Sandboxfile
-FROM host
-WORKDIR .
-
-RUN bun install
-
-DEV PORT=3000 WATCH=src/** bun run dev
-SERVICE db PORT=5432 postgres -D ./pgdata
-SERVICE worker WATCH=src/worker/** bun run worker.ts
-TEST bun test
-
-OUTPUT src/
-OUTPUT package.json
-LOGS logs/*
-
-NET api.example.com
-NET *.stripe.com
-SECRET STRIPE_API_KEY
-";
 
 #[test]
 fn the_spec_example() {

@@ -3,6 +3,7 @@
 //! 1-based line and the directive the error carries.
 
 use super::{ParseError, parse};
+use crate::sandboxfile::fixtures::{SPEC_EXAMPLE, strings};
 use crate::sandboxfile::{Process, Sandboxfile, Service};
 use std::collections::BTreeMap;
 
@@ -34,33 +35,9 @@ fn service(name: &str, command: &str, port: Option<u16>, watch: Option<&str>) ->
     Service { name: name.into(), command: command.into(), port, watch: watch.map(Into::into) }
 }
 
-fn strings(items: &[&str]) -> Vec<String> {
-    items.iter().map(|s| s.to_string()).collect()
-}
-
 // ---------------------------------------------------------------------------
 // The reference cases
 // ---------------------------------------------------------------------------
-
-const SPEC_EXAMPLE: &str = "# Sandboxfile
-FROM host
-WORKDIR .
-
-RUN bun install
-
-DEV PORT=3000 WATCH=src/** bun run dev
-SERVICE db PORT=5432 postgres -D ./pgdata
-SERVICE worker WATCH=src/worker/** bun run worker.ts
-TEST bun test
-
-OUTPUT src/
-OUTPUT package.json
-LOGS logs/*
-
-NET api.example.com
-NET *.stripe.com
-SECRET STRIPE_API_KEY
-";
 
 #[test]
 fn spec_example_parses_to_every_field() {
