@@ -7,14 +7,15 @@
 // condition every 10 ms up to a deadline, `within()` bounds a promise. The
 // only plain timer is `observe()`, an observation window after which
 // something must NOT have happened (nothing is waited for through it).
-import { afterEach, describe, expect, test } from 'bun:test'
+import { describe, expect, test } from 'bun:test'
 import { spawn, spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { connect, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Sandbox, type Sandboxfile, type SandboxOptions } from '..'
+import { Sandbox } from '..'
+import { Recorder, observe, sandboxes, sf, until } from './support'
 
 const PKG = join(import.meta.dir, '..')
 
@@ -27,54 +28,7 @@ function project(files: Record<string, string> = {}): string {
   return dir
 }
 
-/** A Sandboxfile object on the host filesystem, WORKDIR the project. */
-function sf(parts: Partial<Sandboxfile>): Sandboxfile {
-  return { from: 'host', workdir: '.', runCommands: [], services: [], tests: [], outputs: [], logs: [], net: [], secrets: [], ...parts }
-}
-
-/** Everything the callbacks saw, in order. */
-class Recorder {
-  events: { kind: 'out' | 'err' | 'exit'; name: string; data?: string; code?: number | null }[] = []
-  readonly options: Pick<SandboxOptions, 'onStdout' | 'onStderr' | 'onExit'> = {
-    onStdout: (name, data) => void this.events.push({ kind: 'out', name, data }),
-    onStderr: (name, data) => void this.events.push({ kind: 'err', name, data }),
-    onExit: (name, code) => void this.events.push({ kind: 'exit', name, code }),
-  }
-  stdout(name: string): string {
-    return this.events.filter((e) => e.kind === 'out' && e.name === name).map((e) => e.data).join('')
-  }
-  stderr(name: string): string {
-    return this.events.filter((e) => e.kind === 'err' && e.name === name).map((e) => e.data).join('')
-  }
-  exits(name?: string): (number | null)[] {
-    return this.events.filter((e) => e.kind === 'exit' && (name === undefined || e.name === name)).map((e) => e.code!)
-  }
-  exitNames(): string[] {
-    return this.events.filter((e) => e.kind === 'exit').map((e) => e.name)
-  }
-}
-
-const live: Sandbox[] = []
-/** A Sandbox that afterEach stops whatever the test did. */
-function sandbox(config: Sandboxfile, options: SandboxOptions = {}): Sandbox {
-  const sb = new Sandbox(config, { cwd: options.cwd ?? project(), ...options })
-  live.push(sb)
-  return sb
-}
-afterEach(async () => {
-  await Promise.all(live.splice(0).map((sb) => sb.stop().catch(() => {})))
-})
-
-const tick = () => new Promise((r) => setTimeout(r, 10))
-
-/** Polls `cond` every 10 ms until it holds; fails after `ms`. */
-async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
-    await tick()
-  }
-}
+const sandbox = sandboxes(project)
 
 /** `p`, or a rejection naming `what` if it has not settled after `ms`. */
 function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
@@ -84,9 +38,6 @@ function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   })
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer))
 }
-
-/** An observation window: afterwards the caller checks nothing changed. Not synchronisation. */
-const observe = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 /** How a promise settled. */
 async function settle<T>(p: Promise<T>): Promise<{ ok: true; value: T } | { ok: false; error: any }> {

@@ -5,11 +5,12 @@
 // condition every 10 ms up to a deadline. The only plain timer is
 // `observe()`, a window after which something must NOT have happened, or
 // over which restarts are counted (nothing is waited for through it).
-import { afterEach, describe, expect, test } from 'bun:test'
+import { describe, expect, test } from 'bun:test'
 import { mkdirSync, mkdtempSync, readFileSync, realpathSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
-import { Sandbox, type Sandboxfile, type SandboxOptions } from '..'
+import { Sandbox } from '..'
+import { Recorder, observe, sandboxes, sf, until } from './support'
 
 // ---------------------------------------------------------------- helpers
 
@@ -23,56 +24,7 @@ function project(files: Record<string, string> = {}): string {
   return dir
 }
 
-function sf(parts: Partial<Sandboxfile>): Sandboxfile {
-  return { from: 'host', workdir: '.', runCommands: [], services: [], tests: [], outputs: [], logs: [], net: [], secrets: [], ...parts }
-}
-
-/** Everything the output callbacks saw. */
-class Recorder {
-  events: { kind: 'out' | 'err' | 'exit'; name: string; data?: string; code?: number | null }[] = []
-  readonly options: Pick<SandboxOptions, 'onStdout' | 'onStderr' | 'onExit'> = {
-    onStdout: (name, data) => void this.events.push({ kind: 'out', name, data }),
-    onStderr: (name, data) => void this.events.push({ kind: 'err', name, data }),
-    onExit: (name, code) => void this.events.push({ kind: 'exit', name, code }),
-  }
-  stdout(name: string): string {
-    return this.events.filter((e) => e.kind === 'out' && e.name === name).map((e) => e.data).join('')
-  }
-  stderr(name: string): string {
-    return this.events.filter((e) => e.kind === 'err' && e.name === name).map((e) => e.data).join('')
-  }
-  exits(name: string): (number | null)[] {
-    return this.events.filter((e) => e.kind === 'exit' && e.name === name).map((e) => e.code!)
-  }
-  /** How many times `name` wrote `word` on a line of its own. */
-  count(name: string, word: string): number {
-    return this.stdout(name).split('\n').filter((l) => l === word).length
-  }
-}
-
-const live: Sandbox[] = []
-function sandbox(config: Sandboxfile, options: SandboxOptions = {}): Sandbox {
-  const sb = new Sandbox(config, { cwd: options.cwd ?? project(), ...options })
-  live.push(sb)
-  return sb
-}
-afterEach(async () => {
-  await Promise.all(live.splice(0).map((sb) => sb.stop().catch(() => {})))
-})
-
-const tick = () => new Promise((r) => setTimeout(r, 10))
-
-/** Polls `cond` every 10 ms until it holds; fails after `ms`. */
-async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
-    await tick()
-  }
-}
-
-/** An observation window: afterwards the caller checks what (did not) happen. Not synchronisation. */
-const observe = (ms: number) => new Promise((r) => setTimeout(r, ms))
+const sandbox = sandboxes(project)
 
 function pidOf(sb: Sandbox, name: string): number | undefined {
   return sb.getStatus().find((p) => p.name === name)?.pid

@@ -1,0 +1,64 @@
+// Helpers shared by the suites that drive real sandboxes through callbacks.
+import { afterEach } from 'bun:test'
+import { Sandbox, type Sandboxfile, type SandboxOptions } from '..'
+
+/** A Sandboxfile object on the host filesystem, WORKDIR the project. */
+export function sf(parts: Partial<Sandboxfile>): Sandboxfile {
+  return { from: 'host', workdir: '.', runCommands: [], services: [], tests: [], outputs: [], logs: [], net: [], secrets: [], ...parts }
+}
+
+/** Everything the output callbacks saw, in order. */
+export class Recorder {
+  events: { kind: 'out' | 'err' | 'exit'; name: string; data?: string; code?: number | null }[] = []
+  readonly options: Pick<SandboxOptions, 'onStdout' | 'onStderr' | 'onExit'> = {
+    onStdout: (name, data) => void this.events.push({ kind: 'out', name, data }),
+    onStderr: (name, data) => void this.events.push({ kind: 'err', name, data }),
+    onExit: (name, code) => void this.events.push({ kind: 'exit', name, code }),
+  }
+  stdout(name: string): string {
+    return this.events.filter((e) => e.kind === 'out' && e.name === name).map((e) => e.data).join('')
+  }
+  stderr(name: string): string {
+    return this.events.filter((e) => e.kind === 'err' && e.name === name).map((e) => e.data).join('')
+  }
+  exits(name?: string): (number | null)[] {
+    return this.events.filter((e) => e.kind === 'exit' && (name === undefined || e.name === name)).map((e) => e.code!)
+  }
+  exitNames(): string[] {
+    return this.events.filter((e) => e.kind === 'exit').map((e) => e.name)
+  }
+  /** How many times `name` wrote `word` on a line of its own. */
+  count(name: string, word: string): number {
+    return this.stdout(name).split('\n').filter((l) => l === word).length
+  }
+}
+
+/**
+ * A `sandbox(config, options)` whose Sandboxes are stopped after each test,
+ * whatever it did; `project()` makes the default cwd.
+ */
+export function sandboxes(project: () => string): (config: Sandboxfile, options?: SandboxOptions) => Sandbox {
+  const live: Sandbox[] = []
+  afterEach(async () => {
+    await Promise.all(live.splice(0).map((sb) => sb.stop().catch(() => {})))
+  })
+  return (config, options = {}) => {
+    const sb = new Sandbox(config, { cwd: options.cwd ?? project(), ...options })
+    live.push(sb)
+    return sb
+  }
+}
+
+const tick = () => new Promise((r) => setTimeout(r, 10))
+
+/** Polls `cond` every 10 ms until it holds; fails after `ms`. */
+export async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
+    await tick()
+  }
+}
+
+/** An observation window: afterwards the caller checks what (did not) happen. Not synchronisation. */
+export const observe = (ms: number) => new Promise((r) => setTimeout(r, ms))
