@@ -255,7 +255,7 @@ describe('inferSandboxfile', () => {
   })
 })
 
-describe('what is not in this version yet', () => {
+describe('the rest of the API', () => {
   test('IsolatedSandbox is Sandbox', () => {
     expect(IsolatedSandbox).toBe(Sandbox)
   })
@@ -271,11 +271,6 @@ describe('what is not in this version yet', () => {
     const missing: any = await runSandbox(join(dir, 'nope')).catch((e: unknown) => e)
     expect(missing.code).toBe('ERR_SANDBOXFILE_READ')
     await expect((runSandbox as any)(42)).rejects.toThrow(TypeError)
-  })
-
-  test('SECRET says it is not here yet', async () => {
-    expect(() => new Sandbox(parseSandboxfile('SECRET API_KEY')).loadSecrets()).toThrow(/SECRET is not available/)
-    await expect(new Sandbox(parseSandboxfile('SECRET API_KEY')).run()).rejects.toThrow(/SECRET is not available/)
   })
 
   test('checkIsolationSupport reports each capability', async () => {

@@ -69,10 +69,20 @@ export interface SandboxOptions {
     timeoutMs?: number
   }
   onViolation?(event: SandboxViolation): void
+  /**
+   * "proxy" (default): inside, each SECRET holds a random placeholder of the
+   * value's length, and the egress proxy puts the real value into requests to
+   * the secret's hosts over HTTPS. "env": the plain value is in the
+   * environment (output is still redacted).
+   */
   secretMode?: 'proxy' | 'env'
   network?: {
+    /** NET host (or host:port) → "address:port", like curl --resolve. */
     resolve?: Record<string, string>
+    /** PEM roots (or the path of a PEM file) trusted for upstream TLS, by the proxy and inside. */
     extraCaCerts?: string
+    /** Also inject SECRET values into plain-http requests (default false: https only). */
+    allowPlaintextSecrets?: boolean
   }
 }
 

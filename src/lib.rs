@@ -10,6 +10,7 @@ pub mod protocol;
 #[cfg(target_os = "linux")]
 pub mod isolate;
 pub mod sandboxfile;
+pub mod secrets;
 #[cfg(target_os = "linux")]
 pub mod supervisor;
 

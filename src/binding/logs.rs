@@ -168,8 +168,15 @@ impl Sandbox {
         })?;
         let tsfn: LineCallback = wrapper.build_threadsafe_function().weak::<true>().callee_handled::<false>().build()?;
         let tsfn = Arc::new(tsfn);
+        // A SECRET value in a log line reaches the callback as `[secret NAME]`.
+        self.inner.read_secrets(env)?;
+        let redactor = self.inner.secrets().ok().map(|s| s.redactor());
         let sink: logs::LineSink = Arc::new(move |file: String, line: String| -> logs::LineFuture {
             let tsfn = tsfn.clone();
+            let line = match &redactor {
+                Some(r) => r.redact_str(&line).into_owned(),
+                None => line,
+            };
             Box::pin(async move {
                 match tsfn.call_async_catch((file, line).into()).await {
                     Ok(()) => true,

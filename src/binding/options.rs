@@ -24,6 +24,12 @@ pub(super) struct Options {
     pub(super) hooks: sv::Hooks,
     /// `network.resolve`: host (or host:port) → address, like curl --resolve.
     pub(super) resolve: std::collections::HashMap<String, std::net::SocketAddr>,
+    /// `network.extraCaCerts`, PEM (read from the file when a path was given).
+    pub(super) extra_ca_certs: Option<String>,
+    /// `network.allowPlaintextSecrets`: SECRET values also go over plain http.
+    pub(super) plaintext_secrets: bool,
+    /// `secretMode`: placeholders and the proxy (default), or plain values.
+    pub(super) secret_mode: crate::secrets::SecretMode,
 }
 
 pub(super) fn options_from_js(env: &Env, value: Option<Unknown<'_>>) -> Result<Options> {
@@ -53,14 +59,16 @@ pub(super) fn options_from_js(env: &Env, value: Option<Unknown<'_>>) -> Result<O
                 o.resolve.insert(host, parsed);
             }
         }
-        if network.get::<Unknown>("extraCaCerts")?.is_some_and(|v| !matches!(v.get_type(), Ok(ValueType::Undefined))) {
-            return Err(napi::Error::new(
-                Status::InvalidArg,
-                "options.network.extraCaCerts is not used in this version of bun-sandbox: the proxy tunnels TLS untouched \
-                 (no interception yet), so the sandboxed program verifies the upstream itself; leave it unset",
-            ));
+        if let Some(pem) = network.get::<String>("extraCaCerts")? {
+            o.extra_ca_certs = Some(extra_ca_certs(pem)?);
         }
+        o.plaintext_secrets = network.get::<bool>("allowPlaintextSecrets")?.unwrap_or(false);
     }
+    o.secret_mode = match obj.get::<String>("secretMode")?.as_deref() {
+        None | Some("proxy") => crate::secrets::SecretMode::Proxy,
+        Some("env") => crate::secrets::SecretMode::Env,
+        Some(other) => return Err(type_error(env, &format!("options.secretMode must be \"proxy\" or \"env\", not {other:?}"))),
+    };
     o.ready_timeout_ms = match obj.get::<f64>("readyTimeoutMs")? {
         None => None,
         Some(v) if v > 0.0 && v <= 9.0e15 && v.fract() == 0.0 => Some(v as u64),
@@ -118,3 +126,16 @@ pub(super) fn options_from_js(env: &Env, value: Option<Unknown<'_>>) -> Result<O
     Ok(o)
 }
 
+
+/// `network.extraCaCerts`: PEM text, or the path of a PEM file.
+fn extra_ca_certs(value: String) -> Result<String> {
+    if value.contains("-----BEGIN") {
+        return Ok(value);
+    }
+    std::fs::read_to_string(&value).map_err(|e| {
+        napi::Error::new(
+            Status::InvalidArg,
+            format!("options.network.extraCaCerts must be PEM certificates or the path of a PEM file; cannot read {value:?}: {e}"),
+        )
+    })
+}

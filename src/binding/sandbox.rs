@@ -11,6 +11,7 @@ use crate::fs as fsx;
 use crate::fs::outputs::OutputMatcher;
 use crate::policy::net::NetPolicy;
 use crate::sandboxfile::{self as sf, Sandboxfile};
+use crate::secrets::{SecretSpec, Secrets};
 use crate::supervisor::{self as sv, ExecOptions, StartOptions};
 use napi::bindgen_prelude::*;
 use napi::Env;
@@ -38,6 +39,9 @@ pub(super) struct Inner {
     /// Log tails and WATCH restarters, ended by `stop()`.
     pub(super) background: super::logs::Background,
     stopped: std::sync::atomic::AtomicBool,
+    /// SECRET values with their placeholders, read once on the JS thread
+    /// (`loadSecrets()`, or the first call that needs the sandbox).
+    secrets: std::sync::OnceLock<std::result::Result<Arc<Secrets>, String>>,
 }
 
 fn sandbox_error(e: impl std::fmt::Display) -> napi::Error {
@@ -45,6 +49,50 @@ fn sandbox_error(e: impl std::fmt::Display) -> napi::Error {
 }
 
 impl Inner {
+    /// Reads the SECRET values (SPEC §4): `options.env.NAME`, else the host's
+    /// `process.env.NAME`; a missing one is a warning and stays absent.
+    /// Idempotent: the first call decides. Runs on the JS thread, since
+    /// `process.env` is what JavaScript sees, not the C environment. Throws
+    /// only when JavaScript does; values that cannot be used (too short for
+    /// a placeholder) are kept as the error that starting the sandbox gives.
+    pub(super) fn read_secrets(&self, env: &Env) -> Result<()> {
+        if self.secrets.get().is_some() {
+            return Ok(());
+        }
+        let mut specs = Vec::new();
+        if !self.config.secrets.is_empty() {
+            let process_env: Object = env.get_global()?.get_named_property::<Object>("process")?.get_named_property("env")?;
+            let mut seen = std::collections::HashSet::new();
+            // A name declared twice (validate warns) is one secret.
+            for name in self.config.secrets.iter().filter(|n| seen.insert(n.as_str())) {
+                let value = match self.options.env.get(name) {
+                    Some(v) => Some(v.clone()),
+                    None => process_env.get::<String>(name)?,
+                };
+                let Some(value) = value else {
+                    eprintln!(
+                        "bun-sandbox: warning: SECRET {name} has no value (set options.env.{name} or the environment variable {name}); it is absent in the sandbox"
+                    );
+                    continue;
+                };
+                let hosts = self.config.hosts_of_secret(name).map(<[String]>::to_vec).unwrap_or_default();
+                specs.push(SecretSpec { name: name.clone(), value, hosts });
+            }
+        }
+        let secrets = Secrets::new(specs, self.options.secret_mode).map(Arc::new).map_err(|e| e.to_string());
+        let _ = self.secrets.set(secrets);
+        Ok(())
+    }
+
+    /// The secrets read by [`Inner::read_secrets`], or why they cannot be used.
+    pub(super) fn secrets(&self) -> Result<Arc<Secrets>> {
+        match self.secrets.get() {
+            Some(Ok(s)) => Ok(s.clone()),
+            Some(Err(why)) => Err(napi::Error::new(Status::InvalidArg, why.clone())),
+            None => Err(sandbox_error("SECRET values were not read")),
+        }
+    }
+
     /// The environment, created on first use.
     pub(super) async fn sandbox(&self) -> Result<Arc<sv::Sandbox>> {
         if self.stopped.load(std::sync::atomic::Ordering::SeqCst) {
@@ -57,11 +105,20 @@ impl Inner {
                     Some(cwd) => cwd.clone(),
                     None => std::env::current_dir().map_err(sandbox_error)?,
                 };
+                // Every entry point reads them first, on the JS thread.
+                let secrets = self.secrets()?;
+                // A secret's real value never reaches the sandbox through
+                // options.env (that is where it may come from).
+                let mut env = self.options.env.clone();
+                env.retain(|name, _| !self.config.secrets.contains(name));
                 let opts = StartOptions {
                     from: self.config.from.clone(),
                     workdir: self.config.workdir.clone(),
                     base_dir,
-                    env: self.options.env.clone(),
+                    env,
+                    secrets: Some(secrets),
+                    extra_ca_certs: self.options.extra_ca_certs.clone(),
+                    plaintext_secrets: self.options.plaintext_secrets,
                     uid: self.options.uid,
                     gid: self.options.gid,
                     pids: self.options.pids,
@@ -178,9 +235,6 @@ impl Inner {
 
     /// loadSecrets → runSetup → startServices → startDev → runTests.
     async fn run(&self) -> Result<RunResult> {
-        if !self.config.secrets.is_empty() {
-            return Err(secrets_not_available());
-        }
         if !self.run_setup().await? {
             return Ok(RunResult { success: false, test_results: None });
         }
@@ -212,10 +266,12 @@ impl Inner {
             return Err(sandbox_error("the sandbox is stopped: its changes are gone (use options.extractDir to keep them)"));
         }
         let (upper, lower, outputs) = (sandbox.workdir_upper(), sandbox.workdir().to_path_buf(), self.outputs.clone());
-        tokio::task::spawn_blocking(move || fsx::extract(&upper, &lower, &outputs, &dest))
+        let redactor = sandbox.redactor().cloned();
+        let report = tokio::task::spawn_blocking(move || fsx::extract_redacted(&upper, &lower, &outputs, &dest, redactor.as_ref()))
             .await
             .map_err(sandbox_error)?
-            .map_err(sandbox_error)
+            .map_err(sandbox_error)?;
+        Ok(report.paths())
     }
 
     /// Extracts to `options.extractDir` when set, then tears down.
@@ -243,13 +299,6 @@ const READY_TIMEOUT_MS: u64 = 60_000;
 
 fn shell(cmd: &str) -> Vec<String> {
     vec!["/bin/sh".into(), "-c".into(), cmd.into()]
-}
-
-fn secrets_not_available() -> napi::Error {
-    napi::Error::new(
-        Status::GenericFailure,
-        "SECRET is not available in this version of bun-sandbox: secrets need the egress proxy, which has not landed yet",
-    )
 }
 
 #[napi(object)]
@@ -313,6 +362,7 @@ impl Inner {
             urls: Default::default(),
             keepalive: Default::default(),
             background: Default::default(),
+            secrets: Default::default(),
         })
     }
 }
@@ -416,16 +466,19 @@ impl Sandbox {
         Ok(())
     }
 
-    /// Reads SECRET values. Secrets (placeholders, the egress proxy) are not
-    /// in this version: with SECRET lines this throws instead of exposing them.
+    /// Reads the SECRET values (`options.env`, else `process.env`); a missing
+    /// one is a warning. Called by every method that needs the sandbox, so
+    /// calling it is optional; the first call decides.
     #[napi]
-    pub fn load_secrets(&self) -> Result<()> {
-        if self.inner.config.secrets.is_empty() { Ok(()) } else { Err(secrets_not_available()) }
+    pub fn load_secrets(&self, env: Env) -> Result<()> {
+        self.inner.read_secrets(&env)?;
+        self.inner.secrets().map(drop)
     }
 
     /// Runs the RUN lines in order; resolves false at the first failure.
     #[napi(ts_return_type = "Promise<boolean>")]
     pub fn run_setup<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, bool>> {
+        self.inner.read_secrets(env)?;
         let inner = self.inner.clone();
         env.spawn_future(async move { inner.run_setup().await })
     }
@@ -433,6 +486,7 @@ impl Sandbox {
     /// Starts every SERVICE; resolves when each one with a PORT accepts connections.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn start_services<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, ()>> {
+        self.inner.read_secrets(env)?;
         self.keep_alive(env)?;
         let inner = self.inner.clone();
         env.spawn_future(async move { inner.start_services().await })
@@ -441,6 +495,7 @@ impl Sandbox {
     /// Starts DEV (named `dev` unless named); resolves when its PORT accepts connections.
     #[napi(ts_return_type = "Promise<{ name: string; pid: number } | null>")]
     pub fn start_dev<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, Option<DevProcess>>> {
+        self.inner.read_secrets(env)?;
         self.keep_alive(env)?;
         let inner = self.inner.clone();
         env.spawn_future(async move { inner.start_dev().await })
@@ -449,6 +504,7 @@ impl Sandbox {
     /// Runs the TEST lines in order (named `test-<i>` unless named).
     #[napi(ts_return_type = "Promise<{ passed: boolean; results: { name: string; passed: boolean; exitCode: number | null }[] }>")]
     pub fn run_tests<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, TestResults>> {
+        self.inner.read_secrets(env)?;
         let inner = self.inner.clone();
         env.spawn_future(async move { inner.run_tests().await })
     }
@@ -456,6 +512,7 @@ impl Sandbox {
     /// The whole lifecycle; DEV and SERVICE processes stay up until `stop()`.
     #[napi(ts_return_type = "Promise<{ success: boolean; testResults?: { passed: boolean; results: { name: string; passed: boolean; exitCode: number | null }[] } }>")]
     pub fn run<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, RunResult>> {
+        self.inner.read_secrets(env)?;
         if self.inner.config.dev.is_some() || !self.inner.config.services.is_empty() {
             self.keep_alive(env)?;
         }
@@ -469,6 +526,7 @@ impl Sandbox {
         ts_return_type = "Promise<{ exitCode: number | null; stdout: string; stderr: string }>"
     )]
     pub fn exec<'e>(&self, env: &'e Env, command: Unknown<'e>, opts: Option<Object<'e>>) -> Result<PromiseRaw<'e, ExecResult>> {
+        self.inner.read_secrets(env)?;
         let argv = argv_from_js(env, command)?;
         let (mut vars, mut stdin, mut timeout) = (BTreeMap::new(), None, None);
         if let Some(o) = opts {
@@ -531,6 +589,7 @@ pub fn run_isolated<'e>(env: &'e Env, command: Unknown<'e>, config: Unknown<'e>,
         return Err(napi::Error::new(Status::InvalidArg, format!("the Sandboxfile is not valid:\n  {}", report.errors.join("\n  "))));
     }
     let inner = Arc::new(Inner::new(config, options_from_js(env, options)?)?);
+    inner.read_secrets(env)?;
     env.spawn_future(async move {
         let run = async {
             let out = inner.exec(argv, BTreeMap::new(), None, None).await?;

@@ -29,6 +29,7 @@ use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
@@ -38,6 +39,7 @@ use super::outputs::OutputMatcher;
 use super::protected::protected;
 use super::sys::{self, Dir, Kind, c_name};
 use super::upper;
+use crate::secrets::{RedactStream, Redactor};
 use super::{FsError, Refusal, RefusalReason, TEMP_PREFIX, io_at};
 
 /// What an extraction did: sorted paths relative to WORKDIR.
@@ -68,8 +70,21 @@ pub fn extract(upper: &Path, lower: &Path, outputs: &OutputMatcher, dest: &Path)
 
 /// [`extract`], telling written, deleted and withheld paths apart.
 pub fn extract_report(upper: &Path, lower: &Path, outputs: &OutputMatcher, dest: &Path) -> io::Result<Extraction> {
+    extract_redacted(upper, lower, outputs, dest, None)
+}
+
+/// [`extract_report`], with every SECRET value in the files written replaced
+/// by `[secret NAME]` (SPEC §4: extracted files are something the agent
+/// reads).
+pub fn extract_redacted(
+    upper: &Path,
+    lower: &Path,
+    outputs: &OutputMatcher,
+    dest: &Path,
+    redactor: Option<&Arc<Redactor>>,
+) -> io::Result<Extraction> {
     let scan = scan(upper, lower, outputs)?;
-    Ok(apply(scan, upper, dest)?)
+    Ok(apply(scan, upper, dest, redactor)?)
 }
 
 /// One planned step.
@@ -80,7 +95,7 @@ enum Op {
     Delete,
 }
 
-fn apply(scan: Scan, upper_root: &Path, dest_root: &Path) -> Result<Extraction, FsError> {
+fn apply(scan: Scan, upper_root: &Path, dest_root: &Path, redactor: Option<&Arc<Redactor>>) -> Result<Extraction, FsError> {
     let root = Dir::open(upper_root).map_err(io_at("open the sandbox's upper directory", upper_root))?;
     let mut upper = Tree { root, root_path: upper_root.to_path_buf(), cache: None };
     // A destination that does not exist yet is made after the check, so that
@@ -158,7 +173,7 @@ fn apply(scan: Scan, upper_root: &Path, dest_root: &Path) -> Result<Extraction, 
     for (path, op) in &ops {
         match op {
             Op::Delete => continue,
-            Op::Write => write_file(&mut upper, &mut dest, path)?,
+            Op::Write => write_file(&mut upper, &mut dest, path, redactor)?,
             Op::Link => write_link(&mut upper, &mut dest, path)?,
         }
         done.written.push(path.clone());
@@ -411,7 +426,7 @@ fn changed(path: &str, kind: Kind) -> FsError {
     FsError::Refused(vec![Refusal { path: path.to_string(), reason: RefusalReason::Special(kind.describe()) }])
 }
 
-fn write_file(upper: &mut Tree, dest: &mut Tree, rel: &str) -> Result<(), FsError> {
+fn write_file(upper: &mut Tree, dest: &mut Tree, rel: &str, redactor: Option<&Arc<Redactor>>) -> Result<(), FsError> {
     let (parent, name) = split(rel);
     let cname = c_name(name.as_bytes()).map_err(upper.err("open", rel))?;
     let open_err = upper.err("open", rel);
@@ -429,8 +444,23 @@ fn write_file(upper: &mut Tree, dest: &mut Tree, rel: &str) -> Result<(), FsErro
         .map_err(upper.err("read the overlay attributes of", rel))?
         .map_err(|upper::Unsupported(feature)| FsError::Unsupported { path: upper.root_path.join(rel), feature })?;
     let target = dest.open(parent, Missing::Create)?;
-    write_atomic(target, &cname, st.permissions(), |tmp| io::copy(&mut source, tmp).map(drop))
-        .map_err(|e| in_the_way(dest, rel, e))
+    let copy = |tmp: &mut File| match redactor {
+        None => io::copy(&mut source, tmp).map(drop),
+        Some(r) => copy_redacted(&mut source, tmp, r),
+    };
+    write_atomic(target, &cname, st.permissions(), copy).map_err(|e| in_the_way(dest, rel, e))
+}
+
+fn copy_redacted(from: &mut impl io::Read, to: &mut impl io::Write, redactor: &Arc<Redactor>) -> io::Result<()> {
+    let mut stream = RedactStream::new(redactor.clone());
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = from.read(&mut buf)?;
+        if n == 0 {
+            return to.write_all(&stream.finish());
+        }
+        to.write_all(&stream.push(&buf[..n]))?;
+    }
 }
 
 fn write_link(upper: &mut Tree, dest: &mut Tree, rel: &str) -> Result<(), FsError> {

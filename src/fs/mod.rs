@@ -37,7 +37,7 @@ mod testutil;
 #[cfg(target_os = "linux")]
 pub use diff::{Diff, diff};
 #[cfg(target_os = "linux")]
-pub use extract::{Extraction, check_link_target, check_relative_path, extract, extract_report};
+pub use extract::{Extraction, check_link_target, check_relative_path, extract, extract_redacted, extract_report};
 pub use outputs::{OutputMatch, OutputMatcher, OutputPatternError};
 pub use protected::{PROTECTED, Protected, protected};
 

@@ -73,7 +73,13 @@ fn apply(root: &Path, m: &Mount) -> Result<(), SetupError> {
         }
         Mount::RoBind { source, target } => {
             let at = under(root, target);
-            if source.is_dir() { mkdir_p(&at, 0o755)? } else { touch(&at)? }
+            // A file already there is bound over as it is (opening it to
+            // write would copy it up into the layer for nothing).
+            if source.is_dir() {
+                mkdir_p(&at, 0o755)?
+            } else if at.symlink_metadata().is_err() {
+                touch(&at)?
+            }
             ro_bind(source, &at)
         }
         Mount::Scratch { path, size } => {

@@ -18,18 +18,22 @@
 //! checked. A refusal is answered in the client's protocol ([`responses`],
 //! with the text from [`reasons`]) and reported once through `on_violation`.
 //!
-//! Seams for what comes later: [`RequestHook`] sees (and may rewrite) the head
-//! and body of each forwarded request with its checked [`Destination`]; that is
-//! where SECRET placeholders will be replaced. TLS interception will replace
-//! the plain tunnel in `http_proxy::connect` (and `socks5`) for the hosts that
-//! need it.
+//! [`RequestHook`] is where requests are changed before they leave and
+//! responses before the sandbox sees them (SECRET placeholders, SPEC §4), one
+//! [`Exchange`] per request ([`exchange`]). For the destinations it asks for,
+//! the proxy terminates TLS with a certificate from the sandbox's own CA
+//! ([`SandboxCa`]), verifies the upstream itself ([`UpstreamTrust`]) and
+//! speaks HTTP/1.1 on both sides ([`intercept`]).
 
 mod body;
+mod exchange;
 mod http_proxy;
+mod intercept;
 pub mod policy;
 pub mod reasons;
 mod responses;
 mod socks5;
+mod tls;
 
 use std::collections::HashMap;
 use std::io;
@@ -45,6 +49,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use crate::policy::net::{Host, NetPolicy};
 
 pub use policy::ResolveKeyError;
+pub use tls::{SandboxCa, TlsError, UpstreamTrust};
 
 /// A refused connection, reported once per refused request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,12 +73,12 @@ pub struct Destination {
     pub addr: SocketAddr,
 }
 
-/// The head of a forwarded request as it will be sent upstream, for
-/// [`RequestHook`]. `target` is in origin form (`/path?query`). `headers`
-/// holds only end-to-end headers: the proxy removes hop-by-hop headers, `Host`
-/// and the body framing (`Content-Length`, `Transfer-Encoding`) before the
-/// hook runs and writes its own after it, so a hook can neither redirect the
-/// request to another virtual host nor break the framing.
+/// The head of a request as it will be sent upstream, for [`Exchange`].
+/// `target` is in origin form (`/path?query`). `headers` holds only
+/// end-to-end headers: the proxy removes hop-by-hop headers, `Host` and the
+/// body framing (`Content-Length`, `Transfer-Encoding`) before the hook runs
+/// and writes its own after it, so a hook can neither redirect the request to
+/// another virtual host nor break the framing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestHead {
     pub method: String,
@@ -83,7 +88,16 @@ pub struct RequestHead {
     pub headers: Vec<(String, Vec<u8>)>,
 }
 
-/// Rewrites a request body as it streams. The proxy feeds the body's bytes
+/// The head of a response as the client will see it: end-to-end headers only
+/// (the proxy writes the framing and `Connection` itself), for [`Exchange`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseHead {
+    pub status: u16,
+    pub reason: String,
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+/// Rewrites a message body as it streams. The proxy feeds the body's bytes
 /// (de-chunked) in order and sends what the rewriter appends to `out`. The
 /// rewriter may hold bytes back between calls (a placeholder split across two
 /// reads) but must give them all back by `finish`, and must keep the total
@@ -94,13 +108,50 @@ pub trait BodyRewrite: Send {
     fn finish(&mut self, out: &mut Vec<u8>);
 }
 
-/// The seam where requests NET allowed can be changed before they leave (SPEC
-/// §4: SECRET injection). Both methods default to leaving the request as is.
+/// How a request reached the proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// Plain HTTP: an absolute-form request, or HTTP inside a CONNECT or
+    /// SOCKS5 tunnel that was not TLS.
+    Plain,
+    /// HTTPS whose TLS the proxy terminated ([`RequestHook::intercept`]).
+    Tls,
+}
+
+/// The seam where requests NET allowed can be changed before they leave, and
+/// their responses before the sandbox sees them (SPEC §4: SECRET injection
+/// and echo removal). Every method defaults to leaving things as they are.
 pub trait RequestHook: Send + Sync {
-    /// Called once per forwarded request, before it is sent.
-    fn rewrite_head(&self, _dest: &Destination, _head: &mut RequestHead) {}
-    /// A rewriter for this request's body, if it needs one.
-    fn rewrite_body(&self, _dest: &Destination, _head: &RequestHead) -> Option<Box<dyn BodyRewrite>> {
+    /// Whether TLS to `dest` is terminated here (with a certificate from the
+    /// sandbox's CA) so that its requests pass through [`RequestHook::exchange`].
+    /// Connections it answers `false` for are tunnelled untouched.
+    fn intercept(&self, _dest: &Destination) -> bool {
+        false
+    }
+    /// One request and its response, seen as plain HTTP: an absolute-form
+    /// request, a request inside an intercepted TLS connection, or plain HTTP
+    /// inside a tunnel. `None` leaves the exchange as it is.
+    fn exchange(&self, _dest: &Destination, _transport: Transport) -> Option<Box<dyn Exchange>> {
+        None
+    }
+}
+
+/// The rewriting of one request and its response, in this order: the request
+/// head, its body, the response head (after the interim 1xx responses), the
+/// response body. Each method defaults to leaving things as they are.
+pub trait Exchange: Send {
+    fn request_head(&mut self, _head: &mut RequestHead) {}
+    fn request_body(&mut self) -> Option<Box<dyn BodyRewrite>> {
+        None
+    }
+    /// `head` holds only end-to-end headers: the proxy writes the framing
+    /// and `Connection: close` itself. `Err(reason)` withholds the response:
+    /// the client gets a 502 whose body is `bun-sandbox: <reason>`, and the
+    /// connection closes.
+    fn response_head(&mut self, _head: &mut ResponseHead) -> Result<(), String> {
+        Ok(())
+    }
+    fn response_body(&mut self) -> Option<Box<dyn BodyRewrite>> {
         None
     }
 }
@@ -117,6 +168,9 @@ pub struct ProxyConfig {
     resolve: policy::ResolveMap,
     on_violation: ViolationFn,
     hook: Option<Arc<dyn RequestHook>>,
+    /// The CA that signs intercepted hosts' certificates, and what upstreams
+    /// are verified with ([`ProxyConfig::intercept_with`]).
+    intercept: Option<(Arc<SandboxCa>, Arc<UpstreamTrust>)>,
     request_timeout: Duration,
     connect_timeout: Duration,
     max_connections: usize,
@@ -140,6 +194,7 @@ impl ProxyConfig {
             resolve: policy::ResolveMap::new(&resolve)?,
             on_violation,
             hook: None,
+            intercept: None,
             request_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
             max_connections: 4096,
@@ -170,6 +225,16 @@ impl ProxyConfig {
 
     pub fn hook(mut self, hook: Arc<dyn RequestHook>) -> Self {
         self.hook = Some(hook);
+        self
+    }
+
+    /// Lets the proxy terminate TLS for the destinations the hook asks for
+    /// ([`RequestHook::intercept`]): the client is shown a certificate from
+    /// `ca` (which the sandbox must trust), and the proxy connects to the
+    /// upstream with TLS verified by `trust`. Without it, or without a hook,
+    /// every CONNECT and SOCKS5 connection is a plain byte tunnel.
+    pub fn intercept_with(mut self, ca: Arc<SandboxCa>, trust: Arc<UpstreamTrust>) -> Self {
+        self.intercept = Some((ca, trust));
         self
     }
 

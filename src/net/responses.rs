@@ -77,6 +77,18 @@ pub(crate) async fn send_and_close(stream: &mut TcpStream, message: &[u8]) {
     drain(stream).await;
 }
 
+/// [`send_and_close`] over the two halves of any stream (a TLS stream inside
+/// a tunnel): the message, the close, then what the client still sends is
+/// read and dropped for a moment.
+pub(crate) async fn send_and_close_halves<R, W>(read: &mut R, write: &mut W, message: &[u8])
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let _ = write_and_shutdown(write, message).await;
+    drain(read).await;
+}
+
 async fn write_and_shutdown<W: AsyncWrite + Unpin>(w: &mut W, message: &[u8]) -> io::Result<()> {
     w.write_all(message).await?;
     w.flush().await?;

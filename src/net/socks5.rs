@@ -3,6 +3,9 @@
 //! and IPv6 addresses are accepted too and judged as IP literals. The reply
 //! to a refusal is 0x02 "connection not allowed by ruleset" (SOCKS has no
 //! room for text: the violation report carries it).
+//!
+//! After a CONNECT, a destination the hook intercepts is served by
+//! [`intercept`] instead of a byte tunnel, as for HTTP CONNECT.
 
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -12,7 +15,7 @@ use tokio::net::TcpStream;
 
 use super::body::Buffered;
 use super::responses::{self, socks};
-use super::{ProxyConfig, policy};
+use super::{ProxyConfig, intercept, policy};
 
 pub(crate) const VERSION: u8 = 0x05;
 const NO_AUTH: u8 = 0x00;
@@ -44,13 +47,19 @@ pub(crate) async fn serve(mut client: Buffered<TcpStream>, config: &ProxyConfig)
         }
         Handshake::Close => return,
     };
-    let (mut upstream, _dest) = match policy::connect(config, &host, port).await {
+    let (mut upstream, dest) = match policy::connect(config, &host, port).await {
         Ok(connected) => connected,
         Err(refusal) => {
             let reply = responses::socks_reply(responses::socks_code(&refusal));
             return responses::send_and_close(client.get_mut(), &reply).await;
         }
     };
+    if let Some(interception) = intercept::wanted(config, &dest) {
+        if client.get_mut().write_all(&responses::socks_reply(socks::SUCCEEDED)).await.is_ok() {
+            intercept::serve(client, upstream, &dest, interception, config).await;
+        }
+        return;
+    }
     let (mut client, early) = client.into_parts();
     let started = async {
         client.write_all(&responses::socks_reply(socks::SUCCEEDED)).await?;

@@ -7,18 +7,20 @@ use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 use super::*;
 use crate::policy::net::NetPolicy;
+
+mod tls;
 
 const LIMIT: Duration = Duration::from_secs(20);
 
 // ---------- the upstream: a small HTTP/1.1 echo server ----------
 
 /// Reads more into `buf`; false at end of stream or on error.
-async fn read_more(s: &mut TcpStream, buf: &mut Vec<u8>) -> bool {
+async fn read_more<S: AsyncRead + Unpin>(s: &mut S, buf: &mut Vec<u8>) -> bool {
     let mut chunk = [0u8; 16 * 1024];
     match s.read(&mut chunk).await {
         Ok(0) | Err(_) => false,
@@ -54,11 +56,22 @@ fn dechunk(buf: &[u8]) -> Option<(usize, Vec<u8>)> {
     }
 }
 
+/// A connection the echo server can end with a reset.
+trait Reset {
+    fn reset_on_close(&self);
+}
+
+impl Reset for TcpStream {
+    fn reset_on_close(&self) {
+        let _ = self.set_zero_linger();
+    }
+}
+
 /// Serves requests on one connection until the client closes; it ignores
 /// `Connection: close` on purpose, so the proxy must end responses itself.
 /// The response body echoes the request; `/chunked*` answers chunked,
 /// `/reset` sends part of a body and resets the connection.
-async fn echo(mut s: TcpStream) {
+async fn echo<S: AsyncRead + AsyncWrite + Unpin + Reset>(mut s: S) {
     let mut buf = Vec::new();
     loop {
         let (n, method, target, headers) = loop {
@@ -100,7 +113,7 @@ async fn echo(mut s: TcpStream) {
         if target == "/reset" {
             let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n0123456789").await;
             tokio::time::sleep(Duration::from_millis(200)).await;
-            let _ = s.set_zero_linger();
+            s.reset_on_close();
             return; // dropped with SO_LINGER 0: a reset
         }
         let mut reply = format!("{method} {target}\nhost: {}\n", header("host").unwrap_or_default());
@@ -113,7 +126,8 @@ async fn echo(mut s: TcpStream) {
         let mut reply = reply.into_bytes();
         reply.extend_from_slice(&body);
         let response = if target.starts_with("/chunked") {
-            let mut r = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n".to_vec();
+            let mut r = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\nX-Echo: 1\r\n\r\n"
+                .to_vec();
             for part in reply.chunks(7) {
                 r.extend_from_slice(format!("{:x};ext=1\r\n", part.len()).as_bytes());
                 r.extend_from_slice(part);
@@ -122,8 +136,11 @@ async fn echo(mut s: TcpStream) {
             r.extend_from_slice(b"0\r\nx-trailer: yes\r\n\r\n");
             r
         } else {
-            let mut r = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nKeep-Alive: timeout=5\r\n\r\n", reply.len())
-                .into_bytes();
+            let mut r = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nKeep-Alive: timeout=5\r\nX-Echo: 1\r\n\r\n",
+                reply.len()
+            )
+            .into_bytes();
             r.extend_from_slice(&reply);
             r
         };
@@ -204,7 +221,7 @@ async fn start(net: &[&str], resolve: &[(&str, SocketAddr)]) -> Proxy {
 // ---------- clients ----------
 
 /// Everything the peer sends until it closes (or resets: what came before).
-async fn read_all(s: &mut TcpStream) -> Vec<u8> {
+async fn read_all<S: AsyncRead + Unpin>(s: &mut S) -> Vec<u8> {
     let mut out = Vec::new();
     let mut chunk = [0u8; 16 * 1024];
     loop {
@@ -677,13 +694,47 @@ impl BodyRewrite for Replace {
     }
 }
 
+/// The hook of the tests: replaces PLACEHOLDER1 with real-value-1 in request
+/// headers and bodies; for targets containing "mask", replaces real-value-1
+/// with `#` in response bodies; withholds the responses to "/withhold*";
+/// and tells in an `X-Hooked` response header which response headers it saw.
+/// It intercepts the hosts in `intercepted`.
 struct Inject {
-    seen: Mutex<Vec<String>>,
+    seen: Arc<Mutex<Vec<String>>>,
+    intercepted: Vec<&'static str>,
+}
+
+impl Inject {
+    fn new(intercepted: &[&'static str]) -> Arc<Inject> {
+        Arc::new(Inject { seen: Arc::default(), intercepted: intercepted.to_vec() })
+    }
+
+    fn seen(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
+    }
 }
 
 impl RequestHook for Inject {
-    fn rewrite_head(&self, dest: &Destination, head: &mut RequestHead) {
-        self.seen.lock().unwrap().push(format!("{}:{} via {} -> {}", dest.host, dest.port, dest.line, head.target));
+    fn intercept(&self, dest: &Destination) -> bool {
+        self.intercepted.contains(&dest.host.to_string().as_str())
+    }
+
+    fn exchange(&self, dest: &Destination, transport: Transport) -> Option<Box<dyn Exchange>> {
+        let label = format!("{}:{} via {} {transport:?}", dest.host, dest.port, dest.line);
+        Some(Box::new(InjectExchange { label, target: String::new(), seen: self.seen.clone() }))
+    }
+}
+
+struct InjectExchange {
+    label: String,
+    target: String,
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+impl Exchange for InjectExchange {
+    fn request_head(&mut self, head: &mut RequestHead) {
+        self.seen.lock().unwrap().push(format!("{} -> {}", self.label, head.target));
+        self.target = head.target.clone();
         for (_, value) in head.headers.iter_mut() {
             if value == b"PLACEHOLDER1" {
                 *value = b"real-value-1".to_vec();
@@ -691,15 +742,29 @@ impl RequestHook for Inject {
         }
     }
 
-    fn rewrite_body(&self, _dest: &Destination, _head: &RequestHead) -> Option<Box<dyn BodyRewrite>> {
+    fn request_body(&mut self) -> Option<Box<dyn BodyRewrite>> {
         Some(Box::new(Replace { from: b"PLACEHOLDER1", to: b"real-value-1", carry: Vec::new() }))
+    }
+
+    fn response_head(&mut self, head: &mut ResponseHead) -> Result<(), String> {
+        if self.target.starts_with("/withhold") {
+            return Err("the response would show a secret".into());
+        }
+        let names: Vec<String> = head.headers.iter().map(|(n, _)| n.to_ascii_lowercase()).collect();
+        head.headers.push(("X-Hooked".into(), names.join(",").into_bytes()));
+        Ok(())
+    }
+
+    fn response_body(&mut self) -> Option<Box<dyn BodyRewrite>> {
+        let mask = self.target.contains("mask");
+        mask.then(|| Box::new(Replace { from: b"real-value-1", to: b"############", carry: Vec::new() }) as _)
     }
 }
 
 #[tokio::test]
 async fn a_hook_rewrites_heads_and_bodies() {
     let up = upstream().await;
-    let hook = Arc::new(Inject { seen: Mutex::new(Vec::new()) });
+    let hook = Inject::new(&[]);
     let with_hook = hook.clone();
     let proxy = start_with(&["*.example.com"], &[("api.example.com", up)], move |c| c.hook(with_hook)).await;
 
@@ -718,9 +783,46 @@ async fn a_hook_rewrites_heads_and_bodies() {
     let raw = send(&proxy, b"POST http://api.example.com/l HTTP/1.1\r\nContent-Length: 14\r\n\r\nPLACEHOLDER1!!").await;
     assert!(parse(&raw).body.ends_with("\n\nreal-value-1!!"));
     assert_eq!(
-        *hook.seen.lock().unwrap(),
-        ["api.example.com:80 via *.example.com -> /k", "api.example.com:80 via *.example.com -> /l"]
+        hook.seen(),
+        ["api.example.com:80 via *.example.com Plain -> /k", "api.example.com:80 via *.example.com Plain -> /l"]
     );
+}
+
+#[tokio::test]
+async fn a_hook_rewrites_and_withholds_responses() {
+    let up = upstream().await;
+    let hook = Inject::new(&[]);
+    let with_hook = hook.clone();
+    let proxy = start_with(&["*.example.com"], &[("api.example.com", up)], move |c| c.hook(with_hook)).await;
+
+    // A Content-Length response: the hook sees only end-to-end headers.
+    let raw =
+        send(&proxy, b"POST http://api.example.com/mask HTTP/1.1\r\nContent-Length: 14\r\n\r\nPLACEHOLDER1!!").await;
+    let reply = parse(&raw);
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("x-hooked"), Some("x-echo"));
+    assert_eq!(reply.header("keep-alive"), None);
+    assert_eq!(reply.header("connection"), Some("close"));
+    assert_eq!(reply.header("content-length"), Some(reply.body.len().to_string().as_str()));
+    assert_eq!(reply.body, "POST /mask\nhost: api.example.com\nconnection: close\n\n############!!");
+
+    // A chunked response, rewritten across chunk boundaries (7-byte chunks).
+    let raw = send(
+        &proxy,
+        b"GET http://api.example.com/chunked/mask HTTP/1.1\r\nX-Key: PLACEHOLDER1\r\nConnection: x-gone\r\nX-Gone: 1\r\n\r\n",
+    )
+    .await;
+    let reply = parse(&raw);
+    assert_eq!(reply.header("x-hooked"), Some("x-echo"));
+    assert_eq!(reply.header("transfer-encoding"), Some("chunked"));
+    assert_eq!(reply.body, "GET /chunked/mask\nhost: api.example.com\nx-key: ############\nconnection: close\n\n");
+
+    // Withheld: a 502 with the hook's reason, whatever the upstream said.
+    let reply = parse(&send(&proxy, b"GET http://api.example.com/withhold HTTP/1.1\r\n\r\n").await);
+    assert_eq!(reply.status, 502);
+    assert_eq!(reply.body, "bun-sandbox: the response would show a secret\n");
+    assert_eq!(reply.header("connection"), Some("close"));
+    assert!(proxy.violations().is_empty());
 }
 
 // ---------- serve() itself ----------

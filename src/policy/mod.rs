@@ -4,3 +4,4 @@
 pub mod net;
 #[cfg(target_os = "linux")] pub mod seccomp;
 pub mod plan;
+pub mod trust;

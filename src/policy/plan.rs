@@ -61,7 +61,8 @@ impl Base {
         }
     }
 
-    fn dir(&self) -> &Path {
+    /// The tree as the host sees it.
+    pub fn dir(&self) -> &Path {
         match self {
             Base::Host => Path::new("/"),
             Base::Rootfs(p) => p,

@@ -5,6 +5,7 @@
 use super::connection::{Exit, SocketFailure};
 use super::sandbox::{Launch, Sandbox, SandboxError};
 use crate::protocol::Request;
+use crate::secrets::{RedactStream, Redactor};
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::io;
@@ -67,6 +68,9 @@ impl std::fmt::Debug for Hooks {
 /// How many lines of a process's output are kept for error messages.
 const TAIL_LINES: usize = 20;
 const CHUNK: usize = 64 * 1024;
+/// How long output that could be the start of a SECRET value is held back
+/// waiting for the rest.
+const HOLD_BACK: Duration = Duration::from_millis(100);
 
 /// A started process.
 pub struct Job {
@@ -135,20 +139,60 @@ fn remember(tail: &Mutex<VecDeque<String>>, text: &str) {
     }
 }
 
-async fn pump(fd: OwnedFd, name: String, stream: Stream, hooks: Hooks, tail: Arc<Mutex<VecDeque<String>>>) -> io::Result<()> {
+async fn pump(
+    fd: OwnedFd,
+    name: String,
+    stream: Stream,
+    hooks: Hooks,
+    tail: Arc<Mutex<VecDeque<String>>>,
+    redactor: Option<Arc<Redactor>>,
+) -> io::Result<()> {
+    /// What a read gave.
+    enum Read {
+        Data(usize),
+        End,
+        /// Nothing for a while, with bytes held back.
+        Quiet,
+    }
     let mut rx = tokio::net::unix::pipe::Receiver::from_owned_fd(fd)?;
     let mut buf = vec![0u8; CHUNK];
     let mut text = Utf8Stream(Vec::new());
+    // SECRET values become `[secret NAME]` before anything sees the text.
+    let mut redact = redactor.map(RedactStream::new);
     loop {
-        let n = rx.read(&mut buf).await?;
-        let chunk = if n == 0 { text.finish() } else { text.push(&buf[..n]) };
+        // Bytes held back because they could begin a value go out when the
+        // process has said nothing more for a moment (a prompt must show).
+        let read = if redact.as_ref().is_some_and(|r| r.held() > 0) {
+            tokio::time::timeout(HOLD_BACK, rx.read(&mut buf)).await
+        } else {
+            Ok(rx.read(&mut buf).await)
+        };
+        let read = match read {
+            Err(_) => Read::Quiet,
+            Ok(n) => match n? {
+                0 => Read::End,
+                n => Read::Data(n),
+            },
+        };
+        let chunk = match (&mut redact, &read) {
+            (None, Read::Data(n)) => text.push(&buf[..*n]),
+            (Some(r), Read::Data(n)) => text.push(&r.push(&buf[..*n])),
+            (Some(r), Read::Quiet) => text.push(&r.finish()),
+            (None, Read::Quiet) => String::new(),
+            (r, Read::End) => {
+                let rest = r.as_mut().map(RedactStream::finish).unwrap_or_default();
+                let mut t = text.push(&rest);
+                t.push_str(&text.finish());
+                t
+            }
+        };
         if !chunk.is_empty() {
             remember(&tail, &chunk);
             if let Some(out) = &hooks.output {
                 out(name.clone(), stream, chunk).await;
             }
         }
-        if n == 0 {
+        if matches!(read, Read::End) {
             return Ok(());
         }
     }
@@ -186,9 +230,10 @@ impl Sandbox {
         let job = Arc::new(Job { id: started.id, name: name.into(), pid: started.pid, exit: rx, tail: tail.clone() });
         let this = self.clone();
         let name = name.to_string();
+        let redactor = self.redactor().cloned();
         let task = tokio::spawn(async move {
-            let out = pump(started.stdout, name.clone(), Stream::Stdout, hooks.clone(), tail.clone());
-            let err = pump(started.stderr, name.clone(), Stream::Stderr, hooks.clone(), tail.clone());
+            let out = pump(started.stdout, name.clone(), Stream::Stdout, hooks.clone(), tail.clone(), redactor.clone());
+            let err = pump(started.stderr, name.clone(), Stream::Stderr, hooks.clone(), tail.clone(), redactor);
             let (_, _, exit) = tokio::join!(out, err, started.exited);
             let exit = exit.unwrap_or(Exit { code: None, signal: Some(libc::SIGKILL) });
             this.forget(started.id).await;

@@ -9,6 +9,9 @@ use super::state;
 use crate::policy::plan::{self, Base, PlanError};
 use crate::policy::net::NetPolicy;
 use crate::policy::seccomp;
+use crate::policy::trust;
+use crate::net::{SandboxCa, UpstreamTrust};
+use crate::secrets::{Redactor, SecretMode, Secrets};
 use crate::protocol::{Plan, Request, Rlimit, RlimitKind, Spawn};
 use std::collections::{BTreeMap, HashMap};
 use std::io;
@@ -58,6 +61,13 @@ pub struct StartOptions {
     /// NET lines, and `network.resolve` (host or host:port → address).
     pub net: Vec<String>,
     pub resolve: HashMap<String, std::net::SocketAddr>,
+    /// SECRET values and their placeholders (SPEC §4).
+    pub secrets: Option<Arc<Secrets>>,
+    /// `network.extraCaCerts` (PEM): roots the proxy trusts upstream, and the
+    /// sandbox too.
+    pub extra_ca_certs: Option<String>,
+    /// `network.allowPlaintextSecrets`.
+    pub plaintext_secrets: bool,
     pub init: PathBuf,
     pub hooks: Hooks,
 }
@@ -109,6 +119,8 @@ pub struct Sandbox {
     state_dir: PathBuf,
     workdir: PathBuf,
     env: BTreeMap<String, String>,
+    /// Replaces SECRET values with `[secret NAME]` in everything read back.
+    redactor: Option<Arc<Redactor>>,
     running: Mutex<HashMap<u64, ProcessInfo>>,
     stopped: AtomicBool,
     hooks: Hooks,
@@ -136,8 +148,26 @@ impl Sandbox {
         let on_violation: crate::net::ViolationFn = Arc::new(move |v| {
             let _ = violations_tx.send(v);
         });
-        let proxy = crate::net::ProxyConfig::new(Arc::new(policy), opts.resolve.clone(), on_violation)
+        let mut proxy = crate::net::ProxyConfig::new(Arc::new(policy), opts.resolve.clone(), on_violation.clone())
             .map_err(|e| SandboxError::Setup(format!("network.resolve: {e}")))?;
+        let secrets = opts.secrets.clone().filter(|s| !s.is_empty());
+        let redactor = secrets.as_ref().map(|s| s.redactor());
+        let mut added_roots = String::new();
+        if let Some(secrets) = &secrets {
+            proxy = proxy.hook(secrets.hook(opts.plaintext_secrets, on_violation));
+            // The proxy terminates TLS to the secrets' hosts with this CA.
+            if secrets.mode() == SecretMode::Proxy {
+                let ca = SandboxCa::generate().map_err(|e| SandboxError::Setup(format!("cannot make the sandbox's CA: {e}")))?;
+                let trust = UpstreamTrust::new(opts.extra_ca_certs.as_deref())
+                    .map_err(|e| SandboxError::Setup(format!("network.extraCaCerts: {e}")))?;
+                added_roots.push_str(&ca.cert_pem());
+                proxy = proxy.intercept_with(Arc::new(ca), Arc::new(trust));
+            }
+        }
+        if let Some(extra) = &opts.extra_ca_certs {
+            added_roots.push_str(extra.trim_end());
+            added_roots.push('\n');
+        }
         let root = state::root();
         let workdir = plan::resolve_workdir(opts.workdir.as_deref(), &opts.base_dir, &root)?;
         let seccomp_words = filter_words()?;
@@ -151,7 +181,13 @@ impl Sandbox {
         let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()));
         let result = async {
             let path_env = opts.env.get("PATH").cloned().unwrap_or_else(|| std::env::var("PATH").unwrap_or_default());
-            let root_plan = plan::root_plan(&base, &workdir, &home, &state_dir, &path_env)?;
+            let mut root_plan = plan::root_plan(&base, &workdir, &home, &state_dir, &path_env)?;
+            let trust = if added_roots.is_empty() {
+                trust::Trust::default()
+            } else {
+                trust::install(&state_dir, base.dir(), &added_roots).map_err(io_err("cannot write the sandbox's CA bundle"))?
+            };
+            root_plan.mounts.extend(trust.mounts);
             let pids = opts.pids.unwrap_or(DEFAULT_PIDS);
             let mut rlimits = vec![
                 Rlimit { resource: RlimitKind::Core, soft: 0, hard: 0 },
@@ -201,7 +237,7 @@ impl Sandbox {
             let (conn, ready) = Connection::new(launched.control).map_err(io_err("control socket"))?;
             let why = match ready.await {
                 Ok(Ok(())) => match start_proxy(&conn, proxy).await {
-                    Ok((port, task)) => return Ok((conn, child.take(), cgroup, port, task)),
+                    Ok((port, task)) => return Ok((conn, child.take(), cgroup, port, task, trust.env)),
                     Err(e) => e.to_string(),
                 },
                 Ok(Err(why)) => why,
@@ -215,12 +251,15 @@ impl Sandbox {
         }
         .await;
         match result {
-            Ok((conn, child, cgroup, proxy_port, proxy_task)) => {
+            Ok((conn, child, cgroup, proxy_port, proxy_task, trust_env)) => {
                 let mut env = base_env(&home, inner_uid);
                 env.extend(opts.env);
                 env.extend(proxy_env(proxy_port));
+                env.extend(trust_env);
+                // Placeholders (or, with secretMode "env", the values).
+                env.extend(secrets.iter().flat_map(|s| s.env()));
                 let hooks = opts.hooks.clone();
-                let violations = tokio::spawn(report_violations(violations_rx, hooks));
+                let violations = tokio::spawn(report_violations(violations_rx, hooks, redactor.clone()));
                 Ok(Sandbox {
                     conn,
                     cgroup: Mutex::new(cgroup),
@@ -228,6 +267,7 @@ impl Sandbox {
                     state_dir,
                     workdir,
                     env,
+                    redactor,
                     running: Mutex::new(HashMap::new()),
                     stopped: AtomicBool::new(false),
                     hooks: opts.hooks,
@@ -252,6 +292,19 @@ impl Sandbox {
 
     pub(super) fn hooks(&self) -> &Hooks {
         &self.hooks
+    }
+
+    /// The redactor of this sandbox's SECRET values, if it has any.
+    pub fn redactor(&self) -> Option<&Arc<Redactor>> {
+        self.redactor.as_ref()
+    }
+
+    /// `bytes` with every SECRET value replaced by `[secret NAME]`.
+    pub fn redact(&self, bytes: Vec<u8>) -> Vec<u8> {
+        match &self.redactor {
+            Some(r) => r.redact_bytes(&bytes).into_owned(),
+            None => bytes,
+        }
     }
 
     pub(super) fn conn(&self) -> &Connection {
@@ -410,8 +463,8 @@ impl Sandbox {
         Ok(ExecOutput {
             exit_code: exit.code,
             signal: exit.signal,
-            stdout: out.map_err(io_err("reading the command's output"))?,
-            stderr: err.map_err(io_err("reading the command's error output"))?,
+            stdout: self.redact(out.map_err(io_err("reading the command's output"))?),
+            stderr: self.redact(err.map_err(io_err("reading the command's error output"))?),
             timed_out,
         })
     }
@@ -500,9 +553,17 @@ fn proxy_env(port: u16) -> BTreeMap<String, String> {
 }
 
 /// Refusals reach `onViolation` in order; ends when the proxy is gone.
-async fn report_violations(mut rx: tokio::sync::mpsc::UnboundedReceiver<crate::net::Violation>, hooks: Hooks) {
+async fn report_violations(
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<crate::net::Violation>,
+    hooks: Hooks,
+    redactor: Option<Arc<Redactor>>,
+) {
+    let redact = |s: String| match &redactor {
+        Some(r) => r.redact_str(&s).into_owned(),
+        None => s,
+    };
     while let Some(v) = rx.recv().await {
-        hooks.violation(Violation { kind: "net", detail: v.detail, host: Some(v.host) }).await;
+        hooks.violation(Violation { kind: "net", detail: redact(v.detail), host: Some(redact(v.host)) }).await;
     }
 }
 

@@ -361,7 +361,7 @@ fn an_upper_swapped_after_the_scan_is_not_followed() {
     fs::remove_dir_all(l.upper.join("lib")).unwrap();
     symlink(outside.path(), l.upper.join("lib")).unwrap();
 
-    let err = apply(scanned, &l.upper, &l.dest).unwrap_err();
+    let err = apply(scanned, &l.upper, &l.dest, None).unwrap_err();
     assert!(matches!(&err, FsError::Unsafe { path, .. } if path.ends_with("lib")), "{err}");
     assert!(!tree(&l.dest).values().any(|e| matches!(e, Entry::File { content, .. } if content == b"host secret")));
     assert!(!l.dest.join("lib").exists());
@@ -374,7 +374,7 @@ fn a_file_swapped_for_a_link_after_the_scan_is_refused() {
     let scanned = scan(&l.upper, &l.lower, &OutputMatcher::new(["src/"]).unwrap()).unwrap();
     fs::remove_file(l.upper.join("src/a.ts")).unwrap();
     symlink("/etc/passwd", l.upper.join("src/a.ts")).unwrap();
-    let err = apply(scanned, &l.upper, &l.dest).unwrap_err();
+    let err = apply(scanned, &l.upper, &l.dest, None).unwrap_err();
     assert!(matches!(&err, FsError::Refused(list) if list[0].path == "src/a.ts"), "{err}");
     assert!(fs::symlink_metadata(l.dest.join("src/a.ts")).is_err());
 }
