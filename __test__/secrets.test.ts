@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 
 import http from 'node:http'
 import https from 'node:https'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { parseSandboxfile, type SandboxOptions, type SandboxViolation } from '..'
 import { sandboxes, until } from './support'
 
@@ -160,6 +160,23 @@ describe('SECRET with the proxy (the default)', () => {
     expect(lastSeen('/system-bundle')?.authorization).toBe(`Bearer ${VALUE}`)
   })
 
+  test('the CA inside is only certificates: its private key never leaves the host process', async () => {
+    const { sb } = secretSandbox('SECRET API_KEY api.example.com\n')
+    const r = await sb.exec('ls /run/bun-sandbox; grep -l "PRIVATE KEY" /run/bun-sandbox/* /etc/ssl/certs/ca-certificates.crt; echo "grep: $?"')
+    expect(r.stdout).toBe('ca-bundle.pem\nca.pem\ngrep: 1\n')
+    // Nor is it in the state directory on the host.
+    const state = spawnSync('grep', ['-rl', 'PRIVATE KEY', process.env.BUN_SANDBOX_STATE_DIR ?? `/tmp/bun-sandbox-${process.getuid!()}`])
+    expect(state.stdout.toString()).toBe('')
+  })
+
+  test('a Host header naming another host does not move the value there', async () => {
+    const { sb } = secretSandbox('SECRET API_KEY api.example.com\n')
+    await sb.exec(curl('-H "Host: other.example.test" -H "Authorization: Bearer $API_KEY" https://api.example.com/host-header'))
+    const got = lastSeen('/host-header')!
+    // The request went to the host NET checked, under its own name.
+    expect(got).toMatchObject({ host: 'api.example.com', authorization: `Bearer ${VALUE}` })
+  })
+
   test('a secret scoped to one host is not sent to another allowed host, and that is reported', async () => {
     const { sb, events, dir } = secretSandbox('SECRET API_KEY api.example.com\n')
     const placeholder = (await sb.exec('printenv API_KEY')).stdout.trim()
@@ -212,9 +229,12 @@ describe('SECRET with the proxy (the default)', () => {
   })
 
   test('Bun fetch inside works through the proxy with the secret', async () => {
-    const { sb } = secretSandbox('SECRET API_KEY api.example.com\n')
+    // The bun running this suite, wherever it lives (its directory on PATH
+    // is made visible inside).
+    const env = { API_KEY: VALUE, PATH: `${dirname(process.execPath)}:${process.env.PATH}` }
+    const { sb } = secretSandbox('SECRET API_KEY api.example.com\n', { env })
     const script = "const r = await fetch('https://api.example.com/bun-fetch', { headers: { authorization: 'Bearer ' + process.env.API_KEY } }); console.log(r.status, await r.text())"
-    const r = await sb.exec(['bun', '-e', script])
+    const r = await sb.exec([process.execPath, '-e', script])
     expect(r.stderr).toBe('')
     expect(r.stdout).toStartWith('200 auth=Bearer ')
     expect(lastSeen('/bun-fetch')?.authorization).toBe(`Bearer ${VALUE}`)
