@@ -8,24 +8,41 @@
 //
 // An upstream server runs in a child process on the host (so the host
 // process's RSS holds only the addon and its proxy): Node `http` serving
-// /bytes/<n> from one reused 1 MiB buffer and /small (a 2-byte body), plus a
-// raw TCP server that holds connections open. A sandbox (`FROM host`,
-// `NET api.example.com`) reaches it through `network.resolve`. Measures:
+// /bytes/<n> from one reused 1 MiB buffer and /small (a 2-byte body), the
+// same over Node `https` with a certificate for api.example.com from a test
+// CA made here with the openssl command line, plus a raw TCP server that
+// holds connections open. Three sandboxes (`FROM host`, `NET
+// api.example.com`) reach it through `network.resolve`: one for plain http;
+// one for HTTPS tunnelled untouched (`api.example.com:443` resolved to the
+// TLS port, the test CA in `network.extraCaCerts`, no SECRET); and one for
+// HTTPS the proxy intercepts (the same plus `SECRET API_KEY api.example.com`
+// and a 32-byte value in `env`). Measures:
 //
 //   throughput  a --size download (default 1 GiB) with curl: directly on the
 //               host to 127.0.0.1:<port>, and inside the sandbox through the
 //               proxy as (a) a forward request (`-x http://proxy`), (b) a
 //               CONNECT tunnel (`-x http://proxy -p`), (c) SOCKS5
-//               (`-x socks5h://proxy`). MB/s from curl's size/time_total;
-//               median of --runs, ratio to direct (target >= 0.5), and the
-//               CPU time of this process (the proxy's threads) per GiB.
-//               Without curl on PATH (or with --client=js), one small
-//               Node/Bun client (this file, --role=client) does it both sides.
+//               (`-x socks5h://proxy`); then over HTTPS: (e) directly on the
+//               host (`--cacert` the test CA, `--connect-to` the TLS port),
+//               (f) through the proxy tunnelled untouched (curl inside
+//               verifies the upstream with the sandbox's bundle), (g)
+//               through the proxy with TLS interception (curl sends
+//               `Authorization: Bearer $API_KEY`, the placeholder; the
+//               upstream gets the value). MB/s from curl's size/time_total;
+//               median of --runs, ratio to direct http for (a)-(c) and to
+//               direct HTTPS for (f)-(g) (targets >= 0.5, and >= 0.25 for
+//               (g)), and the CPU time of this process (the proxies'
+//               threads) per GiB. Without curl on PATH (or with
+//               --client=js), one small Node/Bun client (this file,
+//               --role=client) does it both sides.
 //   latency     --requests sequential GET /small per run, each on a new
 //               connection (Connection: close), timed by one client process
 //               from before connect() to the end of the response: direct on
 //               the host, and inside through each proxy mode (CONNECT and
-//               SOCKS5 include their handshakes). Median and p95, ratios.
+//               SOCKS5 include their handshakes); and the same over HTTPS,
+//               the TLS handshake included: direct, tunnelled, intercepted
+//               (and how many of the upstream's handshakes were resumed).
+//               Median and p95, ratios.
 //   memory      in a fresh host process per run (--role=memhost, its own
 //               sandbox, `NET hold.example.com`): its RSS (VmRSS, what
 //               process.memoryUsage().rss reports) and open fds before, and
@@ -34,6 +51,12 @@
 //               connection. (In one process, memory freed by a run stays
 //               with the allocator and hides the next run's cost.)
 //
+// Each mode is checked once before timing to have taken its route: curl -v
+// shows the GET to the proxy, the CONNECT, the SOCKS5 handshake, and for
+// HTTPS the issuer (the test CA directly and through the tunnel, the
+// sandbox's CA when intercepted); the upstream counts, per /bytes download
+// over TLS, an Authorization with the real value, with anything else, or none.
+//
 // No sleeps synchronise anything: the upstream reports over IPC when the
 // client inside has opened every tunnel (the client says so through one
 // more tunnel), and the client exits when the upstream closes them.
@@ -41,7 +64,7 @@
 // Options: --runs=<n> (3), --size=<bytes> (1073741824), --requests=<n> (200
 //          per mode per run), --connections=<n> (1000), --client=curl|js,
 //          --json-only.
-// Needs the built addon (`node scripts/build.js`, release).
+// Needs the built addon (`node scripts/build.js`, release) and `openssl`.
 'use strict'
 
 const net = require('node:net')
@@ -65,8 +88,28 @@ function splitAddr(s) {
 // Child process on the host. Talks to the parent over IPC.
 function upstreamRole() {
   const http = require('node:http')
+  const https = require('node:https')
+  const fs = require('node:fs')
   const CHUNK = Buffer.alloc(1 << 20, 'x')
-  const server = http.createServer((req, res) => {
+  // What reached the TLS server: per /bytes download, whether Authorization
+  // held the real secret value, something else (a placeholder), or nothing;
+  // and the Authorization of the last request for each /check/ path.
+  const secret = process.env.BENCH_SECRET_VALUE
+  const tlsBytes = { real: 0, other: 0, none: 0 }
+  const checks = {}
+  // TLS connections accepted, and how many of them resumed an earlier
+  // session (null where the runtime cannot tell: Bun's TLSSocket has no
+  // isSessionReused()).
+  const handshakes = { total: 0, resumed: 0 }
+  const onRequest = (tls) => (req, res) => {
+    if (tls) {
+      const auth = req.headers.authorization
+      if (req.url.startsWith('/bytes/')) tlsBytes[auth == null ? 'none' : auth === `Bearer ${secret}` ? 'real' : 'other']++
+      if (req.url.startsWith('/check/')) {
+        checks[req.url] = auth ?? null
+        req.url = '/small' // answered like /small
+      }
+    }
     const m = /^\/bytes\/(\d+)$/.exec(req.url)
     if (req.url === '/small') {
       res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': '2' })
@@ -89,8 +132,19 @@ function upstreamRole() {
     }
     res.on('error', () => {})
     pump()
-  })
+  }
+  const server = http.createServer(onRequest(false))
   server.keepAliveTimeout = 1000
+  const tlsServer = https.createServer(
+    { key: fs.readFileSync(args['tls-key']), cert: fs.readFileSync(args['tls-cert']) },
+    onRequest(true),
+  )
+  tlsServer.keepAliveTimeout = 1000
+  tlsServer.on('secureConnection', (s) => {
+    handshakes.total++
+    if (typeof s.isSessionReused !== 'function') handshakes.resumed = null
+    else if (handshakes.resumed != null && s.isSessionReused()) handshakes.resumed++
+  })
 
   // Holds every connection; a line "ready <ok> <failed>" on one of them is
   // the client inside saying it has opened all of its tunnels.
@@ -114,6 +168,8 @@ function upstreamRole() {
       const n = held.size
       for (const s of held) s.destroy()
       process.send({ type: 'released', n })
+    } else if (msg.type === 'seen') {
+      process.send({ type: 'seen', tlsBytes: { ...tlsBytes }, checks: { ...checks }, handshakes: { ...handshakes } })
     } else if (msg.type === 'exit') {
       process.exit(0)
     }
@@ -121,9 +177,12 @@ function upstreamRole() {
   process.on('disconnect', () => process.exit(0))
   let listening = 0
   const up = () => {
-    if (++listening === 2) process.send({ type: 'listening', http: server.address().port, hold: hold.address().port })
+    if (++listening === 3) {
+      process.send({ type: 'listening', http: server.address().port, https: tlsServer.address().port, hold: hold.address().port })
+    }
   }
   server.listen(0, '127.0.0.1', up)
+  tlsServer.listen(0, '127.0.0.1', up)
   hold.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, up)
 }
 
@@ -132,21 +191,27 @@ function upstreamRole() {
 // same code both sides.
 //
 // One request on a new connection. mode: direct | forward | connect | socks.
-// Resolves { ms, connectMs, firstByteMs, bytes } once the body is complete.
+// With o.tls (direct or connect), TLS to o.host (o.secureContext) over
+// that connection or tunnel; o.auth, an Authorization header to send.
+// Resolves { ms, connectMs, tlsMs, firstByteMs, bytes } once the body is
+// complete (connectMs: TCP connected; tlsMs: TLS handshake done, any tunnel
+// before it included).
 function request(o) {
   return new Promise((resolve, reject) => {
     const t0 = nowNs()
     const to = splitAddr(o.mode === 'direct' ? o.target : o.proxy)
-    const sock = net.connect({ host: to.host, port: to.port })
-    sock.setNoDelay(true)
+    const raw = net.connect({ host: to.host, port: to.port })
+    raw.setNoDelay(true)
+    let sock = raw // what the HTTP exchange goes over: raw, or TLS on it
     const authority = `${o.host}:${o.port}`
     const get = Buffer.from(
       `GET ${o.mode === 'forward' ? `http://${authority}${o.path}` : o.path} HTTP/1.1\r\n` +
-        `Host: ${authority}\r\nConnection: close\r\n\r\n`,
+        `Host: ${authority}\r\n${o.auth ? `Authorization: ${o.auth}\r\n` : ''}Connection: close\r\n\r\n`,
     )
     let stage = 'connecting'
     let buf = Buffer.alloc(0)
     let connectMs = 0
+    let tlsMs = 0
     let firstByteMs = 0
     let length = -1
     let body = 0
@@ -155,28 +220,49 @@ function request(o) {
       if (done) return
       done = true
       sock.destroy()
-      reject(new Error(`${o.mode} ${o.path}: ${why}`))
+      raw.destroy()
+      reject(new Error(`${o.mode}${o.tls ? ' tls' : ''} ${o.path}: ${why}`))
     }
     const finish = () => {
       if (done) return
       done = true
       sock.destroy()
-      resolve({ ms: msSince(t0), connectMs, firstByteMs, bytes: body })
+      raw.destroy()
+      resolve({ ms: msSince(t0), connectMs, tlsMs, firstByteMs, bytes: body })
     }
-    sock.on('connect', () => {
+    const onClose = () => {
+      if (stage === 'body' && length < 0) finish()
+      else fail(`connection closed in stage ${stage} (${body}/${length} body bytes)`)
+    }
+    // The connection (or tunnel) is up: the request, over TLS if asked.
+    const sendGet = () => {
+      stage = 'head'
+      if (!o.tls) return sock.write(get)
+      if (buf.length) return fail(`${buf.length} unexpected bytes before the TLS handshake`)
+      raw.off('data', onData)
+      raw.off('close', onClose)
+      sock = require('node:tls').connect({ socket: raw, servername: o.host, secureContext: o.secureContext, ALPNProtocols: ['http/1.1'] })
+      sock.on('secureConnect', () => {
+        tlsMs = msSince(t0)
+        sock.write(get)
+      })
+      sock.on('data', onData)
+      sock.on('error', (e) => fail(e.message))
+      sock.on('close', onClose)
+    }
+    raw.on('connect', () => {
       connectMs = msSince(t0)
       if (o.mode === 'socks') {
         stage = 'socks-method'
-        sock.write(Buffer.from([5, 1, 0]))
+        raw.write(Buffer.from([5, 1, 0]))
       } else if (o.mode === 'connect') {
         stage = 'connect'
-        sock.write(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n\r\n`)
+        raw.write(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n\r\n`)
       } else {
-        stage = 'head'
-        sock.write(get)
+        sendGet()
       }
     })
-    sock.on('data', (d) => {
+    const onData = (d) => {
       if (stage === 'body') {
         body += d.length
         if (length >= 0 && body >= length) finish()
@@ -190,7 +276,7 @@ function request(o) {
           buf = buf.subarray(2)
           const name = Buffer.from(o.host)
           const port = Buffer.from([o.port >> 8, o.port & 255])
-          sock.write(Buffer.concat([Buffer.from([5, 1, 0, 3, name.length]), name, port]))
+          raw.write(Buffer.concat([Buffer.from([5, 1, 0, 3, name.length]), name, port]))
           stage = 'socks-reply'
         } else if (stage === 'socks-reply') {
           if (buf.length < 5) return
@@ -198,16 +284,14 @@ function request(o) {
           const alen = buf[3] === 1 ? 4 : buf[3] === 4 ? 16 : 1 + buf[4]
           if (buf.length < 4 + alen + 2) return
           buf = buf.subarray(4 + alen + 2)
-          sock.write(get)
-          stage = 'head'
+          return sendGet()
         } else if (stage === 'connect') {
           const end = buf.indexOf('\r\n\r\n')
           if (end < 0) return
           const status = buf.subarray(0, buf.indexOf('\r\n')).toString('latin1')
           if (!/^HTTP\/1\.[01] 200/.test(status)) return fail(`CONNECT answered "${status}"`)
           buf = buf.subarray(end + 4)
-          sock.write(get)
-          stage = 'head'
+          return sendGet()
         } else if (stage === 'head') {
           if (!firstByteMs && buf.length) firstByteMs = msSince(t0)
           const end = buf.indexOf('\r\n\r\n')
@@ -225,12 +309,10 @@ function request(o) {
           return
         }
       }
-    })
-    sock.on('error', (e) => fail(e.message))
-    sock.on('close', () => {
-      if (stage === 'body' && length < 0) finish()
-      else fail(`connection closed in stage ${stage} (${body}/${length} body bytes)`)
-    })
+    }
+    raw.on('data', onData)
+    raw.on('error', (e) => fail(e.message))
+    raw.on('close', onClose)
   })
 }
 
@@ -314,6 +396,13 @@ async function clientRole() {
     host: args.host,
     port: Number(args.port ?? 80),
     path: args.path ?? '/small',
+    tls: !!args.tls,
+    // One context for every connection: made per connect() (from `ca`), it
+    // costs OpenSSL 3 milliseconds each time, which no proxy adds.
+    secureContext: args.tls ? require('node:tls').createSecureContext({ ca: args.ca ? require('node:fs').readFileSync(args.ca) : undefined }) : undefined,
+    // The header carries the variable's value as the client sees it: inside
+    // a sandbox with the SECRET, the placeholder.
+    auth: args['auth-env'] ? `Bearer ${process.env[args['auth-env']]}` : undefined,
   }
   let out
   if (args.task === 'latency') {
@@ -322,15 +411,17 @@ async function clientRole() {
     for (let i = 0; i < warm; i++) await request(o)
     const ms = []
     const connectMs = []
+    const tlsMs = []
     const firstByteMs = []
     for (let i = 0; i < n; i++) {
       const r = await request(o)
       if (r.bytes !== 2) throw new Error(`latency: got ${r.bytes} body bytes, want 2`)
       ms.push(r.ms)
       connectMs.push(r.connectMs)
+      tlsMs.push(r.tlsMs)
       firstByteMs.push(r.firstByteMs)
     }
-    out = { ms, connectMs, firstByteMs }
+    out = { ms, connectMs, tlsMs, firstByteMs }
   } else if (args.task === 'download') {
     const r = await request(o)
     out = { bytes: r.bytes, ms: r.ms }
@@ -444,6 +535,12 @@ async function main() {
   }
   const loadavg = () => os.loadavg().map((x) => +x.toFixed(2))
   const load = { start: loadavg() }
+  // Which build of the addon this measured (its file's modification time).
+  const addonBuilt = (() => {
+    const root = path.join(__dirname, '..')
+    const file = fs.readdirSync(root).find((f) => f.endsWith('.node'))
+    return file ? fs.statSync(path.join(root, file)).mtime.toISOString() : null
+  })()
 
   const projectDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bsb-proxy-'))
   // The client, as a file both sides run (the sandbox sees the project dir).
@@ -451,13 +548,19 @@ async function main() {
   fs.copyFileSync(__filename, clientJs)
   const runtimeBin = process.execPath
 
+  // The SECRET of the intercepting sandbox: 32 bytes, so its placeholder is too.
+  const SECRET_VALUE = 'sk-bench-4f9c2a7e1b8d3065c9e2a7f'
+  if (SECRET_VALUE.length !== 32) throw new Error('SECRET_VALUE must be 32 bytes')
+  // Host-side clients send the value itself where the sandbox sends the placeholder.
+  const hostClientEnv = { ...hostEnv, API_KEY: SECRET_VALUE }
+
   let upstream = null
-  let sb = null
+  const sandboxes = new Set()
   const memhosts = new Set()
   const cleanup = async () => {
     for (const mh of memhosts) mh.kill('SIGKILL')
-    if (sb) await sb.stop().catch(() => {})
-    sb = null
+    for (const sb of sandboxes) await sb.stop().catch(() => {})
+    sandboxes.clear()
     if (upstream && upstream.exitCode === null) {
       upstream.kill('SIGKILL')
     }
@@ -473,9 +576,27 @@ async function main() {
   process.once('SIGTERM', onSignal)
 
   try {
+    // A test CA and a certificate for api.example.com, with the openssl
+    // command line (as __test__/secrets.test.ts makes them).
+    const tlsDir = path.join(projectDir, 'tls')
+    fs.mkdirSync(tlsDir)
+    const openssl = (argv) => {
+      const r = spawnSync('openssl', argv, { cwd: tlsDir, env: hostEnv, encoding: 'utf8' })
+      if (r.error || r.status !== 0) throw new Error(`openssl ${argv.join(' ')} failed: ${r.stderr || r.error}`)
+    }
+    const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes']
+    openssl(['req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=bun-sandbox test CA',
+      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'])
+    openssl(['req', ...ec, '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=api.example.com'])
+    fs.writeFileSync(path.join(tlsDir, 'server.ext'), 'subjectAltName=DNS:api.example.com\nextendedKeyUsage=serverAuth\n')
+    openssl(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2',
+      '-out', 'server.pem', '-extfile', 'server.ext'])
+    const testCaFile = path.join(tlsDir, 'ca.pem')
+    const testCaPem = fs.readFileSync(testCaFile, 'utf8')
+
     // ------------------------------------------------------------ upstream
-    upstream = fork(__filename, ['--role=upstream'], {
-      env: hostEnv,
+    upstream = fork(__filename, ['--role=upstream', `--tls-key=${path.join(tlsDir, 'server.key')}`, `--tls-cert=${path.join(tlsDir, 'server.pem')}`], {
+      env: { ...hostEnv, BENCH_SECRET_VALUE: SECRET_VALUE },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     })
     // The next IPC message of `type` from `child`, or a rejection once it exits.
@@ -504,29 +625,51 @@ async function main() {
     const upstreamGone = gone(upstream, 'the upstream server')
     const ports = await nextMessage(upstream, 'listening', upstreamGone)
 
-    // ------------------------------------------------------------- sandbox
-    const config = parseSandboxfile('FROM host\nWORKDIR .\nNET api.example.com\n')
-    sb = new Sandbox(config, {
-      cwd: projectDir,
-      network: {
-        resolve: {
-          'api.example.com': `127.0.0.1:${ports.http}`,
-        },
-      },
-    })
-    const inside = async (argv, what) => {
+    // ----------------------------------------------------------- sandboxes
+    // plain: http to the plain port. tunnel: HTTPS, no SECRET, so the proxy
+    // tunnels it untouched and curl inside verifies the test CA (from
+    // extraCaCerts, in the sandbox's bundle). intercept: the same plus a
+    // SECRET for api.example.com, so the proxy terminates TLS with the
+    // sandbox's CA and talks TLS to the upstream (verified with extraCaCerts).
+    const NET = 'FROM host\nWORKDIR .\nNET api.example.com\n'
+    const tlsNetwork = { resolve: { 'api.example.com:443': `127.0.0.1:${ports.https}` }, extraCaCerts: testCaPem }
+    const make = (text, options) => {
+      const sb = new Sandbox(parseSandboxfile(text), { cwd: projectDir, ...options })
+      sandboxes.add(sb)
+      return sb
+    }
+    const sbs = {
+      plain: make(NET, { network: { resolve: { 'api.example.com': `127.0.0.1:${ports.http}` } } }),
+      tunnel: make(NET, { network: tlsNetwork }),
+      intercept: make(`${NET}SECRET API_KEY api.example.com\n`, { network: tlsNetwork, env: { API_KEY: SECRET_VALUE } }),
+    }
+    const inside = async (sb, argv, what) => {
       const r = await sb.exec(argv, { timeoutMs: 300000 })
       if (r.exitCode !== 0) throw new Error(`${what} inside failed (exit ${r.exitCode}): ${r.stderr.trim() || r.stdout.trim()}`)
       return r
     }
-    const probe = await inside(['sh', '-c', 'printf "%s\\n" "$HTTP_PROXY"'], 'probe')
-    const httpProxy = probe.stdout.trim()
-    const proxyAddr = httpProxy.replace(/^http:\/\//, '').replace(/\/$/, '')
-    if (!/^127\.0\.0\.1:\d+$/.test(proxyAddr)) throw new Error(`unexpected HTTP_PROXY inside: ${JSON.stringify(httpProxy)}`)
+    // Each sandbox's proxy address, and the file Node inside trusts (its CA
+    // and extraCaCerts) for the latency client.
+    const proxyOf = {}
+    const caInside = {}
+    let placeholder = null
+    for (const [name, sb] of Object.entries(sbs)) {
+      const probe = await inside(sb, ['sh', '-c', 'printf "%s\\n%s\\n%s\\n" "$HTTP_PROXY" "$NODE_EXTRA_CA_CERTS" "$API_KEY"'], `probe (${name})`)
+      const [httpProxy, nodeCa, apiKey] = probe.stdout.split('\n')
+      const addr = httpProxy.replace(/^http:\/\//, '').replace(/\/$/, '')
+      if (!/^127\.0\.0\.1:\d+$/.test(addr)) throw new Error(`unexpected HTTP_PROXY inside (${name}): ${JSON.stringify(httpProxy)}`)
+      proxyOf[name] = addr
+      caInside[name] = nodeCa
+      if (name === 'intercept') placeholder = apiKey
+    }
+    if (!placeholder || placeholder.length !== SECRET_VALUE.length || placeholder === SECRET_VALUE) {
+      throw new Error(`API_KEY inside the intercepting sandbox is not a placeholder of the value's length: ${JSON.stringify(placeholder)}`)
+    }
+    const proxyAddr = proxyOf.plain
 
     const host = (argv) =>
       new Promise((resolve, reject) => {
-        const child = spawn(argv[0], argv.slice(1), { env: hostEnv, stdio: ['ignore', 'pipe', 'pipe'] })
+        const child = spawn(argv[0], argv.slice(1), { env: hostClientEnv, stdio: ['ignore', 'pipe', 'pipe'] })
         let stdout = ''
         let stderr = ''
         child.stdout.on('data', (d) => (stdout += d))
@@ -539,33 +682,64 @@ async function main() {
       if (r.exitCode !== 0) throw new Error(`${what} on the host failed (exit ${r.exitCode}): ${r.stderr.trim()}`)
       return r
     }
-    const run = (mode, argv, what) => (mode === 'direct' ? onHost(argv, what) : inside(argv, what))
+    // Every mode: where its client runs (a sandbox, or the host), what its
+    // ratio compares it with, and the target from the issue.
+    const MODE = {
+      direct: { label: 'direct (host)' },
+      forward: { sb: 'plain', ref: 'direct', target: 0.5, label: 'forward proxy' },
+      connect: { sb: 'plain', ref: 'direct', target: 0.5, label: 'CONNECT' },
+      socks: { sb: 'plain', ref: 'direct', target: 0.5, label: 'SOCKS5' },
+      'https-direct': { tls: true, label: 'HTTPS direct (host)' },
+      'https-tunnel': { tls: true, sb: 'tunnel', ref: 'https-direct', target: 0.5, label: 'HTTPS tunnelled' },
+      'https-intercept': { tls: true, sb: 'intercept', ref: 'https-direct', target: 0.25, label: 'HTTPS intercepted' },
+    }
+    const MODES = Object.keys(MODE)
+    const run = (mode, argv, what) => (MODE[mode].sb ? inside(sbs[MODE[mode].sb], argv, what) : onHost(argv, what))
 
-    const MODES = ['direct', 'forward', 'connect', 'socks']
-    const clientArgs = (mode, extra) => [
-      runtimeBin,
-      clientJs,
-      '--role=client',
-      `--mode=${mode}`,
-      `--proxy=${proxyAddr}`,
-      `--target=127.0.0.1:${ports.http}`,
-      `--host=${mode === 'direct' ? '127.0.0.1' : 'api.example.com'}`,
-      `--port=${mode === 'direct' ? ports.http : 80}`,
-      ...extra,
-    ]
+    const clientArgs = (mode, extra) => {
+      const common = [runtimeBin, clientJs, '--role=client']
+      switch (mode) {
+        case 'https-direct':
+          return [...common, '--mode=direct', '--tls', `--target=127.0.0.1:${ports.https}`, '--host=api.example.com', '--port=443',
+            `--ca=${testCaFile}`, '--auth-env=API_KEY', ...extra]
+        case 'https-tunnel':
+        case 'https-intercept': {
+          const name = MODE[mode].sb
+          return [...common, '--mode=connect', '--tls', `--proxy=${proxyOf[name]}`, '--host=api.example.com', '--port=443',
+            `--ca=${caInside[name]}`, ...(name === 'intercept' ? ['--auth-env=API_KEY'] : []), ...extra]
+        }
+        default:
+          return [...common, `--mode=${mode}`, `--proxy=${proxyAddr}`, `--target=127.0.0.1:${ports.http}`,
+            `--host=${mode === 'direct' ? '127.0.0.1' : 'api.example.com'}`, `--port=${mode === 'direct' ? ports.http : 80}`, ...extra]
+      }
+    }
+    // The Authorization header from $API_KEY as the shell there sees it: the
+    // value on the host, the placeholder in the intercepting sandbox.
+    const withAuth = (argv) => ['sh', '-c', 'exec "$@" -H "Authorization: Bearer $API_KEY"', 'sh', ...argv]
     const curlArgs = (mode, urlPath, extra = []) => {
-      const url = mode === 'direct' ? `http://127.0.0.1:${ports.http}${urlPath}` : `http://api.example.com${urlPath}`
+      const url = mode === 'direct' ? `http://127.0.0.1:${ports.http}${urlPath}` : MODE[mode].tls ? `https://api.example.com${urlPath}` : `http://api.example.com${urlPath}`
       const via = {
         direct: ['--noproxy', '*'],
         forward: ['-x', `http://${proxyAddr}`],
         connect: ['-x', `http://${proxyAddr}`, '-p'],
         socks: ['-x', `socks5h://${proxyAddr}`],
+        'https-direct': ['--noproxy', '*', '--cacert', testCaFile, '--connect-to', `api.example.com:443:127.0.0.1:${ports.https}`],
+        // HTTPS through an http proxy is a CONNECT; curl inside verifies
+        // with the sandbox's bundle (CURL_CA_BUNDLE).
+        'https-tunnel': ['-x', `http://${proxyOf.tunnel}`],
+        'https-intercept': ['-x', `http://${proxyOf.intercept}`],
       }[mode]
-      return ['curl', '-sS', '--fail', ...via, ...extra, url]
+      const argv = ['curl', '-sS', '--fail', ...via, ...extra, url]
+      return mode === 'https-direct' || mode === 'https-intercept' ? withAuth(argv) : argv
+    }
+    const seen = async () => {
+      const r = nextMessage(upstream, 'seen', upstreamGone)
+      upstream.send({ type: 'seen' })
+      return r
     }
 
     // -------------------------------------------------------- 1. throughput
-    // MB/s, and the CPU time this process (all its threads: the proxy runs
+    // MB/s, and the CPU time this process (all its threads: the proxies run
     // on the addon's tokio threads, JavaScript only waits) spent meanwhile.
     const download = async (mode, size) => {
       const cpu0 = process.cpuUsage()
@@ -585,23 +759,45 @@ async function main() {
       const cpu = process.cpuUsage(cpu0)
       return { mbps: size / 1e6 / seconds, cpuSecPerGiB: (cpu.user + cpu.system) / 1e6 / (size / 2 ** 30) }
     }
-    if (CLIENT === 'curl') {
-      // Make sure curl really took the route each mode names.
+    // Make sure each mode really took its route (with curl -v, whichever
+    // client times it): the request to the proxy, and over HTTPS whose
+    // certificate curl verified and what Authorization the upstream got.
+    const routes = {}
+    if (haveCurl) {
+      const issuer = (cn) => new RegExp(`issuer: .*CN ?= ?${cn}`)
       const expect = {
-        forward: /> GET http:\/\/api\.example\.com\/small/,
-        connect: /CONNECT api\.example\.com:80/,
-        socks: /SOCKS5/i,
+        forward: [/> GET http:\/\/api\.example\.com\/small/],
+        connect: [/CONNECT api\.example\.com:80/],
+        socks: [/SOCKS5/i],
+        'https-direct': [issuer('bun-sandbox test CA')],
+        'https-tunnel': [/CONNECT api\.example\.com:443/, issuer('bun-sandbox test CA')],
+        'https-intercept': [/CONNECT api\.example\.com:443/, issuer('bun-sandbox sandbox CA')],
       }
-      for (const mode of ['forward', 'connect', 'socks']) {
-        const r = await inside(curlArgs(mode, '/small', ['-v', '-o', '/dev/null']), `curl -v ${mode}`)
-        if (!expect[mode].test(r.stderr)) throw new Error(`curl ${mode} did not go through the proxy as ${mode}:\n${r.stderr}`)
+      for (const mode of Object.keys(expect)) {
+        const urlPath = MODE[mode].tls ? `/check/${mode}` : '/small'
+        const r = await run(mode, curlArgs(mode, urlPath, ['-v', '-o', '/dev/null']), `curl -v ${mode}`)
+        for (const re of expect[mode]) {
+          if (!re.test(r.stderr)) throw new Error(`curl ${mode} did not take its route (no ${re} in its -v output):\n${r.stderr}`)
+        }
+        if (MODE[mode].tls) routes[mode] = { issuer: /issuer: (.*)/.exec(r.stderr)[1].trim() }
+      }
+      // The upstream got the value from the host and (injected) from the
+      // intercepting sandbox, and no header through the untouched tunnel.
+      const { checks } = await seen()
+      const want = { 'https-direct': `Bearer ${SECRET_VALUE}`, 'https-tunnel': null, 'https-intercept': `Bearer ${SECRET_VALUE}` }
+      for (const [mode, auth] of Object.entries(want)) {
+        const got = checks[`/check/${mode}`]
+        if (got !== auth) throw new Error(`${mode}: the upstream got Authorization ${JSON.stringify(got)}, want ${JSON.stringify(auth)}`)
+        routes[mode].upstreamAuthorization = got == null ? null : got === `Bearer ${SECRET_VALUE}` ? 'the value' : 'something else'
       }
     }
     const throughput = Object.fromEntries(MODES.map((m) => [m, []]))
     const hostCpu = Object.fromEntries(MODES.map((m) => [m, []]))
+    let tlsDownloads
     {
       const warm = Math.min(SIZE, 64 * 2 ** 20)
       for (const mode of MODES) await download(mode, warm)
+      const before = (await seen()).tlsBytes
       for (let i = 0; i < RUNS; i++) {
         // Rotate the order so no mode always follows the same one.
         const order = MODES.map((_, k) => MODES[(k + i) % MODES.length])
@@ -612,16 +808,35 @@ async function main() {
         }
         log(`throughput run ${i + 1}/${RUNS} MB/s: ${MODES.map((m) => `${m} ${throughput[m].at(-1).toFixed(0)}`).join(', ')}`)
       }
+      // Every timed HTTPS download: the value from the host and the
+      // intercepting sandbox, nothing through the tunnel, never a placeholder.
+      const after = (await seen()).tlsBytes
+      tlsDownloads = Object.fromEntries(Object.keys(after).map((k) => [k, after[k] - before[k]]))
+      const want = { real: 2 * RUNS, other: 0, none: RUNS }
+      if (Object.keys(want).some((k) => tlsDownloads[k] !== want[k])) {
+        throw new Error(`the HTTPS upstream saw Authorization ${JSON.stringify(tlsDownloads)} over the timed downloads, want ${JSON.stringify(want)}`)
+      }
     }
 
     // ----------------------------------------------------------- 2. latency
-    const latency = Object.fromEntries(MODES.map((m) => [m, { ms: [], connectMs: [], firstByteMs: [] }]))
+    const latency = Object.fromEntries(MODES.map((m) => [m, { ms: [], connectMs: [], tlsMs: [], firstByteMs: [] }]))
+    // The upstream's TLS handshakes per HTTPS mode (warm-ups included), and
+    // how many resumed a session: the client here never does, but a proxy
+    // that terminates TLS may to the upstream.
+    const upstreamHandshakes = Object.fromEntries(MODES.filter((m) => MODE[m].tls).map((m) => [m, { total: 0, resumed: 0 }]))
     for (let i = 0; i < RUNS; i++) {
       const order = MODES.map((_, k) => MODES[(k + i) % MODES.length])
       for (const mode of order) {
+        const before = MODE[mode].tls ? (await seen()).handshakes : null
         const r = await run(mode, clientArgs(mode, ['--task=latency', `--n=${REQUESTS}`, `--warmup=${i === 0 ? 20 : 5}`]), `latency ${mode}`)
         const out = JSON.parse(r.stdout)
-        for (const k of ['ms', 'connectMs', 'firstByteMs']) latency[mode][k].push(...out[k])
+        for (const k of ['ms', 'connectMs', 'tlsMs', 'firstByteMs']) latency[mode][k].push(...out[k])
+        if (before) {
+          const after = (await seen()).handshakes
+          const h = upstreamHandshakes[mode]
+          h.total += after.total - before.total
+          h.resumed = after.resumed == null || h.resumed == null ? null : h.resumed + after.resumed - before.resumed
+        }
       }
       log(`latency run ${i + 1}/${RUNS} done`)
     }
@@ -716,15 +931,24 @@ async function main() {
     }
     load.end = loadavg()
 
-    await sb.stop()
-    sb = null
+    for (const sb of sandboxes) await sb.stop()
+    sandboxes.clear()
     upstream.send({ type: 'exit' })
 
     // ----------------------------------------------------------- report
     const tp = Object.fromEntries(MODES.map((m) => [m, stats(throughput[m])]))
     const lat = Object.fromEntries(
-      MODES.map((m) => [m, { ms: stats(latency[m].ms), connectMs: stats(latency[m].connectMs), firstByteMs: stats(latency[m].firstByteMs) }]),
+      MODES.map((m) => [
+        m,
+        {
+          ms: stats(latency[m].ms),
+          connectMs: stats(latency[m].connectMs),
+          ...(MODE[m].tls ? { tlsMs: stats(latency[m].tlsMs) } : {}),
+          firstByteMs: stats(latency[m].firstByteMs),
+        },
+      ]),
     )
+    const compared = MODES.filter((m) => MODE[m].ref)
     const memMed = (k) => stats(memory.map((x) => x[k])).median
     const machine = {
       runtime,
@@ -735,6 +959,7 @@ async function main() {
       uid: typeof process.getuid === 'function' ? process.getuid() : null,
       curl: haveCurl,
       loadavg: load,
+      addonBuilt,
     }
     const result = {
       bench: 'proxy',
@@ -743,14 +968,23 @@ async function main() {
       client: CLIENT,
       size: SIZE,
       throughputMBps: Object.fromEntries(MODES.map((m) => [m, { ...tp[m], all: throughput[m] }])),
-      throughputRatio: Object.fromEntries(MODES.slice(1).map((m) => [m, tp[m].median / tp.direct.median])),
-      // CPU seconds the host process (the proxy) spent per GiB; ~0 for direct.
+      // Each proxied mode against its direct reference: http modes against
+      // direct http, HTTPS ones against direct HTTPS.
+      reference: Object.fromEntries(compared.map((m) => [m, MODE[m].ref])),
+      target: Object.fromEntries(compared.map((m) => [m, MODE[m].target])),
+      throughputRatio: Object.fromEntries(compared.map((m) => [m, tp[m].median / tp[MODE[m].ref].median])),
+      // CPU seconds the host process (the proxies) spent per GiB; ~0 for direct.
       hostCpuSecPerGiB: Object.fromEntries(MODES.map((m) => [m, stats(hostCpu[m]).median])),
+      // What the curl -v checks and the upstream saw (HTTPS modes), and the
+      // Authorization of every timed HTTPS download at the upstream.
+      routes,
+      tlsDownloadsAuthorization: tlsDownloads,
       latency: {
         requestsPerMode: REQUESTS * RUNS,
         ...lat,
-        ratioMedian: Object.fromEntries(MODES.slice(1).map((m) => [m, lat[m].ms.median / lat.direct.ms.median])),
-        ratioP95: Object.fromEntries(MODES.slice(1).map((m) => [m, lat[m].ms.p95 / lat.direct.ms.p95])),
+        ratioMedian: Object.fromEntries(compared.map((m) => [m, lat[m].ms.median / lat[MODE[m].ref].ms.median])),
+        ratioP95: Object.fromEntries(compared.map((m) => [m, lat[m].ms.p95 / lat[MODE[m].ref].ms.p95])),
+        upstreamHandshakes,
       },
       memory: {
         connections: CONNECTIONS,
@@ -765,7 +999,7 @@ async function main() {
 
     if (!JSON_ONLY) {
       const f = (x, d = 1) => (x == null || !Number.isFinite(x) ? '-' : x.toFixed(d))
-      const label = { direct: 'direct (host)', forward: 'forward proxy', connect: 'CONNECT', socks: 'SOCKS5' }
+      const label = Object.fromEntries(MODES.map((m) => [m, MODE[m].label]))
       const table = (rows) => {
         const widths = rows[0].map((_, k) => Math.max(...rows.map((r) => r[k].length)))
         for (const row of rows) console.log(row.map((c, k) => c.padEnd(widths[k])).join('  '))
@@ -773,7 +1007,7 @@ async function main() {
       console.log(
         `bun-sandbox proxy bench — ${machine.runtime}, ${machine.nproc} CPU (${machine.cpu}), ${machine.memGiB} GiB, Linux ${machine.kernel}, uid ${machine.uid}, ${RUNS} runs, client ${CLIENT}`,
       )
-      console.log(`load average (1/5/15 min): start ${load.start.join(' ')}, end ${load.end.join(' ')}`)
+      console.log(`load average (1/5/15 min): start ${load.start.join(' ')}, end ${load.end.join(' ')}; addon built ${addonBuilt}`)
       console.log()
       table([
         [`throughput, ${f(SIZE / 2 ** 20, 0)} MiB download`, 'MB/s median', 'min', 'max', 'ratio', 'target', 'proxy CPU s/GiB'],
@@ -782,22 +1016,30 @@ async function main() {
           f(tp[m].median, 0),
           f(tp[m].min, 0),
           f(tp[m].max, 0),
-          m === 'direct' ? '-' : f(result.throughputRatio[m], 2),
-          m === 'direct' ? '-' : '>= 0.5',
-          m === 'direct' ? '-' : f(result.hostCpuSecPerGiB[m], 2),
+          MODE[m].ref ? f(result.throughputRatio[m], 2) : '-',
+          MODE[m].ref ? `>= ${MODE[m].target}` : '-',
+          MODE[m].ref ? f(result.hostCpuSecPerGiB[m], 2) : '-',
         ]),
       ])
+      for (const [m, r] of Object.entries(routes)) {
+        console.log(`${label[m]}: certificate issuer ${r.issuer}; the upstream got ${r.upstreamAuthorization ? `${r.upstreamAuthorization} in Authorization` : 'no Authorization'}`)
+      }
+      if (tlsDownloads) {
+        console.log(`timed HTTPS downloads at the upstream: ${tlsDownloads.real} with the value in Authorization, ${tlsDownloads.none} without, ${tlsDownloads.other} with anything else`)
+      }
       console.log()
       table([
-        [`new connection + GET /small (${REQUESTS * RUNS} each)`, 'median ms', 'p95 ms', 'ratio median', 'ratio p95', 'connect ms', 'first byte ms'],
+        [`new connection + GET /small (${REQUESTS * RUNS} each)`, 'median ms', 'p95 ms', 'ratio median', 'ratio p95', 'connect ms', 'TLS done ms', 'first byte ms', 'upstream TLS resumed'],
         ...MODES.map((m) => [
           label[m],
           f(lat[m].ms.median, 3),
           f(lat[m].ms.p95, 3),
-          m === 'direct' ? '-' : f(result.latency.ratioMedian[m], 2),
-          m === 'direct' ? '-' : f(result.latency.ratioP95[m], 2),
+          MODE[m].ref ? f(result.latency.ratioMedian[m], 2) : '-',
+          MODE[m].ref ? f(result.latency.ratioP95[m], 2) : '-',
           f(lat[m].connectMs.median, 3),
+          MODE[m].tls ? f(lat[m].tlsMs.median, 3) : '-',
           f(lat[m].firstByteMs.median, 3),
+          MODE[m].tls ? `${upstreamHandshakes[m].resumed ?? '?'}/${upstreamHandshakes[m].total}` : '-',
         ]),
       ])
       console.log()

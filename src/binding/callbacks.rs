@@ -9,7 +9,7 @@ use super::errors::type_error;
 use crate::supervisor::jobs::{BoxFuture, Hooks, Stream, Violation};
 use napi_derive::napi;
 use napi::bindgen_prelude::*;
-use napi::threadsafe_function::ThreadsafeFunction;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Status};
 use std::sync::Arc;
 
@@ -51,16 +51,26 @@ pub fn hooks(env: &Env, obj: &Object) -> Result<Hooks> {
     let stderr = callback::<(String, String)>(env, obj, "onStderr")?;
     let exit = callback::<(String, Option<i32>)>(env, obj, "onExit")?;
     let output = (stdout.is_some() || stderr.is_some()).then(|| {
+        // The call is queued at once (the JS thread takes calls in order);
+        // the future says when JavaScript has taken it.
         let f: crate::supervisor::jobs::OutputHook = Arc::new(move |name: String, stream: Stream, text: String| -> BoxFuture {
             let (cb, which) = match stream {
-                Stream::Stdout => (stdout.clone(), "onStdout"),
-                Stream::Stderr => (stderr.clone(), "onStderr"),
+                Stream::Stdout => (stdout.as_ref(), "onStdout"),
+                Stream::Stderr => (stderr.as_ref(), "onStderr"),
             };
+            let Some(cb) = cb else { return Box::pin(async {}) };
+            let (taken, done) = tokio::sync::oneshot::channel::<()>();
+            let status = cb.call_with_return_value((name, text).into(), ThreadsafeFunctionCallMode::NonBlocking, move |r: Result<()>, _| {
+                if let Err(e) = r {
+                    report(which, e);
+                }
+                let _ = taken.send(());
+                Ok(())
+            });
             Box::pin(async move {
-                if let Some(cb) = cb {
-                    if let Err(e) = cb.call_async_catch((name, text).into()).await {
-                        report(which, e);
-                    }
+                // Not queued (the environment is going): nothing to wait for.
+                if status == Status::Ok {
+                    let _ = done.await;
                 }
             })
         });

@@ -18,6 +18,8 @@ use super::BodyRewrite;
 pub(crate) const MAX_HEAD: usize = 64 * 1024;
 /// Header lines per head.
 pub(crate) const MAX_HEADERS: usize = 128;
+/// How much one read of a message body may take.
+const BODY_READ: usize = 64 * 1024;
 
 /// A reader with the bytes read but not consumed yet.
 pub(crate) struct Buffered<R> {
@@ -48,24 +50,29 @@ impl<R: AsyncRead + Unpin> Buffered<R> {
         }
     }
 
-    /// Reads more; 0 at end of stream.
+    /// Reads more (up to 16 KiB: heads are small); 0 at end of stream.
     pub(crate) async fn fill(&mut self) -> io::Result<usize> {
+        self.fill_up_to(16 * 1024).await
+    }
+
+    async fn fill_up_to(&mut self, room: usize) -> io::Result<usize> {
         if self.start > 0 {
             self.buf.drain(..self.start);
             self.start = 0;
         }
-        self.buf.reserve(16 * 1024);
+        self.buf.reserve(room);
         self.inner.read_buf(&mut self.buf).await
     }
 
     /// As `fill`, failing with `TimedOut` after `timeout` and with
     /// `UnexpectedEof` at end of stream.
     pub(crate) async fn fill_more(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        // Bodies: large reads, few system calls.
         let n = match timeout {
-            Some(t) => tokio::time::timeout(t, self.fill())
+            Some(t) => tokio::time::timeout(t, self.fill_up_to(BODY_READ))
                 .await
                 .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no data in time"))??,
-            None => self.fill().await?,
+            None => self.fill_up_to(BODY_READ).await?,
         };
         if n == 0 { Err(io::ErrorKind::UnexpectedEof.into()) } else { Ok(()) }
     }
@@ -118,8 +125,7 @@ where
                     from.fill_more(idle).await?;
                 }
                 let take = (from.pending().len() as u64).min(left) as usize;
-                sent += pass(&from.pending()[..take], &mut rewrite, &mut out);
-                to.write_all(&out).await?;
+                sent += pass(&from.pending()[..take], &mut rewrite, &mut out, to).await?;
                 from.consume(take);
                 left -= take as u64;
             }
@@ -146,8 +152,14 @@ where
                         from.fill_more(idle).await?;
                     }
                     let take = (from.pending().len() as u64).min(left) as usize;
-                    pass(&from.pending()[..take], &mut rewrite, &mut out);
-                    write_chunk(to, &out).await?;
+                    match rewrite.as_mut() {
+                        Some(r) => {
+                            out.clear();
+                            r.feed(&from.pending()[..take], &mut out);
+                            write_chunk(to, &out).await?;
+                        }
+                        None => write_chunk(to, &from.pending()[..take]).await?,
+                    }
                     from.consume(take);
                     left -= take as u64;
                 }
@@ -187,8 +199,7 @@ where
                     }
                 }
                 let n = from.pending().len();
-                pass(from.pending(), &mut rewrite, &mut out);
-                to.write_all(&out).await?;
+                pass(from.pending(), &mut rewrite, &mut out, to).await?;
                 from.consume(n);
             }
             if let Some(r) = rewrite.as_mut() {
@@ -202,13 +213,23 @@ where
 }
 
 /// Puts `input` through the rewriter (or not) into `out`; returns the length.
-fn pass(input: &[u8], rewrite: &mut Option<&mut dyn BodyRewrite>, out: &mut Vec<u8>) -> u64 {
-    out.clear();
-    match rewrite.as_mut() {
-        Some(r) => r.feed(input, out),
-        None => out.extend_from_slice(input),
-    }
-    out.len() as u64
+/// Sends `input` on, through `rewrite` when there is one; how many bytes went.
+async fn pass<W: AsyncWrite + Unpin>(
+    input: &[u8],
+    rewrite: &mut Option<&mut dyn BodyRewrite>,
+    out: &mut Vec<u8>,
+    to: &mut W,
+) -> io::Result<u64> {
+    let sent = match rewrite.as_mut() {
+        Some(r) => {
+            out.clear();
+            r.feed(input, out);
+            out.as_slice()
+        }
+        None => input,
+    };
+    to.write_all(sent).await?;
+    Ok(sent.len() as u64)
 }
 
 async fn write_chunk<W: AsyncWrite + Unpin>(to: &mut W, data: &[u8]) -> io::Result<()> {

@@ -8,7 +8,6 @@
 //! connection for the next request). A tunnel is a plain byte pipe unless the
 //! hook asks for its destination to be intercepted ([`intercept`]).
 
-use std::io;
 
 use http::Uri;
 use tokio::io::AsyncWriteExt;
@@ -17,7 +16,7 @@ use tokio::net::TcpStream;
 use super::body::{self, Buffered};
 use super::policy::{self, split_host_port};
 use super::{ProxyConfig, RequestHead, Transport};
-use super::{exchange, intercept, responses};
+use super::{exchange, intercept, responses, tunnel};
 
 pub(crate) async fn serve(mut client: Buffered<TcpStream>, config: &ProxyConfig) {
     let head = match exchange::read_request(&mut client, config.request_timeout).await {
@@ -41,7 +40,7 @@ async fn connect(mut client: Buffered<TcpStream>, head: RequestHead, config: &Pr
         let message = "CONNECT needs a host and a port, e.g. \"CONNECT api.example.com:443 HTTP/1.1\"";
         return responses::send_and_close(client.get_mut(), &bad_request(message)).await;
     };
-    let (mut upstream, dest) = match policy::connect(config, host, port).await {
+    let (upstream, dest) = match policy::connect(config, host, port).await {
         Ok(connected) => connected,
         Err(refusal) => return responses::send_and_close(client.get_mut(), &responses::refusal(&refusal)).await,
     };
@@ -52,12 +51,9 @@ async fn connect(mut client: Buffered<TcpStream>, head: RequestHead, config: &Pr
         return;
     }
     let (mut client, early) = client.into_parts();
-    let tunnel = async {
-        client.write_all(responses::CONNECTED).await?;
-        upstream.write_all(&early).await?;
-        tokio::io::copy_bidirectional(&mut client, &mut upstream).await
-    };
-    let _: io::Result<_> = tunnel.await;
+    if client.write_all(responses::CONNECTED).await.is_ok() {
+        tunnel::relay(client, early, upstream).await;
+    }
 }
 
 /// An absolute-form request: check, rewrite to origin form, send, relay.

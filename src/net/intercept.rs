@@ -24,7 +24,7 @@ use std::task::{Context, Poll};
 
 use http::Uri;
 use rustls_pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_rustls::{TlsAcceptor, TlsConnector, client};
@@ -34,7 +34,7 @@ use super::exchange::{self, HeadError, Request};
 use super::http_proxy::{clip, origin_form};
 use super::policy::split_host_port;
 use super::tls::{SandboxCa, UpstreamTrust};
-use super::{Destination, ProxyConfig, RequestHead, RequestHook, Transport, responses};
+use super::{Destination, ProxyConfig, RequestHead, RequestHook, Transport, responses, tunnel};
 use crate::policy::net::Host;
 
 /// The first byte of a TLS handshake record (a ClientHello).
@@ -61,7 +61,7 @@ pub(crate) fn wanted<'a>(config: &'a ProxyConfig, dest: &Destination) -> Option<
 /// `client` may already hold bytes the client sent early.
 pub(crate) async fn serve(
     mut client: Buffered<TcpStream>,
-    mut upstream: TcpStream,
+    upstream: TcpStream,
     dest: &Destination,
     how: Interception<'_>,
     config: &ProxyConfig,
@@ -79,12 +79,8 @@ pub(crate) async fn serve(
             serve_request(client, upstream, dest, Transport::Plain, &how, config).await;
         }
         Sniffed::Other => {
-            let (mut client, early) = client.into_parts();
-            let tunnel = async {
-                upstream.write_all(&early).await?;
-                tokio::io::copy_bidirectional(&mut client, &mut upstream).await
-            };
-            let _: io::Result<_> = tunnel.await;
+            let (client, early) = client.into_parts();
+            tunnel::relay(client, early, upstream).await;
         }
         Sniffed::Gone => {}
     }

@@ -33,6 +33,7 @@ pub mod policy;
 pub mod reasons;
 mod responses;
 mod socks5;
+mod tunnel;
 mod tls;
 
 use std::collections::HashMap;

@@ -15,7 +15,7 @@ use tokio::net::TcpStream;
 
 use super::body::Buffered;
 use super::responses::{self, socks};
-use super::{ProxyConfig, intercept, policy};
+use super::{ProxyConfig, intercept, policy, tunnel};
 
 pub(crate) const VERSION: u8 = 0x05;
 const NO_AUTH: u8 = 0x00;
@@ -47,7 +47,7 @@ pub(crate) async fn serve(mut client: Buffered<TcpStream>, config: &ProxyConfig)
         }
         Handshake::Close => return,
     };
-    let (mut upstream, dest) = match policy::connect(config, &host, port).await {
+    let (upstream, dest) = match policy::connect(config, &host, port).await {
         Ok(connected) => connected,
         Err(refusal) => {
             let reply = responses::socks_reply(responses::socks_code(&refusal));
@@ -61,12 +61,9 @@ pub(crate) async fn serve(mut client: Buffered<TcpStream>, config: &ProxyConfig)
         return;
     }
     let (mut client, early) = client.into_parts();
-    let started = async {
-        client.write_all(&responses::socks_reply(socks::SUCCEEDED)).await?;
-        upstream.write_all(&early).await?;
-        tokio::io::copy_bidirectional(&mut client, &mut upstream).await
-    };
-    let _: io::Result<_> = started.await;
+    if client.write_all(&responses::socks_reply(socks::SUCCEEDED)).await.is_ok() {
+        tunnel::relay(client, early, upstream).await;
+    }
 }
 
 /// Reads until `pending` holds `n` bytes.

@@ -24,7 +24,9 @@ pub enum Stream {
 
 pub type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// Delivers text a process wrote; the future resolves once it was taken, so
-/// a slow consumer slows the process (its pipe fills) instead of growing memory.
+/// a slow consumer slows the process (its pipe fills) instead of growing
+/// memory. A hook may start the delivery when called (before the future is
+/// polled): the output pump keeps a few deliveries in flight, in order.
 pub type OutputHook = Arc<dyn Fn(String, Stream, String) -> BoxFuture + Send + Sync>;
 /// A process ended: its exit code, or None when a signal ended it. Runs
 /// after all its output was delivered.
@@ -67,7 +69,11 @@ impl std::fmt::Debug for Hooks {
 
 /// How many lines of a process's output are kept for error messages.
 const TAIL_LINES: usize = 20;
+const TAIL_LINE_CHARS: usize = 500;
 const CHUNK: usize = 64 * 1024;
+/// Output chunks of one stream that may be on their way to the consumer at
+/// once (each at most CHUNK bytes of text).
+const IN_FLIGHT: usize = 4;
 /// How long output that could be the start of a SECRET value is held back
 /// waiting for the rest.
 const HOLD_BACK: Duration = Duration::from_millis(100);
@@ -106,20 +112,39 @@ impl Job {
 }
 
 /// Text from a byte stream, never splitting a UTF-8 character across chunks.
+/// Holds at most the 3 bytes of a character cut at the end of a read.
 struct Utf8Stream(Vec<u8>);
 
 impl Utf8Stream {
     fn push(&mut self, bytes: &[u8]) -> String {
-        self.0.extend_from_slice(bytes);
-        let valid = match std::str::from_utf8(&self.0) {
-            Ok(_) => self.0.len(),
-            // An incomplete character at the end waits for the next chunk.
-            Err(e) if e.error_len().is_none() => e.valid_up_to(),
-            Err(_) => self.0.len(),
-        };
-        let text = String::from_utf8_lossy(&self.0[..valid]).into_owned();
-        self.0.drain(..valid);
-        text
+        if self.0.is_empty() {
+            return self.decode(bytes);
+        }
+        let mut joined = std::mem::take(&mut self.0);
+        joined.extend_from_slice(bytes);
+        self.decode(&joined)
+    }
+
+    /// `bytes` as text, keeping an incomplete character at the end for the
+    /// next chunk. Valid text (the usual case) is validated once, copied once.
+    fn decode(&mut self, bytes: &[u8]) -> String {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => text.to_owned(),
+            Err(e) if e.error_len().is_none() => {
+                let (text, cut) = bytes.split_at(e.valid_up_to());
+                self.0.extend_from_slice(cut);
+                // Valid up to the cut, by the error's own account.
+                std::str::from_utf8(text).map(str::to_owned).unwrap_or_default()
+            }
+            Err(_) => {
+                // Invalid bytes become U+FFFD; a character cut at the very
+                // end still waits for its rest.
+                let keep = incomplete_tail(bytes);
+                let (text, cut) = bytes.split_at(bytes.len() - keep);
+                self.0.extend_from_slice(cut);
+                String::from_utf8_lossy(text).into_owned()
+            }
+        }
     }
 
     fn finish(&mut self) -> String {
@@ -129,13 +154,36 @@ impl Utf8Stream {
     }
 }
 
+/// How many bytes at the end of `bytes` are the start of a character whose
+/// rest has not arrived (0 to 3).
+fn incomplete_tail(bytes: &[u8]) -> usize {
+    let start = bytes.len().saturating_sub(3);
+    for (i, &b) in bytes[start..].iter().enumerate().rev() {
+        let at = start + i;
+        let need = match b {
+            0xC0..=0xDF => 2,
+            0xE0..=0xEF => 3,
+            0xF0..=0xF7 => 4,
+            0x80..=0xBF => continue,
+            _ => return 0,
+        };
+        let have = bytes.len() - at;
+        return if have < need && std::str::from_utf8(&bytes[at..]).is_err_and(|e| e.error_len().is_none()) { have } else { 0 };
+    }
+    0
+}
+
+/// Keeps the last TAIL_LINES lines of a process's output (each cut to
+/// TAIL_LINE_CHARS) for error messages; looks only at the end of `text`.
 fn remember(tail: &Mutex<VecDeque<String>>, text: &str) {
     let Ok(mut t) = tail.lock() else { return };
-    for line in text.lines() {
+    let last: Vec<&str> = text.lines().rev().take(TAIL_LINES).collect();
+    for line in last.into_iter().rev() {
         if t.len() == TAIL_LINES {
             t.pop_front();
         }
-        t.push_back(line.to_string());
+        let cut = line.char_indices().nth(TAIL_LINE_CHARS).map_or(line.len(), |(i, _)| i);
+        t.push_back(line[..cut].to_string());
     }
 }
 
@@ -159,6 +207,9 @@ async fn pump(
     let mut text = Utf8Stream(Vec::new());
     // SECRET values become `[secret NAME]` before anything sees the text.
     let mut redact = redactor.map(RedactStream::new);
+    // Deliveries started and not yet taken: reading goes on while the
+    // consumer works on the last chunks, but never more than IN_FLIGHT ahead.
+    let mut in_flight: VecDeque<BoxFuture> = VecDeque::new();
     loop {
         // Bytes held back because they could begin a value go out when the
         // process has said nothing more for a moment (a prompt must show).
@@ -189,10 +240,18 @@ async fn pump(
         if !chunk.is_empty() {
             remember(&tail, &chunk);
             if let Some(out) = &hooks.output {
-                out(name.clone(), stream, chunk).await;
+                in_flight.push_back(out(name.clone(), stream, chunk));
+                if in_flight.len() > IN_FLIGHT {
+                    if let Some(oldest) = in_flight.pop_front() {
+                        oldest.await;
+                    }
+                }
             }
         }
         if matches!(read, Read::End) {
+            for delivery in in_flight {
+                delivery.await;
+            }
             return Ok(());
         }
     }
@@ -333,4 +392,45 @@ pub fn describe_exit(exit: Exit) -> String {
 fn tail_block(job: &Job) -> String {
     let tail = job.tail();
     if tail.is_empty() { String::new() } else { format!("; its last output:\n{tail}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whatever the cuts, the text is what lossy decoding of the whole gives.
+    #[test]
+    fn utf8_stream_matches_lossy_decoding_at_every_cut() {
+        let inputs: [&[u8]; 4] = [
+            "aé€😀z".as_bytes(),
+            b"ok \xff bad \xe2\x82 cut \xf0\x9f\x98\x80",
+            b"\xe2\x82",
+            b"\x80\x80\x80abc\xc3",
+        ];
+        for input in inputs {
+            let want = String::from_utf8_lossy(input).into_owned();
+            for i in 0..=input.len() {
+                for j in i..=input.len() {
+                    let mut s = Utf8Stream(Vec::new());
+                    let mut got = s.push(&input[..i]);
+                    got.push_str(&s.push(&input[i..j]));
+                    got.push_str(&s.push(&input[j..]));
+                    got.push_str(&s.finish());
+                    assert_eq!(got, want, "cuts {i} {j} of {input:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_tail_keeps_the_last_lines_cut_short() {
+        let tail = Mutex::new(VecDeque::new());
+        let text: String = (0..100).map(|i| format!("line {i}\n")).collect();
+        remember(&tail, &text);
+        remember(&tail, &"x".repeat(10_000));
+        let t = tail.lock().unwrap();
+        assert_eq!(t.len(), TAIL_LINES);
+        assert_eq!(t[0], "line 81");
+        assert_eq!(t[TAIL_LINES - 1].len(), TAIL_LINE_CHARS);
+    }
 }
