@@ -1,0 +1,62 @@
+// A full disk under the sandbox's state directory (where the WORKDIR's
+// changes collect): writes inside fail with ENOSPC and the sandbox goes on;
+// a state directory that cannot be made is a clear error; the host loses
+// nothing. The full disk is a small tmpfs in a mount namespace of the test's
+// own (root only: CI runs as root; an ordinary user cannot mount one).
+import { describe, expect, test } from 'bun:test'
+import { spawnSync } from 'node:child_process'
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+
+const root = resolve(import.meta.dir, '..')
+const isRoot = process.getuid?.() === 0
+
+/** Runs `script` with bun in a private mount namespace whose state dir is a tmpfs mounted with `opts`. */
+function onSmallDisk(opts: string, script: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'bun-sandbox-disk-full-'))
+  const file = join(dir, 'script.js')
+  const project = join(dir, 'project')
+  mkdirSync(project)
+  writeFileSync(file, `const { Sandbox, parseSandboxfile } = require(${JSON.stringify(root)})\nconst fs = require('node:fs')\n` +
+    `const state = process.env.BUN_SANDBOX_STATE_DIR\nconst project = ${JSON.stringify(project)}\n;(async () => {\n${script}\n})().catch((e) => { console.log('THREW ' + e.message); process.exit(1) })\n`)
+  const state = join(dir, 'state')
+  const r = spawnSync('unshare', ['-m', 'sh', '-c',
+    `mount --make-rprivate / && mkdir -p "${state}" && mount -t tmpfs -o ${opts},mode=0700 none "${state}" && BUN_SANDBOX_STATE_DIR="${state}" exec "${process.execPath}" "${file}"`,
+  ], { encoding: 'utf8', timeout: 60_000 })
+  if (r.status !== 0) throw new Error(`the script failed (${r.status}): ${r.stdout}${r.stderr}`)
+  return r.stdout
+}
+
+describe.skipIf(!isRoot)('the state directory\'s disk is full', () => {
+  test('writes in WORKDIR fail with ENOSPC, the sandbox still answers, nothing is left', () => {
+    const out = onSmallDisk('size=1m', `
+      const sb = new Sandbox(parseSandboxfile('FROM host\\nWORKDIR .\\n'), { cwd: project })
+      const r = await sb.exec('head -c 4M /dev/zero > big; echo "exit $?"')
+      console.log(JSON.stringify(r))
+      console.log(JSON.stringify(await sb.exec('echo ok')))
+      await sb.stop()
+      console.log('left ' + JSON.stringify(fs.readdirSync(state)))
+      // The failed write happened in the sandbox's layer, not the project.
+      console.log('project ' + JSON.stringify(fs.readdirSync(project)))
+    `)
+    expect(out.trim().split('\n')).toEqual([
+      JSON.stringify({ exitCode: 0, stdout: 'exit 1\n', stderr: "head: error writing 'standard output': No space left on device\n" }),
+      JSON.stringify({ exitCode: 0, stdout: 'ok\n', stderr: '' }),
+      'left []',
+      'project []',
+    ])
+  })
+
+  test('a state directory that cannot be made is an error naming it', () => {
+    const out = onSmallDisk('size=1m,nr_inodes=8', `
+      let i = 0
+      try { for (;;) fs.writeFileSync(state + '/f' + i++, '') } catch {}
+      const sb = new Sandbox(parseSandboxfile('FROM host\\nWORKDIR .\\n'), { cwd: project })
+      console.log(await sb.exec('true').then(() => 'started', (e) => e.message))
+      await sb.stop()
+    `)
+    expect(out).toContain('cannot create a state directory in ')
+    expect(out).toContain('No space left on device')
+  })
+})
