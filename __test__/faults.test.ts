@@ -14,7 +14,7 @@ describe('options are checked before anything starts', () => {
     ['negative pids', { limits: { pids: -1 } }, /limits.pids must be a positive integer/],
     ['fractional timeout', { limits: { timeoutMs: 1.5 } }, /limits.timeoutMs must be a positive integer/],
     ['absurd cpuSeconds', { limits: { cpuSeconds: 1e300 } }, /limits.cpuSeconds must be a positive integer/],
-    ['diskBytes not enforced yet', { limits: { diskBytes: 1 << 30 } }, /diskBytes is not enforced/],
+    ['diskBytes below 1 MiB', { limits: { diskBytes: 1000 } }, /limits.diskBytes must be at least 1048576 \(1 MiB\), not 1000/],
     ['negative memoryBytes', { limits: { memoryBytes: -1 } }, /limits.memoryBytes must be a positive integer/],
     ['onViolation not a function', { onViolation: 42 }, /options.onViolation must be a function/],
     ['unknown isolation', { isolation: 'some' }, /options.isolation must be "full" or "none"/],

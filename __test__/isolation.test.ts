@@ -545,6 +545,108 @@ for k in kids: os.waitpid(k, 0)
 })
 
 // ---------------------------------------------------------------------------
+describe('resources: limits.diskBytes = 8 MiB', () => {
+  const DISK = 8 * 1024 * 1024
+  const DETAIL = `the sandbox's writable layers reached limits.diskBytes (${DISK} bytes): writes fail with "No space left on device"`
+  let proj: string
+  let sb: Sandbox
+  let before: Set<string>
+  const events: { kind: string; detail: string; host?: string }[] = []
+  // The file stays until `rm` (the first test keeps it until the full tmpfs is reported).
+  const dd = (path: string, rm = true) => `dd if=/dev/zero of=${path} bs=1M count=64 2>&1; echo "exit $?"${rm ? `; rm -f ${path}` : ''}`
+
+  /** The bytes dd says it wrote before it stopped. */
+  const written = (out: string) => Number(/^(\d+) bytes/m.exec(out)?.[1])
+
+  beforeAll(() => {
+    proj = tempDir('bsb-iso-disk-')
+    before = new Set(stateDirs())
+    sb = new Sandbox(parseSandboxfile(`${SANDBOXFILE}OUTPUT out/\nLOGS logs/*.log\n`), {
+      cwd: proj,
+      limits: { diskBytes: DISK },
+      onViolation: (e) => events.push(e),
+    })
+  })
+  afterAll(async () => {
+    await sb.stop()
+  })
+
+  test('64 MiB written in WORKDIR fails with ENOSPC at the limit, reported once as a `limit` violation', async () => {
+    const r = await sb.exec(['/bin/sh', '-c', dd('big', false)])
+    expect(r.exitCode).toBe(0)
+    expect(r.stdout).toContain('No space left on device')
+    expect(r.stdout).toMatch(/exit 1\n$/)
+    // At most 8 MiB got through: dd says how much it wrote.
+    expect(written(r.stdout)).toBeGreaterThan(0)
+    expect(written(r.stdout)).toBeLessThanOrEqual(DISK)
+    expect(await waitFor(() => events.length > 0, 3000)).toBe(true)
+    expect(events).toEqual([{ kind: 'limit', detail: DETAIL }])
+    // Nothing of it ever reached the host's WORKDIR; removing it frees the space.
+    expect(existsSync(join(proj, 'big'))).toBe(false)
+    expect(await sb.exec('rm big')).toEqual({ exitCode: 0, stdout: '', stderr: '' })
+  })
+
+  test('so does 64 MiB under /usr (a host directory overlay) and under /etc', async () => {
+    for (const dir of ['/usr', '/etc']) {
+      const r = await sb.exec(['/bin/sh', '-c', dd(`${dir}/bsb-big-${TAG}`)])
+      expect(r.stdout).toContain(`dd: error writing '${dir}/bsb-big-${TAG}': No space left on device`)
+      expect(r.stdout).toMatch(/exit 1\n$/)
+      expect(written(r.stdout)).toBeLessThanOrEqual(DISK)
+      expect(existsSync(`${dir}/bsb-big-${TAG}`)).toBe(false)
+    }
+  })
+
+  test('so do 64 MiB in /tmp, /dev/shm and / (each tmpfs capped on its own)', async () => {
+    for (const path of ['/tmp/big', '/dev/shm/big', `/bsb-big-${TAG}`]) {
+      const r = await sb.exec(['/bin/sh', '-c', dd(path)])
+      expect(r.stdout).toContain(`dd: error writing '${path}': No space left on device`)
+      expect(r.stdout).toMatch(/exit 1\n$/)
+      expect(written(r.stdout)).toBeLessThanOrEqual(DISK)
+    }
+  })
+
+  test('the sandbox keeps answering; a small file in WORKDIR is seen by diff() and extracted', async () => {
+    expect(await sb.exec('echo ok')).toEqual({ exitCode: 0, stdout: 'ok\n', stderr: '' })
+    const w = await sb.exec(['/bin/sh', '-c', 'mkdir -p out && echo small > out/small.txt && cat out/small.txt'])
+    expect(w).toEqual({ exitCode: 0, stdout: 'small\n', stderr: '' })
+    expect(await sb.diff()).toEqual({ added: ['out/small.txt'], modified: [], deleted: [] })
+    const dest = tempDir('bsb-iso-disk-out-')
+    expect(await sb.extractOutputs(dest)).toEqual(['out/small.txt'])
+    expect(readFileSync(join(dest, 'out/small.txt'), 'utf8')).toBe('small\n')
+    expect(existsSync(join(proj, 'out'))).toBe(false)
+  })
+
+  test('LOGS read the upper through its fd: getLogFiles() lists, tailLogs() follows', async () => {
+    expect(await sb.exec(['/bin/sh', '-c', 'mkdir -p logs && echo first > logs/app.log'])).toEqual({ exitCode: 0, stdout: '', stderr: '' })
+    const files = sb.getLogFiles()
+    expect(files.length).toBe(1)
+    expect(readFileSync(files[0], 'utf8')).toBe('first\n')
+    const lines: string[] = []
+    const stopTail = await sb.tailLogs((file, line) => void lines.push(`${file}: ${line}`))
+    await sb.exec(['/bin/sh', '-c', 'echo second >> logs/app.log'])
+    expect(await waitFor(() => lines.length > 0, 5000)).toBe(true)
+    expect(lines).toEqual(['logs/app.log: second'])
+    stopTail()
+  })
+
+  test('nothing of the sandbox stays on the host after stop()', async () => {
+    const mine = stateDirs().filter((d) => !before.has(d))
+    expect(mine.length).toBe(1)
+    await sb.stop()
+    expect(stateDirs().filter((d) => !before.has(d))).toEqual([])
+    expect(readdirSync(proj)).toEqual([])
+    // Only the one report, and none after stop().
+    expect(events).toEqual([{ kind: 'limit', detail: DETAIL }])
+  })
+
+  test('diskBytes below 1 MiB is refused, naming the minimum', () => {
+    expect(() => newSandbox(proj, { limits: { diskBytes: 1000 } })).toThrow(
+      'limits.diskBytes must be at least 1048576 (1 MiB), not 1000',
+    )
+  })
+})
+
+// ---------------------------------------------------------------------------
 describe('lifecycle', () => {
   test('stop(): exec after it rejects saying stopped; stop() twice is fine; no process or state dir remains', async () => {
     const proj = tempDir('bsb-iso-life-')

@@ -42,6 +42,9 @@ pub struct Plan {
 pub struct RootPlan {
     /// Mounts in order, each relative to the new root.
     pub mounts: Vec<Mount>,
+    /// The size of the tmpfs that becomes `/` (64 MiB when unset).
+    #[serde(default)]
+    pub root_size: Option<u64>,
 }
 
 /// One step of building the root filesystem. Targets are absolute paths as the
@@ -51,8 +54,19 @@ pub struct RootPlan {
 pub enum Mount {
     /// A copy-on-write view of a host directory; `upper` and `work` are host
     /// paths in the state dir. When the kernel refuses the overlay,
-    /// `fallback_ro_bind` says whether a read-only bind may stand in.
-    Overlay { lower: PathBuf, upper: PathBuf, work: PathBuf, target: PathBuf, fallback_ro_bind: bool },
+    /// `fallback_ro_bind` says whether a read-only bind may stand in. With
+    /// `pass_upper`, init opens `upper` once the overlay is mounted and sends
+    /// that fd to the supervisor on `Ready` (the WORKDIR's upper when it lives
+    /// on the scratch tmpfs, which the host cannot reach by path).
+    Overlay {
+        lower: PathBuf,
+        upper: PathBuf,
+        work: PathBuf,
+        target: PathBuf,
+        fallback_ro_bind: bool,
+        #[serde(default)]
+        pass_upper: bool,
+    },
     /// A read-only recursive bind of a host path.
     RoBind { source: PathBuf, target: PathBuf },
     Tmpfs { target: PathBuf, mode: u32, size: Option<u64> },
@@ -63,8 +77,13 @@ pub enum Mount {
     Scratch { path: PathBuf, size: Option<u64> },
     Symlink { link: PathBuf, target: PathBuf },
     Proc { target: PathBuf },
-    /// A minimal `/dev`: null, zero, full, random, urandom, tty, pts, shm.
-    Dev { target: PathBuf },
+    /// A minimal `/dev`: null, zero, full, random, urandom, tty, pts, shm
+    /// (a tmpfs of `shm_size` bytes when set).
+    Dev {
+        target: PathBuf,
+        #[serde(default)]
+        shm_size: Option<u64>,
+    },
     /// Hides a host file: an empty read-only file bound over it.
     Mask { target: PathBuf },
     /// A directory inside the new root owned by the inner user (the home).
@@ -127,7 +146,9 @@ pub struct Spawn {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
-    /// The sandbox is built; commands may be spawned.
+    /// The sandbox is built; commands may be spawned. When an overlay of the
+    /// plan has `pass_upper`, the fd of its upper directory rides on this
+    /// message.
     Ready,
     /// Setup failed; init exits after this.
     SetupFailed { message: String },

@@ -18,6 +18,8 @@ pub(super) struct Options {
     pub(super) pids: Option<u64>,
     pub(super) cpu_seconds: Option<u64>,
     pub(super) memory_bytes: Option<u64>,
+    /// `limits.diskBytes`: what the sandbox may write, all layers together.
+    pub(super) disk_bytes: Option<u64>,
     pub(super) timeout_ms: Option<u64>,
     pub(super) extract_dir: Option<PathBuf>,
     pub(super) ready_timeout_ms: Option<u64>,
@@ -31,6 +33,9 @@ pub(super) struct Options {
     /// `secretMode`: placeholders and the proxy (default), or plain values.
     pub(super) secret_mode: crate::secrets::SecretMode,
 }
+
+/// The smallest `limits.diskBytes`: below it a sandbox could hardly start a shell.
+const MIN_DISK_BYTES: u64 = 1 << 20;
 
 pub(super) fn options_from_js(env: &Env, value: Option<Unknown<'_>>) -> Result<Options> {
     let Some(value) = value else { return Ok(Options::default()) };
@@ -114,13 +119,12 @@ pub(super) fn options_from_js(env: &Env, value: Option<Unknown<'_>>) -> Result<O
         o.cpu_seconds = positive("cpuSeconds")?;
         o.timeout_ms = positive("timeoutMs")?;
         o.memory_bytes = positive("memoryBytes")?;
-        for unsupported in ["diskBytes"] {
-            if positive(unsupported)?.is_some() {
-                return Err(napi::Error::new(
-                    Status::InvalidArg,
-                    format!("limits.{unsupported} is not enforced in this version of bun-sandbox yet; leave it unset"),
-                ));
-            }
+        o.disk_bytes = positive("diskBytes")?;
+        if let Some(bytes) = o.disk_bytes.filter(|b| *b < MIN_DISK_BYTES) {
+            return Err(type_error(
+                env,
+                &format!("limits.diskBytes must be at least {MIN_DISK_BYTES} (1 MiB), not {bytes}"),
+            ));
         }
     }
     Ok(o)

@@ -124,6 +124,7 @@ impl Inner {
                     pids: self.options.pids,
                     cpu_seconds: self.options.cpu_seconds,
                     memory_bytes: self.options.memory_bytes,
+                    disk_bytes: self.options.disk_bytes,
                     net: self.config.net.clone(),
                     resolve: self.options.resolve.clone(),
                     init: find_init()?,

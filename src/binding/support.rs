@@ -59,7 +59,7 @@ pub async fn check() -> IsolationSupport {
         .map(|rel| std::path::Path::new("/sys/fs/cgroup").join(rel.trim_start_matches('/')))
         .is_some_and(|dir| dir.join("cgroup.subtree_control").exists() && nix::unistd::access(&dir, nix::unistd::AccessFlags::W_OK).is_ok());
     if !cgroups {
-        reasons.push("no writable cgroup v2 sub-tree is delegated to this user: limits are enforced with rlimits (memoryBytes and diskBytes are not available)".into());
+        reasons.push("no writable cgroup v2 sub-tree is delegated to this user: limits are enforced with rlimits and, for diskBytes, size-limited tmpfs mounts".into());
     }
     let probe = probe().await;
     if let Err(why) = &probe {

@@ -7,23 +7,39 @@ use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sys::statvfs::{FsFlags, statvfs};
 use nix::unistd::{chdir, pivot_root};
 use std::fs;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt, symlink};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
 const NONE: Option<&str> = None;
 
-pub fn build(plan: &Plan) -> Result<(), SetupError> {
+/// Builds the root and enters it. Returns the fd of the upper directory of
+/// the overlay marked `pass_upper`, opened before the host paths vanish.
+pub fn build(plan: &Plan) -> Result<Option<OwnedFd>, SetupError> {
     // Nothing mounted from here on may propagate back to the host.
     mount(NONE, "/", NONE, MsFlags::MS_REC | MsFlags::MS_PRIVATE, NONE)
         .step(|| "make the mount namespace private".into())?;
     let root = plan.state_dir.join("root");
     mkdir_p(&root, 0o755)?;
-    mount(Some("tmpfs"), &root, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=0755,size=64m"))
+    let root_opts = format!("mode=0755,size={}", plan.root.root_size.unwrap_or(crate::policy::plan::ROOT_SIZE));
+    mount(Some("tmpfs"), &root, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(root_opts.as_str()))
         .step(|| format!("mount the root tmpfs on {}", root.display()))?;
+    let mut upper_fd = None;
     for m in &plan.root.mounts {
         apply(&root, m)?;
+        if let Mount::Overlay { upper, pass_upper: true, .. } = m {
+            // A path on the scratch tmpfs, in this mount namespace only: the
+            // supervisor reads the layer through this fd.
+            let dir = fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+                .open(upper)
+                .step(|| format!("open the WORKDIR's upper layer {}", upper.display()))?;
+            upper_fd = Some(OwnedFd::from(dir));
+        }
     }
-    enter(&root)
+    enter(&root)?;
+    Ok(upper_fd)
 }
 
 /// `target` (absolute, as the sandbox sees it) under the new root.
@@ -49,7 +65,7 @@ fn overlay_path(p: &Path) -> String {
 
 fn apply(root: &Path, m: &Mount) -> Result<(), SetupError> {
     match m {
-        Mount::Overlay { lower, upper, work, target, fallback_ro_bind } => {
+        Mount::Overlay { lower, upper, work, target, fallback_ro_bind, .. } => {
             let at = under(root, target);
             mkdir_p(&at, 0o755)?;
             mkdir_p(upper, 0o755)?;
@@ -115,7 +131,7 @@ fn apply(root: &Path, m: &Mount) -> Result<(), SetupError> {
             mount(Some("proc"), &at, Some("proc"), flags, NONE)
                 .step(|| "mount a /proc that shows only the sandbox's processes".into())
         }
-        Mount::Dev { target } => dev(&under(root, target)),
+        Mount::Dev { target, shm_size } => dev(&under(root, target), *shm_size),
         Mount::Mask { target } => {
             let at = under(root, target);
             if at.symlink_metadata().is_err() {
@@ -162,7 +178,7 @@ fn ro_bind(source: &Path, at: &Path) -> Result<(), SetupError> {
 
 /// A minimal /dev: the harmless device nodes bound from the host, a private
 /// devpts, and a tmpfs for shared memory.
-fn dev(at: &Path) -> Result<(), SetupError> {
+fn dev(at: &Path, shm_size: Option<u64>) -> Result<(), SetupError> {
     mkdir_p(at, 0o755)?;
     mount(Some("tmpfs"), at, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, Some("mode=0755,size=1m"))
         .step(|| "mount the /dev tmpfs".into())?;
@@ -184,7 +200,11 @@ fn dev(at: &Path) -> Result<(), SetupError> {
     .step(|| "mount a private devpts".into())?;
     let shm = at.join("shm");
     mkdir_p(&shm, 0o1777)?;
-    mount(Some("tmpfs"), &shm, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=1777"))
+    let shm_opts = match shm_size {
+        Some(size) => format!("mode=1777,size={size}"),
+        None => "mode=1777".to_string(),
+    };
+    mount(Some("tmpfs"), &shm, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(shm_opts.as_str()))
         .step(|| "mount /dev/shm".into())?;
     for (link, to) in [
         ("ptmx", "pts/ptmx"),

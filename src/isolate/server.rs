@@ -15,8 +15,12 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 pub fn pid1(plan: Plan) -> ! {
     let code = match setup(&plan) {
-        Ok(()) => {
-            let _ = protocol::send(CONTROL_FD, &Event::Ready, &[]);
+        Ok(upper) => {
+            // The WORKDIR's upper (with a disk limit) goes to the supervisor;
+            // PID 1 itself needs no copy.
+            let fds: Vec<_> = upper.iter().map(|fd| fd.as_raw_fd()).collect();
+            let _ = protocol::send(CONTROL_FD, &Event::Ready, &fds);
+            drop(upper);
             serve(&plan)
         }
         Err(e) => {
@@ -27,13 +31,13 @@ pub fn pid1(plan: Plan) -> ! {
     std::process::exit(code)
 }
 
-fn setup(plan: &Plan) -> Result<(), SetupError> {
+fn setup(plan: &Plan) -> Result<Option<OwnedFd>, SetupError> {
     // PID 1 dies with the helper that forked it (which dies with the host).
     prctl::set_pdeathsig(Signal::SIGKILL).step(|| "set the parent-death signal".into())?;
-    rootfs::build(plan)?;
+    let upper = rootfs::build(plan)?;
     nix::unistd::sethostname(&plan.hostname).step(|| "set the hostname".into())?;
     net::loopback_up().step(|| "bring up the loopback interface".into())?;
-    Ok(())
+    Ok(upper)
 }
 
 struct Server<'a> {

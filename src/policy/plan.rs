@@ -95,10 +95,24 @@ pub fn resolve_workdir(workdir: Option<&str>, base_dir: &Path, state_root: &Path
     Ok(resolved)
 }
 
-/// The mounts of a sandbox whose state lives in `state_dir`.
-pub fn root_plan(base: &Base, workdir: &Path, home: &Path, state_dir: &Path, path_env: &str) -> Result<RootPlan, PlanError> {
+/// The size of the root tmpfs (mount points, links and masks only; the user
+/// may write there too).
+pub const ROOT_SIZE: u64 = 64 << 20;
+
+/// The mounts of a sandbox whose state lives in `state_dir`. With
+/// `disk_bytes`, every writable layer (the WORKDIR's too) is on the scratch
+/// tmpfs of that size, and each private tmpfs (`/tmp`, `/run`, `/home`,
+/// `/root`, the home, `/dev/shm`, `/`) is capped at it as well, separately.
+pub fn root_plan(
+    base: &Base,
+    workdir: &Path,
+    home: &Path,
+    state_dir: &Path,
+    path_env: &str,
+    disk_bytes: Option<u64>,
+) -> Result<RootPlan, PlanError> {
     let scratch = state_dir.join("scratch");
-    let mut mounts = vec![Mount::Scratch { path: scratch.clone(), size: None }];
+    let mut mounts = vec![Mount::Scratch { path: scratch.clone(), size: disk_bytes }];
     let dir = base.dir();
     let mut entries: Vec<_> = fs::read_dir(dir)
         .map_err(|source| PlanError::Io { path: dir.into(), source })?
@@ -125,6 +139,7 @@ pub fn root_plan(base: &Base, workdir: &Path, home: &Path, state_dir: &Path, pat
                 work: scratch.join("work").join(&name),
                 target,
                 fallback_ro_bind: true,
+                pass_upper: false,
             });
         } else if meta.is_file() {
             mounts.push(Mount::RoBind { source, target });
@@ -134,9 +149,9 @@ pub fn root_plan(base: &Base, workdir: &Path, home: &Path, state_dir: &Path, pat
         mounts.push(Mount::RoBind { source: "/sys".into(), target: "/sys".into() });
     }
     mounts.push(Mount::Proc { target: "/proc".into() });
-    mounts.push(Mount::Dev { target: "/dev".into() });
+    mounts.push(Mount::Dev { target: "/dev".into(), shm_size: disk_bytes });
     for (target, mode) in [("/tmp", 0o1777), ("/run", 0o755), ("/home", 0o755), ("/root", 0o700)] {
-        mounts.push(Mount::Tmpfs { target: target.into(), mode, size: None });
+        mounts.push(Mount::Tmpfs { target: target.into(), mode, size: disk_bytes });
     }
     if *base == Base::Host {
         for file in MASKED_FILES.iter().map(PathBuf::from).chain(ssh_host_keys()) {
@@ -152,21 +167,29 @@ pub fn root_plan(base: &Base, workdir: &Path, home: &Path, state_dir: &Path, pat
     }
     // An empty home at the same path, wherever the host keeps it.
     if home.is_absolute() && !["/home", "/root", "/tmp"].iter().any(|p| home.starts_with(p)) && home != Path::new("/") {
-        mounts.push(Mount::Tmpfs { target: home.into(), mode: 0o755, size: None });
+        mounts.push(Mount::Tmpfs { target: home.into(), mode: 0o755, size: disk_bytes });
     } else if home.is_absolute() && home != Path::new("/root") {
         mounts.push(Mount::Dir { target: home.into(), mode: 0o755 });
     }
     if *base == Base::Host {
         mounts.extend(tool_binds(path_env, home, workdir));
     }
+    // The WORKDIR's layer: on the host disk, where diff and extract read it;
+    // with a disk limit on the scratch, read through the fd init passes out.
+    let (upper, work) = match disk_bytes {
+        None => (workdir_upper(state_dir), state_dir.join("workdir-work")),
+        Some(_) => (scratch.join("workdir-upper"), scratch.join("workdir-work")),
+    };
     mounts.push(Mount::Overlay {
         lower: workdir.into(),
-        upper: workdir_upper(state_dir),
-        work: state_dir.join("workdir-work"),
+        upper,
+        work,
         target: workdir.into(),
         fallback_ro_bind: false,
+        pass_upper: disk_bytes.is_some(),
     });
-    Ok(RootPlan { mounts })
+    let root_size = disk_bytes.map(|d| d.min(ROOT_SIZE));
+    Ok(RootPlan { mounts, root_size })
 }
 
 /// Where the sandbox shows nothing of the host: the fresh tmpfs directories
@@ -212,7 +235,8 @@ pub fn tool_binds(path_env: &str, home: &Path, workdir: &Path) -> Vec<Mount> {
     dirs.into_iter().map(|d| Mount::RoBind { source: d.clone(), target: d }).collect()
 }
 
-/// Where the WORKDIR's changes collect on the host (read by diff and extract).
+/// Where the WORKDIR's changes collect on the host (read by diff and extract)
+/// when the sandbox has no disk limit.
 pub fn workdir_upper(state_dir: &Path) -> PathBuf {
     state_dir.join("workdir-upper")
 }
@@ -236,7 +260,7 @@ mod tests {
 
     #[test]
     fn host_plan_replaces_sensitive_dirs_and_overlays_the_rest() {
-        let plan = root_plan(&Base::Host, Path::new("/srv/project"), Path::new("/home/u"), Path::new("/tmp/s"), "/usr/bin").unwrap();
+        let plan = root_plan(&Base::Host, Path::new("/srv/project"), Path::new("/home/u"), Path::new("/tmp/s"), "/usr/bin", None).unwrap();
         let targets: Vec<_> = plan
             .mounts
             .iter()
@@ -251,6 +275,76 @@ mod tests {
         }
         assert_eq!(targets.last(), Some(&PathBuf::from("/srv/project")));
         assert!(plan.mounts.iter().any(|m| matches!(m, Mount::Tmpfs { target, .. } if target == Path::new("/tmp"))));
+    }
+
+    #[test]
+    fn without_disk_bytes_the_workdir_layer_is_on_disk_and_tmpfs_are_unsized() {
+        let state = Path::new("/tmp/s");
+        let plan = root_plan(&Base::Host, Path::new("/srv/project"), Path::new("/home/u"), state, "/usr/bin", None).unwrap();
+        assert_eq!(plan.root_size, None);
+        assert_eq!(plan.mounts[0], Mount::Scratch { path: state.join("scratch"), size: None });
+        let last = plan.mounts.iter().rev().find(|m| matches!(m, Mount::Overlay { .. })).unwrap();
+        assert_eq!(
+            *last,
+            Mount::Overlay {
+                lower: "/srv/project".into(),
+                upper: workdir_upper(state),
+                work: state.join("workdir-work"),
+                target: "/srv/project".into(),
+                fallback_ro_bind: false,
+                pass_upper: false,
+            }
+        );
+        for m in &plan.mounts {
+            match m {
+                Mount::Tmpfs { target, size, .. } if ["/tmp", "/run", "/home", "/root"].iter().any(|t| target == Path::new(t)) => {
+                    assert_eq!(*size, None, "{target:?}")
+                }
+                Mount::Dev { shm_size, .. } => assert_eq!(*shm_size, None),
+                Mount::Overlay { pass_upper, .. } => assert!(!pass_upper),
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn with_disk_bytes_every_writable_layer_is_on_the_sized_scratch() {
+        let state = Path::new("/tmp/s");
+        let scratch = state.join("scratch");
+        let disk = 8 << 20;
+        let home = Path::new("/opt/userhome");
+        let plan = root_plan(&Base::Host, Path::new("/srv/project"), home, state, "/usr/bin", Some(disk)).unwrap();
+        assert_eq!(plan.mounts[0], Mount::Scratch { path: scratch.clone(), size: Some(disk) });
+        assert_eq!(plan.root_size, Some(disk));
+        let overlays: Vec<_> = plan.mounts.iter().filter(|m| matches!(m, Mount::Overlay { .. })).collect();
+        assert!(overlays.len() > 1);
+        for m in &overlays {
+            let Mount::Overlay { upper, work, target, pass_upper, .. } = m else { unreachable!() };
+            assert!(upper.starts_with(&scratch), "{upper:?}");
+            assert!(work.starts_with(&scratch), "{work:?}");
+            // Only the WORKDIR's upper goes out to the supervisor.
+            assert_eq!(*pass_upper, target == Path::new("/srv/project"), "{target:?}");
+        }
+        let Mount::Overlay { upper, work, target, pass_upper, .. } = overlays.last().unwrap() else { unreachable!() };
+        assert_eq!((upper, work, target, *pass_upper), (&scratch.join("workdir-upper"), &scratch.join("workdir-work"), &PathBuf::from("/srv/project"), true));
+        let mut sized: Vec<PathBuf> = Vec::new();
+        for m in &plan.mounts {
+            match m {
+                Mount::Tmpfs { target, size, .. } if target.starts_with("/etc") => assert_eq!(*size, Some(4096)),
+                Mount::Tmpfs { target, size, .. } => {
+                    assert_eq!(*size, Some(disk), "{target:?}");
+                    sized.push(target.clone());
+                }
+                Mount::Dev { shm_size, .. } => assert_eq!(*shm_size, Some(disk)),
+                _ => {}
+            }
+        }
+        for t in ["/tmp", "/run", "/home", "/root", "/opt/userhome"] {
+            assert!(sized.contains(&PathBuf::from(t)), "{t} in {sized:?}");
+        }
+        // A large limit never grows the root tmpfs past its usual size.
+        let big = root_plan(&Base::Host, Path::new("/srv/project"), home, state, "/usr/bin", Some(1 << 40)).unwrap();
+        assert_eq!(big.root_size, Some(ROOT_SIZE));
     }
 
     #[test]

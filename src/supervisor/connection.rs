@@ -19,6 +19,10 @@ pub struct Exit {
 
 pub type Started = Result<i32, (i32, String)>;
 
+/// init's first word: built (with the WORKDIR upper's fd when it passed
+/// one), or why setup failed.
+pub type Ready = Result<Option<OwnedFd>, String>;
+
 /// Why `socket` returned no socket.
 #[derive(Debug)]
 pub enum SocketFailure {
@@ -32,7 +36,7 @@ pub enum SocketFailure {
 
 #[derive(Default)]
 struct Waiters {
-    ready: Option<oneshot::Sender<Result<(), String>>>,
+    ready: Option<oneshot::Sender<Ready>>,
     started: HashMap<u64, oneshot::Sender<Started>>,
     exited: HashMap<u64, oneshot::Sender<Exit>>,
     sockets: HashMap<u64, oneshot::Sender<Result<OwnedFd, String>>>,
@@ -51,8 +55,9 @@ pub struct Connection {
 
 impl Connection {
     /// Takes over the socket and starts routing events; resolves `ready` with
-    /// init's first word (Ready, or why setup failed).
-    pub fn new(sock: OwnedFd) -> io::Result<(Connection, oneshot::Receiver<Result<(), String>>)> {
+    /// init's first word: Ready (with the fd of the WORKDIR's upper when init
+    /// passed one), or why setup failed.
+    pub fn new(sock: OwnedFd) -> io::Result<(Connection, oneshot::Receiver<Ready>)> {
         nix::fcntl::fcntl(&sock, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK))?;
         // SAFETY: the AsyncFd owns the socket, which stays open while registered.
         let fd = Arc::new(unsafe { AsyncFd::register(sock) }.map_err(io::Error::from)?);
@@ -169,7 +174,7 @@ async fn route(fd: Arc<AsyncFd<OwnedFd>>, waiters: Arc<Mutex<Waiters>>) {
         match event {
             Event::Ready => {
                 if let Some(tx) = w.ready.take() {
-                    let _ = tx.send(Ok(()));
+                    let _ = tx.send(Ok(msg.fds.into_iter().next()));
                 }
             }
             Event::SetupFailed { message } => {

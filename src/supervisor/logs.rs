@@ -178,7 +178,9 @@ fn open_file(dir: &OwnedFd, name: &str, layer: Layer) -> Option<Opened> {
 }
 
 fn look_upper(upper: &Path, comps: &[&str]) -> UpperLook {
-    let Ok(mut dir) = nix::fcntl::open(upper, DIR_FLAGS, Mode::empty()) else {
+    // The upper's own path may be a link (`/proc/self/fd/<n>` with a disk
+    // limit): it is ours, so it is followed; nothing below it is.
+    let Ok(mut dir) = nix::fcntl::open(upper, DIR_FLAGS.difference(OFlag::O_NOFOLLOW), Mode::empty()) else {
         return UpperLook::Absent { lower_hidden: false };
     };
     let mut lower_hidden = false;

@@ -16,6 +16,7 @@ use crate::protocol::{Plan, Request, Rlimit, RlimitKind, Spawn};
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -58,6 +59,8 @@ pub struct StartOptions {
     pub pids: Option<u64>,
     pub cpu_seconds: Option<u64>,
     pub memory_bytes: Option<u64>,
+    /// `limits.diskBytes`: every writable layer on one tmpfs of this size.
+    pub disk_bytes: Option<u64>,
     /// NET lines, and `network.resolve` (host or host:port → address).
     pub net: Vec<String>,
     pub resolve: HashMap<String, std::net::SocketAddr>,
@@ -129,6 +132,11 @@ pub struct Sandbox {
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Accept loops of published ports: ended by `stop()`.
     listeners: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// With `limits.diskBytes`: the WORKDIR's upper directory (on the
+    /// scratch tmpfs in the sandbox's mount namespace), passed out by init.
+    /// Its number stays taken for the sandbox's life: `workdir_upper()`
+    /// names it as `/proc/self/fd/<n>`.
+    upper_fd: Option<OwnedFd>,
 }
 
 /// Default process limit per sandbox: room for a build, not for a fork bomb.
@@ -139,6 +147,8 @@ const KILL_WAIT: Duration = Duration::from_secs(2);
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 /// How long `stop()` waits after SIGTERM before SIGKILL.
 const GRACE: Duration = Duration::from_secs(3);
+/// How often the disk limit's tmpfs is checked for being full.
+const DISK_POLL: Duration = Duration::from_millis(250);
 
 impl Sandbox {
     pub async fn start(opts: StartOptions) -> Result<Sandbox, SandboxError> {
@@ -181,7 +191,7 @@ impl Sandbox {
         let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()));
         let result = async {
             let path_env = opts.env.get("PATH").cloned().unwrap_or_else(|| std::env::var("PATH").unwrap_or_default());
-            let mut root_plan = plan::root_plan(&base, &workdir, &home, &state_dir, &path_env)?;
+            let mut root_plan = plan::root_plan(&base, &workdir, &home, &state_dir, &path_env, opts.disk_bytes)?;
             let trust = if added_roots.is_empty() {
                 trust::Trust::default()
             } else {
@@ -236,8 +246,9 @@ impl Sandbox {
             let mut child = Some(launched.child);
             let (conn, ready) = Connection::new(launched.control).map_err(io_err("control socket"))?;
             let why = match ready.await {
-                Ok(Ok(())) => match start_proxy(&conn, proxy).await {
-                    Ok((port, task)) => return Ok((conn, child.take(), cgroup, port, task, trust.env)),
+                Ok(Ok(None)) if opts.disk_bytes.is_some() => "init did not pass out the WORKDIR's upper layer".to_string(),
+                Ok(Ok(upper)) => match start_proxy(&conn, proxy).await {
+                    Ok((port, task)) => return Ok((conn, child.take(), cgroup, port, task, trust.env, upper)),
                     Err(e) => e.to_string(),
                 },
                 Ok(Err(why)) => why,
@@ -251,7 +262,7 @@ impl Sandbox {
         }
         .await;
         match result {
-            Ok((conn, child, cgroup, proxy_port, proxy_task, trust_env)) => {
+            Ok((conn, child, cgroup, proxy_port, proxy_task, trust_env, upper_fd)) => {
                 let mut env = base_env(&home, inner_uid);
                 env.extend(opts.env);
                 env.extend(proxy_env(proxy_port));
@@ -259,7 +270,11 @@ impl Sandbox {
                 // Placeholders (or, with secretMode "env", the values).
                 env.extend(secrets.iter().flat_map(|s| s.env()));
                 let hooks = opts.hooks.clone();
-                let violations = tokio::spawn(report_violations(violations_rx, hooks, redactor.clone()));
+                let violations = tokio::spawn(report_violations(violations_rx, hooks.clone(), redactor.clone()));
+                let mut listeners = vec![proxy_task];
+                if let (Some(Ok(fd)), Some(limit)) = (upper_fd.as_ref().map(OwnedFd::try_clone), opts.disk_bytes) {
+                    listeners.push(tokio::spawn(watch_disk(fd, limit, hooks)));
+                }
                 Ok(Sandbox {
                     conn,
                     cgroup: Mutex::new(cgroup),
@@ -272,7 +287,8 @@ impl Sandbox {
                     stopped: AtomicBool::new(false),
                     hooks: opts.hooks,
                     tasks: Mutex::new(vec![violations]),
-                    listeners: Mutex::new(vec![proxy_task]),
+                    listeners: Mutex::new(listeners),
+                    upper_fd,
                 })
             }
             Err(e) => {
@@ -324,9 +340,33 @@ impl Sandbox {
         }
     }
 
-    /// The host directory where the WORKDIR's changes collect.
+    /// The host directory where the WORKDIR's changes collect: in the state
+    /// dir, or (with a disk limit) `/proc/self/fd/<n>`, a link into the
+    /// sandbox's mount namespace that this process can follow.
     pub fn workdir_upper(&self) -> PathBuf {
-        plan::workdir_upper(&self.state_dir)
+        match &self.upper_fd {
+            Some(fd) => PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())),
+            None => plan::workdir_upper(&self.state_dir),
+        }
+    }
+
+    /// Points the upper's fd number at an empty directory (deleted with the
+    /// state dir), so the scratch tmpfs and its memory go with the sandbox
+    /// while a path from `workdir_upper()` can never name another file.
+    fn release_upper(&self) {
+        let Some(fd) = &self.upper_fd else { return };
+        let empty = self.state_dir.join("released-upper");
+        let _ = std::fs::create_dir(&empty);
+        let opened = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(&empty)
+            .or_else(|_| std::fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC).open("/proc/self/fdinfo"));
+        if let Ok(dir) = opened {
+            // SAFETY: both fds are open and ours; dup3 atomically replaces what
+            // `fd`'s number refers to, which `upper_fd` still owns.
+            unsafe { libc::dup3(dir.as_raw_fd(), fd.as_raw_fd(), libc::O_CLOEXEC) };
+        }
     }
 
     /// Whether any process runs in the sandbox (the reference's meaning).
@@ -514,6 +554,7 @@ impl Sandbox {
         for t in self.tasks.lock().map(|mut t| std::mem::take(&mut *t)).unwrap_or_default() {
             let _ = t.await;
         }
+        self.release_upper();
         let _ = state::remove(&self.state_dir);
     }
 }
@@ -550,6 +591,25 @@ fn proxy_env(port: u16) -> BTreeMap<String, String> {
     // Node's fetch and http honour the variables only when asked to.
     env.insert("NODE_USE_ENV_PROXY".into(), "1".into());
     env
+}
+
+/// Reports, once, that the tmpfs of every writable layer is full: the writer
+/// got ENOSPC from the kernel; the sandbox runs on. Ends at `stop()`.
+async fn watch_disk(upper: OwnedFd, limit: u64, hooks: Hooks) {
+    let mut tick = tokio::time::interval(DISK_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Ok(st) = nix::sys::statfs::fstatfs(&upper) else { return };
+        let free = st.blocks_available().saturating_mul(u64::try_from(st.block_size()).unwrap_or(0));
+        if free < 4096 {
+            let detail = format!(
+                "the sandbox's writable layers reached limits.diskBytes ({limit} bytes): writes fail with \"No space left on device\""
+            );
+            hooks.violation(Violation { kind: "limit", detail, host: None }).await;
+            return;
+        }
+    }
 }
 
 /// Refusals reach `onViolation` in order; ends when the proxy is gone.

@@ -230,8 +230,11 @@ impl TreeWatch {
                 continue;
             }
             let abs = if dir.is_empty() { self.roots[root].1.clone() } else { self.roots[root].1.join(&dir) };
+            // A root's own path is the caller's and may be a link
+            // (`/proc/self/fd/<n>` with a disk limit); nothing below it is followed.
+            let mask = if dir.is_empty() { MASK.difference(WatchMask::DONT_FOLLOW) } else { MASK };
             if let Mode::Inotify { watches, dirs, .. } = &mut self.mode {
-                match watches.add(&abs, MASK) {
+                match watches.add(&abs, mask) {
                     Ok(wd) => {
                         dirs.insert(wd, (root, dir.clone()));
                     }
