@@ -16,6 +16,8 @@ use std::io;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::time::Instant;
 
 use super::body::{self, Buffered, Framing, MAX_HEAD, MAX_HEADERS};
@@ -91,6 +93,14 @@ pub(crate) struct Request {
     pub(crate) framing: Framing,
     /// `host[:port]` for the `Host` header: the destination NET checked.
     pub(crate) authority: String,
+}
+
+/// A TCP connection split for an exchange: its reading half buffered (with
+/// what was already read from it) and its writing half.
+pub(crate) fn split(stream: Buffered<TcpStream>) -> (Buffered<OwnedReadHalf>, OwnedWriteHalf) {
+    let (stream, early) = stream.into_parts();
+    let (read, write) = stream.into_split();
+    (Buffered::with(read, early), write)
 }
 
 pub(crate) fn header_pairs(headers: &[(String, Vec<u8>)]) -> impl Iterator<Item = (&str, &[u8])> + Clone {

@@ -77,11 +77,8 @@ async fn forward(mut client: Buffered<TcpStream>, head: RequestHead, config: &Pr
         authority: target.authority,
     };
 
-    let (client, early) = client.into_parts();
-    let (client_read, mut client_write) = client.into_split();
-    let mut client_read = Buffered::with(client_read, early);
-    let (upstream_read, mut upstream_write) = upstream.into_split();
-    let mut upstream_read = Buffered::new(upstream_read);
+    let (mut client_read, mut client_write) = exchange::split(client);
+    let (mut upstream_read, mut upstream_write) = exchange::split(Buffered::new(upstream));
     let client = (&mut client_read, &mut client_write);
     exchange::run(client, (&mut upstream_read, &mut upstream_write), request, hooked, config.request_timeout).await;
 }

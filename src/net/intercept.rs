@@ -69,11 +69,8 @@ pub(crate) async fn serve(
     match sniff(&mut client, &upstream, config).await {
         Sniffed::Tls => tls(client, upstream, dest, &how, config).await,
         Sniffed::Http => {
-            let (client, early) = client.into_parts();
-            let (client_read, mut client_write) = client.into_split();
-            let mut client_read = Buffered::with(client_read, early);
-            let (upstream_read, mut upstream_write) = upstream.into_split();
-            let mut upstream_read = Buffered::new(upstream_read);
+            let (mut client_read, mut client_write) = exchange::split(client);
+            let (mut upstream_read, mut upstream_write) = exchange::split(Buffered::new(upstream));
             let client = (&mut client_read, &mut client_write);
             let upstream = (&mut upstream_read, &mut upstream_write);
             serve_request(client, upstream, dest, Transport::Plain, &how, config).await;
