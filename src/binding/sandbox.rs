@@ -71,7 +71,7 @@ impl Inner {
                 };
                 let Some(value) = value else {
                     eprintln!(
-                        "bun-sandbox: warning: SECRET {name} has no value (set options.env.{name} or the environment variable {name}); it is absent in the sandbox"
+                        "bun-sandbox: warning: SECRET {name} has no value (set the environment variable {name}, options.env.{name}, or -e {name}=... on the command line); it is absent in the sandbox"
                     );
                     continue;
                 };
