@@ -217,7 +217,9 @@ impl Received {
 pub fn recv(sock: RawFd, buf: &mut Vec<u8>, nonblocking: bool) -> io::Result<Option<Received>> {
     use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
     if buf.len() < MAX_MESSAGE {
-        buf.resize(MAX_MESSAGE, 0);
+        // Zeroed by the allocator (fresh pages from mmap), not by writing:
+        // only the bytes a message fills become resident.
+        *buf = vec![0; MAX_MESSAGE];
     }
     let mut cmsg = nix::cmsg_space!([RawFd; MAX_FDS], libc::ucred);
     let mut flags = MsgFlags::MSG_CMSG_CLOEXEC;

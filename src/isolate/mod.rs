@@ -83,6 +83,9 @@ fn run(parent: i32, cgroup: bool) -> Result<i32, SetupError> {
         Some(msg) => msg.parse().step(|| "decode the plan".into())?,
         None => return Ok(0),
     };
+    // This process only waits from here on, and PID 1 (forked below) reads
+    // with a buffer of its own.
+    drop(buf);
 
     let flags = CloneFlags::CLONE_NEWUSER
         | CloneFlags::CLONE_NEWNS

@@ -21,6 +21,10 @@ pub fn pid1(plan: Plan) -> ! {
             let fds: Vec<_> = upper.iter().map(|fd| fd.as_raw_fd()).collect();
             let _ = protocol::send(CONTROL_FD, &Event::Ready, &fds);
             drop(upper);
+            // Building the root freed what it used; give it back, since
+            // PID 1 lives as long as the sandbox.
+            // SAFETY: malloc_trim only releases free heap memory.
+            unsafe { libc::malloc_trim(0) };
             serve(&plan)
         }
         Err(e) => {
