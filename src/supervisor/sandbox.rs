@@ -357,12 +357,10 @@ impl Sandbox {
         let Some(fd) = &self.upper_fd else { return };
         let empty = self.state_dir.join("released-upper");
         let _ = std::fs::create_dir(&empty);
-        let opened = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
-            .open(&empty)
-            .or_else(|_| std::fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC).open("/proc/self/fdinfo"));
-        if let Ok(dir) = opened {
+        let open_dir = |path: &Path| {
+            std::fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC).open(path)
+        };
+        if let Ok(dir) = open_dir(&empty).or_else(|_| open_dir(Path::new("/proc/self/fdinfo"))) {
             // SAFETY: both fds are open and ours; dup3 atomically replaces what
             // `fd`'s number refers to, which `upper_fd` still owns.
             unsafe { libc::dup3(dir.as_raw_fd(), fd.as_raw_fd(), libc::O_CLOEXEC) };
