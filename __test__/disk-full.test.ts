@@ -1,8 +1,12 @@
-// A full disk under the sandbox's state directory (where the WORKDIR's
-// changes collect): writes inside fail with ENOSPC and the sandbox goes on;
-// a state directory that cannot be made is a clear error; the host loses
-// nothing. The full disk is a small tmpfs in a mount namespace of the test's
-// own (root only: CI runs as root; an ordinary user cannot mount one).
+// Faults that need a mount of the test's own, made in a mount namespace of
+// its own (root only: CI runs as root; an ordinary user cannot mount):
+// - a full disk under the sandbox's state directory (where the WORKDIR's
+//   changes collect): writes inside fail with ENOSPC and the sandbox goes on;
+//   a state directory that cannot be made is a clear error; the host loses
+//   nothing;
+// - a WORKDIR with another filesystem mounted inside it, which the kernel
+//   will not put a copy-on-write layer over: a clear error before anything
+//   starts.
 import { describe, expect, test } from 'bun:test'
 import { spawnSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
@@ -14,15 +18,22 @@ const isRoot = process.getuid?.() === 0
 
 /** Runs `script` with bun in a private mount namespace whose state dir is a tmpfs mounted with `opts`. */
 function onSmallDisk(opts: string, script: string): string {
-  const dir = mkdtempSync(join(tmpdir(), 'bun-sandbox-disk-full-'))
+  return inMountNamespace((dir) => {
+    const state = join(dir, 'state')
+    return `mkdir -p "${state}" && mount -t tmpfs -o ${opts},mode=0700 none "${state}" && export BUN_SANDBOX_STATE_DIR="${state}"`
+  }, script)
+}
+
+/** Runs `script` with bun in a private mount namespace after the shell commands `setup(dir)` returns. */
+function inMountNamespace(setup: (dir: string) => string, script: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'bun-sandbox-mountns-'))
   const file = join(dir, 'script.js')
   const project = join(dir, 'project')
   mkdirSync(project)
   writeFileSync(file, `const { Sandbox, parseSandboxfile } = require(${JSON.stringify(root)})\nconst fs = require('node:fs')\n` +
     `const state = process.env.BUN_SANDBOX_STATE_DIR\nconst project = ${JSON.stringify(project)}\n;(async () => {\n${script}\n})().catch((e) => { console.log('THREW ' + e.message); process.exit(1) })\n`)
-  const state = join(dir, 'state')
   const r = spawnSync('unshare', ['-m', 'sh', '-c',
-    `mount --make-rprivate / && mkdir -p "${state}" && mount -t tmpfs -o ${opts},mode=0700 none "${state}" && BUN_SANDBOX_STATE_DIR="${state}" exec "${process.execPath}" "${file}"`,
+    `mount --make-rprivate / && ${setup(dir)} && exec "${process.execPath}" "${file}"`,
   ], { encoding: 'utf8', timeout: 60_000 })
   if (r.status !== 0) throw new Error(`the script failed (${r.status}): ${r.stdout}${r.stderr}`)
   return r.stdout
@@ -36,14 +47,15 @@ describe.skipIf(!isRoot)('the state directory\'s disk is full', () => {
       console.log(JSON.stringify(r))
       console.log(JSON.stringify(await sb.exec('echo ok')))
       await sb.stop()
-      console.log('left ' + JSON.stringify(fs.readdirSync(state)))
+      // The scratch tmpfs's mount point stays, empty, with the state root.
+      console.log('left ' + JSON.stringify(fs.readdirSync(state)) + ' ' + JSON.stringify(fs.readdirSync(state + '/scratch')))
       // The failed write happened in the sandbox's layer, not the project.
       console.log('project ' + JSON.stringify(fs.readdirSync(project)))
     `)
     expect(out.trim().split('\n')).toEqual([
       JSON.stringify({ exitCode: 0, stdout: 'exit 1\n', stderr: "head: error writing 'standard output': No space left on device\n" }),
       JSON.stringify({ exitCode: 0, stdout: 'ok\n', stderr: '' }),
-      'left []',
+      'left ["scratch"] []',
       'project []',
     ])
   })
@@ -58,5 +70,20 @@ describe.skipIf(!isRoot)('the state directory\'s disk is full', () => {
     `)
     expect(out).toContain('cannot create a state directory in ')
     expect(out).toContain('No space left on device')
+  })
+})
+
+describe.skipIf(!isRoot)('a WORKDIR with a filesystem mounted inside it', () => {
+  test('is refused before anything starts, naming the mount', () => {
+    const out = inMountNamespace((dir) => `mkdir -p "${dir}/project/cache" && mount -t tmpfs none "${dir}/project/cache"`, `
+      const sb = new Sandbox(parseSandboxfile('FROM host\\nWORKDIR .\\n'), { cwd: project })
+      console.log(await sb.exec('true').then(() => 'started', (e) => e.message))
+      await sb.stop()
+      console.log('project ' + JSON.stringify(fs.readdirSync(project)))
+    `)
+    expect(out.trim().split('\n')).toEqual([
+      expect.stringMatching(/^WORKDIR \/.*\/project has another filesystem mounted inside it, at \/.*\/project\/cache: the kernel refuses a copy-on-write layer over it in a user namespace$/),
+      'project ["cache"]',
+    ])
   })
 })

@@ -19,17 +19,22 @@ pub const MAX_FDS: usize = 4;
 /// The fd number the control socket has in `bun-sandbox-init`.
 pub const CONTROL_FD: RawFd = 3;
 
-/// Everything init needs to build the sandbox: computed and checked on the
-/// host side (`crate::policy`), applied by init.
+/// The helper's first message, waiting in the socket when it starts: who
+/// the invoking user is inside, all it needs to make the user namespace.
+/// The plan follows once the supervisor has built it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Plan {
-    /// The sandbox's state dir on the host: uppers, work dirs.
-    pub state_dir: PathBuf,
+pub struct Ids {
     /// uid/gid outside (the invoking user) and inside.
     pub outer_uid: u32,
     pub outer_gid: u32,
     pub inner_uid: u32,
     pub inner_gid: u32,
+}
+
+/// Everything PID 1 needs to build the sandbox: computed and checked on the
+/// host side (`crate::policy`), applied by init.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Plan {
     pub hostname: String,
     pub root: RootPlan,
     /// The seccomp program applied to every command, as `sock_filter` words.
@@ -40,6 +45,15 @@ pub struct Plan {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RootPlan {
+    /// Where the scratch tmpfs is mounted: a host directory that stays empty
+    /// on the host (each sandbox mounts over it in its own mount namespace).
+    /// It holds the layers nobody reads back (the uppers of `/usr`, `/etc`,
+    /// ...) and the directory the new root is mounted on, so building and
+    /// tearing down a sandbox touches the host disk only for the WORKDIR.
+    pub scratch: PathBuf,
+    /// The scratch tmpfs's size (`limits.diskBytes`); unlimited when unset.
+    #[serde(default)]
+    pub scratch_size: Option<u64>,
     /// Mounts in order, each relative to the new root.
     pub mounts: Vec<Mount>,
     /// The size of the tmpfs that becomes `/` (64 MiB when unset).
@@ -57,7 +71,9 @@ pub enum Mount {
     /// `fallback_ro_bind` says whether a read-only bind may stand in. With
     /// `pass_upper`, init opens `upper` once the overlay is mounted and sends
     /// that fd to the supervisor on `Ready` (the WORKDIR's upper when it lives
-    /// on the scratch tmpfs, which the host cannot reach by path).
+    /// on the scratch tmpfs, which the host cannot reach by path). With
+    /// `volatile` (an upper on the host disk), the overlay never syncs it:
+    /// the layer is thrown away with the sandbox.
     Overlay {
         lower: PathBuf,
         upper: PathBuf,
@@ -66,15 +82,12 @@ pub enum Mount {
         fallback_ro_bind: bool,
         #[serde(default)]
         pass_upper: bool,
+        #[serde(default)]
+        volatile: bool,
     },
     /// A read-only recursive bind of a host path.
     RoBind { source: PathBuf, target: PathBuf },
     Tmpfs { target: PathBuf, mode: u32, size: Option<u64> },
-    /// A tmpfs at a host path (not under the new root), visible only in the
-    /// sandbox's mount namespace and gone with it: where the layers nobody
-    /// reads back (the uppers of `/usr`, `/etc`, ...) live, so building and
-    /// tearing down a sandbox touches the host disk only for the WORKDIR.
-    Scratch { path: PathBuf, size: Option<u64> },
     Symlink { link: PathBuf, target: PathBuf },
     Proc { target: PathBuf },
     /// A minimal `/dev`: null, zero, full, random, urandom, tty, pts, shm

@@ -5,6 +5,7 @@ use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, bind, conn
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 
 /// `ip link set lo up`, by ioctl.
 pub fn loopback_up() -> io::Result<()> {
@@ -43,4 +44,77 @@ pub fn listen_loopback(port: u16) -> io::Result<OwnedFd> {
     bind(sock.as_raw_fd(), &loopback(port))?;
     listen(&sock, Backlog::new(1024).unwrap_or(Backlog::MAXCONN))?;
     Ok(sock)
+}
+
+/// The network namespace, made beside PID 1's work: the helper makes it (it
+/// costs more than every other namespace together) while PID 1 mounts, says
+/// so on a pipe, and PID 1 joins it through the host's `/proc`, opened
+/// before the fork.
+pub struct Deferred {
+    proc_dir: OwnedFd,
+    read: OwnedFd,
+    write: OwnedFd,
+    helper: libc::pid_t,
+}
+
+/// PID 1's side of a `Deferred`.
+pub struct Joiner {
+    proc_dir: OwnedFd,
+    read: OwnedFd,
+    helper: libc::pid_t,
+}
+
+impl Deferred {
+    /// `None` when the host's `/proc` cannot be opened: then the helper makes
+    /// the namespace with the others.
+    pub fn prepare() -> Option<Deferred> {
+        let proc_dir = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open("/proc")
+            .ok()?;
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ok()?;
+        Some(Deferred { proc_dir: proc_dir.into(), read, write, helper: nix::unistd::getpid().as_raw() })
+    }
+
+    /// In the helper, after the fork: makes the namespace and reports how
+    /// that went (an errno, 0 for success).
+    pub fn make(self) {
+        let Deferred { write, .. } = self;
+        let errno = match nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET) {
+            Ok(()) => 0,
+            Err(e) => e as i32,
+        };
+        let _ = nix::unistd::write(&write, &errno.to_ne_bytes());
+    }
+
+    /// In PID 1, after the fork.
+    pub fn into_joiner(self) -> Joiner {
+        let Deferred { proc_dir, read, helper, .. } = self;
+        Joiner { proc_dir, read, helper }
+    }
+}
+
+impl Joiner {
+    /// Waits for the helper's namespace and moves into it.
+    pub fn join(self) -> io::Result<()> {
+        let mut word = [0u8; 4];
+        let mut file = std::fs::File::from(self.read);
+        std::io::Read::read_exact(&mut file, &mut word)
+            .map_err(|_| io::Error::other("the helper exited before it made the network namespace"))?;
+        match i32::from_ne_bytes(word) {
+            0 => {}
+            errno => return Err(io::Error::from_raw_os_error(errno)),
+        }
+        let path = std::ffi::CString::new(format!("{}/ns/net", self.helper)).map_err(io::Error::other)?;
+        // SAFETY: a relative path under the directory fd we hold; the result is checked.
+        let ns = unsafe { libc::openat(self.proc_dir.as_raw_fd(), path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+        if ns < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: just opened, owned here.
+        let ns = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(ns) };
+        nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET)?;
+        Ok(())
+    }
 }

@@ -9,18 +9,25 @@ use nix::unistd::{chdir, pivot_root};
 use std::fs;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt, symlink};
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::path::{Path, PathBuf};
 
 const NONE: Option<&str> = None;
 
-/// Builds the root and enters it. Returns the fd of the upper directory of
-/// the overlay marked `pass_upper`, opened before the host paths vanish.
-pub fn build(plan: &Plan) -> Result<Option<OwnedFd>, SetupError> {
+/// Mounts the new root's tree (still outside it: `enter` moves in).
+/// Returns where the root is and the fd of the upper directory of the overlay
+/// marked `pass_upper`, opened before the host paths vanish.
+pub fn build(plan: &Plan) -> Result<(PathBuf, Option<OwnedFd>), SetupError> {
     // Nothing mounted from here on may propagate back to the host.
     mount(NONE, "/", NONE, MsFlags::MS_REC | MsFlags::MS_PRIVATE, NONE)
         .step(|| "make the mount namespace private".into())?;
-    let root = plan.state_dir.join("root");
+    let scratch = &plan.root.scratch;
+    let mut opts = "mode=0700".to_string();
+    if let Some(size) = plan.root.scratch_size {
+        opts.push_str(&format!(",size={size}"));
+    }
+    mount(Some("tmpfs"), scratch, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(opts.as_str()))
+        .step(|| format!("mount the scratch tmpfs on {}", scratch.display()))?;
+    let root = scratch.join("root");
     mkdir_p(&root, 0o755)?;
     let root_opts = format!("mode=0755,size={}", plan.root.root_size.unwrap_or(crate::policy::plan::ROOT_SIZE));
     mount(Some("tmpfs"), &root, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(root_opts.as_str()))
@@ -39,8 +46,7 @@ pub fn build(plan: &Plan) -> Result<Option<OwnedFd>, SetupError> {
             upper_fd = Some(OwnedFd::from(dir));
         }
     }
-    enter(&root)?;
-    Ok(upper_fd)
+    Ok((root, upper_fd))
 }
 
 /// `target` (absolute, as the sandbox sees it) under the new root.
@@ -64,16 +70,9 @@ fn overlay_path(p: &Path) -> String {
     out
 }
 
-/// Whether this kernel takes overlayfs's `volatile` option: not known yet,
-/// it does, or it does not.
-static VOLATILE: AtomicU8 = AtomicU8::new(VOLATILE_UNKNOWN);
-const VOLATILE_UNKNOWN: u8 = 0;
-const VOLATILE_WORKS: u8 = 1;
-const VOLATILE_REFUSED: u8 = 2;
-
 fn apply(root: &Path, m: &Mount) -> Result<(), SetupError> {
     match m {
-        Mount::Overlay { lower, upper, work, target, fallback_ro_bind, .. } => {
+        Mount::Overlay { lower, upper, work, target, fallback_ro_bind, volatile, .. } => {
             let at = under(root, target);
             mkdir_p(&at, 0o755)?;
             mkdir_p(upper, 0o755)?;
@@ -84,22 +83,12 @@ fn apply(root: &Path, m: &Mount) -> Result<(), SetupError> {
                 overlay_path(upper),
                 overlay_path(work)
             );
-            // `volatile`: the layers are disposable, so the overlay skips
-            // syncing them (which made unmounting slow); older kernels lack it.
-            // What the first overlay learns decides for the rest: a lower the
-            // kernel refuses costs one failed mount, not two (~1.3 ms each).
-            let volatile = format!("{opts},volatile");
+            // `volatile`: a layer on disk is disposable, so the overlay skips
+            // syncing it (which made unmounting slow); older kernels lack it.
             let overlay = |data: &str| mount(Some("overlay"), &at, Some("overlay"), MsFlags::MS_NOSUID, Some(data));
-            let mounted = match VOLATILE.load(Ordering::Relaxed) {
-                VOLATILE_WORKS => overlay(&volatile),
-                VOLATILE_REFUSED => overlay(&opts),
-                _ => match overlay(&volatile) {
-                    Ok(()) => {
-                        VOLATILE.store(VOLATILE_WORKS, Ordering::Relaxed);
-                        Ok(())
-                    }
-                    Err(_) => overlay(&opts).inspect(|()| VOLATILE.store(VOLATILE_REFUSED, Ordering::Relaxed)),
-                },
+            let mounted = match volatile {
+                true => overlay(&format!("{opts},volatile")).or_else(|_| overlay(&opts)),
+                false => overlay(&opts),
             };
             match mounted {
                 Ok(()) => Ok(()),
@@ -117,15 +106,6 @@ fn apply(root: &Path, m: &Mount) -> Result<(), SetupError> {
                 touch(&at)?
             }
             ro_bind(source, &at)
-        }
-        Mount::Scratch { path, size } => {
-            mkdir_p(path, 0o700)?;
-            let mut opts = "mode=0700".to_string();
-            if let Some(size) = size {
-                opts.push_str(&format!(",size={size}"));
-            }
-            mount(Some("tmpfs"), path, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(opts.as_str()))
-                .step(|| "mount the scratch tmpfs for the host directories' layers".into())
         }
         Mount::Tmpfs { target, mode, size } => {
             let at = under(root, target);
@@ -239,7 +219,7 @@ fn dev(at: &Path, shm_size: Option<u64>) -> Result<(), SetupError> {
 }
 
 /// Makes `root` the root and detaches the host's.
-fn enter(root: &Path) -> Result<(), SetupError> {
+pub fn enter(root: &Path) -> Result<(), SetupError> {
     chdir(root).step(|| "enter the new root".into())?;
     // pivot_root(".", ".") stacks the old root on top of the new one; the
     // detach below then takes it away.

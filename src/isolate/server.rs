@@ -13,32 +13,48 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
-pub fn pid1(plan: Plan) -> ! {
-    let code = match setup(&plan) {
-        Ok(upper) => {
-            // The WORKDIR's upper (with a disk limit) goes to the supervisor;
-            // PID 1 itself needs no copy.
-            let fds: Vec<_> = upper.iter().map(|fd| fd.as_raw_fd()).collect();
-            let _ = protocol::send(CONTROL_FD, &Event::Ready, &fds);
-            drop(upper);
-            // Building the root freed what it used; give it back, since
-            // PID 1 lives as long as the sandbox.
-            // SAFETY: malloc_trim only releases free heap memory.
-            unsafe { libc::malloc_trim(0) };
-            serve(&plan)
-        }
-        Err(e) => {
-            let _ = protocol::send(CONTROL_FD, &Event::SetupFailed { message: e.to_string() }, &[]);
-            70
-        }
+pub fn pid1(netns: Option<net::Joiner>) -> ! {
+    // The plan follows the ids in the socket once the supervisor has made
+    // it; the buffer is the one PID 1 serves with.
+    let mut buf = Vec::new();
+    let plan: Plan = match protocol::recv(CONTROL_FD, &mut buf, false) {
+        Ok(Some(msg)) => match msg.parse() {
+            Ok(plan) => plan,
+            Err(e) => fail(SetupError { step: "decode the plan".into(), source: e }),
+        },
+        // The supervisor gave up before sending it.
+        Ok(None) => std::process::exit(0),
+        Err(e) => fail(SetupError { step: "read the plan".into(), source: e }),
     };
-    std::process::exit(code)
+    let upper = match setup(&plan, netns) {
+        Ok(upper) => upper,
+        Err(e) => fail(e),
+    };
+    // The WORKDIR's upper (with a disk limit) goes to the supervisor;
+    // PID 1 itself needs no copy.
+    let fds: Vec<_> = upper.iter().map(|fd| fd.as_raw_fd()).collect();
+    let _ = protocol::send(CONTROL_FD, &Event::Ready, &fds);
+    drop(upper);
+    // Building the root freed what it used; give it back, since
+    // PID 1 lives as long as the sandbox.
+    // SAFETY: malloc_trim only releases free heap memory.
+    unsafe { libc::malloc_trim(0) };
+    std::process::exit(serve(&plan, buf))
 }
 
-fn setup(plan: &Plan) -> Result<Option<OwnedFd>, SetupError> {
+fn fail(e: SetupError) -> ! {
+    let _ = protocol::send(CONTROL_FD, &Event::SetupFailed { message: e.to_string() }, &[]);
+    std::process::exit(70)
+}
+
+fn setup(plan: &Plan, netns: Option<net::Joiner>) -> Result<Option<OwnedFd>, SetupError> {
     // PID 1 dies with the helper that forked it (which dies with the host).
     prctl::set_pdeathsig(Signal::SIGKILL).step(|| "set the parent-death signal".into())?;
-    let upper = rootfs::build(plan)?;
+    let (root, upper) = rootfs::build(plan)?;
+    if let Some(netns) = netns {
+        netns.join().step(|| "create the network namespace".into())?;
+    }
+    rootfs::enter(&root)?;
     nix::unistd::sethostname(&plan.hostname).step(|| "set the hostname".into())?;
     net::loopback_up().step(|| "bring up the loopback interface".into())?;
     Ok(upper)
@@ -53,7 +69,7 @@ struct Server<'a> {
     groups: HashMap<u64, i32>,
 }
 
-fn serve(plan: &Plan) -> i32 {
+fn serve(plan: &Plan, mut buf: Vec<u8>) -> i32 {
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGCHLD);
     if sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None).is_err() {
@@ -65,7 +81,6 @@ fn serve(plan: &Plan) -> i32 {
     // SAFETY: the control socket is fd 3 for the whole life of init.
     let ctl = unsafe { BorrowedFd::borrow_raw(CONTROL_FD) };
     let mut server = Server { plan, children: HashMap::new(), groups: HashMap::new() };
-    let mut buf = Vec::new();
     loop {
         let mut fds = [PollFd::new(ctl, PollFlags::POLLIN), PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, PollTimeout::NONE) {

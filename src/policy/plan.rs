@@ -29,6 +29,8 @@ pub enum PlanError {
     WorkdirForbidden(PathBuf),
     #[error("WORKDIR {workdir} contains the sandbox state directory {state}; set BUN_SANDBOX_STATE_DIR elsewhere")]
     WorkdirHoldsState { workdir: PathBuf, state: PathBuf },
+    #[error("WORKDIR {workdir} has another filesystem mounted inside it, at {mount}: the kernel refuses a copy-on-write layer over it in a user namespace")]
+    WorkdirHasMounts { workdir: PathBuf, mount: PathBuf },
     #[error("FROM {0}: not a root filesystem (it has no bin/sh)")]
     NotRootfs(PathBuf),
     #[error("FROM {0}: only `host` or a path to a directory holding a root filesystem are supported (images are not)")]
@@ -99,20 +101,25 @@ pub fn resolve_workdir(workdir: Option<&str>, base_dir: &Path, state_root: &Path
 /// may write there too).
 pub const ROOT_SIZE: u64 = 64 << 20;
 
-/// The mounts of a sandbox whose state lives in `state_dir`. With
-/// `disk_bytes`, every writable layer (the WORKDIR's too) is on the scratch
-/// tmpfs of that size, and each private tmpfs (`/tmp`, `/run`, `/home`,
-/// `/root`, the home, `/dev/shm`, `/`) is capped at it as well, separately.
+/// The mounts of a sandbox whose state lives in `state_dir`, with its
+/// scratch tmpfs mounted on `scratch`. With `disk_bytes`, every writable
+/// layer (the WORKDIR's too) is on the scratch tmpfs of that size, and each
+/// private tmpfs (`/tmp`, `/run`, `/home`, `/root`, the home, `/dev/shm`,
+/// `/`) is capped at it as well, separately.
 pub fn root_plan(
     base: &Base,
     workdir: &Path,
     home: &Path,
     state_dir: &Path,
+    scratch: &Path,
     path_env: &str,
     disk_bytes: Option<u64>,
 ) -> Result<RootPlan, PlanError> {
-    let scratch = state_dir.join("scratch");
-    let mut mounts = vec![Mount::Scratch { path: scratch.clone(), size: disk_bytes }];
+    let mut mounts = Vec::new();
+    let mount_points = mount_points();
+    if let Some(mount) = mounted_below(workdir, &mount_points) {
+        return Err(PlanError::WorkdirHasMounts { workdir: workdir.into(), mount: mount.clone() });
+    }
     let dir = base.dir();
     let mut entries: Vec<_> = fs::read_dir(dir)
         .map_err(|source| PlanError::Io { path: dir.into(), source })?
@@ -132,6 +139,11 @@ pub fn root_plan(
             if let Ok(to) = fs::read_link(&source) {
                 mounts.push(Mount::Symlink { link: target, target: to });
             }
+        } else if meta.is_dir() && mounted_below(&source, &mount_points).is_some() {
+            // The kernel refuses an overlay whose lower has mounts below it
+            // (they are locked in a user namespace): a read-only bind shows
+            // the directory with what is mounted in it.
+            mounts.push(Mount::RoBind { source, target });
         } else if meta.is_dir() {
             mounts.push(Mount::Overlay {
                 lower: source,
@@ -140,6 +152,8 @@ pub fn root_plan(
                 target,
                 fallback_ro_bind: true,
                 pass_upper: false,
+                // On the scratch tmpfs, where syncing costs nothing.
+                volatile: false,
             });
         } else if meta.is_file() {
             mounts.push(Mount::RoBind { source, target });
@@ -187,9 +201,46 @@ pub fn root_plan(
         target: workdir.into(),
         fallback_ro_bind: false,
         pass_upper: disk_bytes.is_some(),
+        volatile: disk_bytes.is_none(),
     });
     let root_size = disk_bytes.map(|d| d.min(ROOT_SIZE));
-    Ok(RootPlan { mounts, root_size })
+    Ok(RootPlan { scratch: scratch.into(), scratch_size: disk_bytes, mounts, root_size })
+}
+
+/// The host's mount points, from `/proc/self/mountinfo`.
+fn mount_points() -> Vec<PathBuf> {
+    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else { return Vec::new() };
+    info.lines().filter_map(|line| line.split(' ').nth(4)).map(unescape_mount_point).collect()
+}
+
+/// mountinfo writes space, tab, newline and backslash as `\ooo`.
+fn unescape_mount_point(field: &str) -> PathBuf {
+    use std::os::unix::ffi::OsStringExt;
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| bytes[i] == b'\\' && d.iter().all(|b| (b'0'..=b'7').contains(b)))
+            .and_then(|d| u8::try_from(d.iter().fold(0u32, |n, b| n * 8 + u32::from(b - b'0'))).ok());
+        match octal {
+            Some(byte) => {
+                out.push(byte);
+                i += 4;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    PathBuf::from(std::ffi::OsString::from_vec(out))
+}
+
+/// A mount point strictly below `dir`, if there is one.
+fn mounted_below<'a>(dir: &Path, mount_points: &'a [PathBuf]) -> Option<&'a PathBuf> {
+    mount_points.iter().find(|p| p.as_path() != dir && p.starts_with(dir))
 }
 
 /// Where the sandbox shows nothing of the host: the fresh tmpfs directories
@@ -260,7 +311,7 @@ mod tests {
 
     #[test]
     fn host_plan_replaces_sensitive_dirs_and_overlays_the_rest() {
-        let plan = root_plan(&Base::Host, Path::new("/srv/project"), Path::new("/home/u"), Path::new("/tmp/s"), "/usr/bin", None).unwrap();
+        let plan = root_plan(&Base::Host, Path::new("/srv/project"), Path::new("/home/u"), Path::new("/tmp/s"), Path::new("/tmp/scratch"), "/usr/bin", None).unwrap();
         let targets: Vec<_> = plan
             .mounts
             .iter()
@@ -280,9 +331,10 @@ mod tests {
     #[test]
     fn without_disk_bytes_the_workdir_layer_is_on_disk_and_tmpfs_are_unsized() {
         let state = Path::new("/tmp/s");
-        let plan = root_plan(&Base::Host, Path::new("/srv/project"), Path::new("/home/u"), state, "/usr/bin", None).unwrap();
+        let scratch = Path::new("/tmp/scratch");
+        let plan = root_plan(&Base::Host, Path::new("/srv/project"), Path::new("/home/u"), state, scratch, "/usr/bin", None).unwrap();
         assert_eq!(plan.root_size, None);
-        assert_eq!(plan.mounts[0], Mount::Scratch { path: state.join("scratch"), size: None });
+        assert_eq!((plan.scratch.as_path(), plan.scratch_size), (scratch, None));
         let last = plan.mounts.iter().rev().find(|m| matches!(m, Mount::Overlay { .. })).unwrap();
         assert_eq!(
             *last,
@@ -293,6 +345,7 @@ mod tests {
                 target: "/srv/project".into(),
                 fallback_ro_bind: false,
                 pass_upper: false,
+                volatile: true,
             }
         );
         for m in &plan.mounts {
@@ -301,7 +354,11 @@ mod tests {
                     assert_eq!(*size, None, "{target:?}")
                 }
                 Mount::Dev { shm_size, .. } => assert_eq!(*shm_size, None),
-                Mount::Overlay { pass_upper, .. } => assert!(!pass_upper),
+                Mount::Overlay { pass_upper, volatile, upper, .. } => {
+                    assert!(!pass_upper);
+                    // Only the layer on the host disk skips syncing.
+                    assert_eq!(*volatile, !upper.starts_with(scratch), "{upper:?}");
+                }
                 _ => {}
             }
         }
@@ -310,16 +367,17 @@ mod tests {
     #[test]
     fn with_disk_bytes_every_writable_layer_is_on_the_sized_scratch() {
         let state = Path::new("/tmp/s");
-        let scratch = state.join("scratch");
+        let scratch = Path::new("/tmp/scratch").to_path_buf();
         let disk = 8 << 20;
         let home = Path::new("/opt/userhome");
-        let plan = root_plan(&Base::Host, Path::new("/srv/project"), home, state, "/usr/bin", Some(disk)).unwrap();
-        assert_eq!(plan.mounts[0], Mount::Scratch { path: scratch.clone(), size: Some(disk) });
+        let plan = root_plan(&Base::Host, Path::new("/srv/project"), home, state, &scratch, "/usr/bin", Some(disk)).unwrap();
+        assert_eq!((&plan.scratch, plan.scratch_size), (&scratch, Some(disk)));
         assert_eq!(plan.root_size, Some(disk));
         let overlays: Vec<_> = plan.mounts.iter().filter(|m| matches!(m, Mount::Overlay { .. })).collect();
         assert!(overlays.len() > 1);
         for m in &overlays {
-            let Mount::Overlay { upper, work, target, pass_upper, .. } = m else { unreachable!() };
+            let Mount::Overlay { upper, work, target, pass_upper, volatile, .. } = m else { unreachable!() };
+            assert!(!volatile, "{target:?}");
             assert!(upper.starts_with(&scratch), "{upper:?}");
             assert!(work.starts_with(&scratch), "{work:?}");
             // Only the WORKDIR's upper goes out to the supervisor.
@@ -343,7 +401,7 @@ mod tests {
             assert!(sized.contains(&PathBuf::from(t)), "{t} in {sized:?}");
         }
         // A large limit never grows the root tmpfs past its usual size.
-        let big = root_plan(&Base::Host, Path::new("/srv/project"), home, state, "/usr/bin", Some(1 << 40)).unwrap();
+        let big = root_plan(&Base::Host, Path::new("/srv/project"), home, state, &scratch, "/usr/bin", Some(1 << 40)).unwrap();
         assert_eq!(big.root_size, Some(ROOT_SIZE));
     }
 
@@ -378,6 +436,21 @@ mod tests {
         // The home itself and its ancestors never are.
         assert!(!binds.iter().any(|b| home.starts_with(b)), "{binds:?}");
         assert!(!binds.contains(&PathBuf::from("/usr/bin")));
+    }
+
+    #[test]
+    fn mount_points_are_unescaped_and_only_strictly_below_counts() {
+        assert_eq!(unescape_mount_point("/mnt/with\\040space\\011tab\\134"), PathBuf::from("/mnt/with space\ttab\\"));
+        // Not an escape: left as it is.
+        assert_eq!(unescape_mount_point("/a\\9x\\4"), PathBuf::from("/a\\9x\\4"));
+        assert_eq!(unescape_mount_point("/a\\777"), PathBuf::from("/a\\777"));
+        let points = [PathBuf::from("/"), PathBuf::from("/boot"), PathBuf::from("/mnt/data"), PathBuf::from("/srvx")];
+        assert_eq!(mounted_below(Path::new("/mnt"), &points), Some(&PathBuf::from("/mnt/data")));
+        // A mount of the directory itself, or of a sibling sharing its prefix, is not below it.
+        assert_eq!(mounted_below(Path::new("/boot"), &points), None);
+        assert_eq!(mounted_below(Path::new("/srv"), &points), None);
+        // Everything is below the root.
+        assert!(mounted_below(Path::new("/"), &points).is_some());
     }
 
     #[test]

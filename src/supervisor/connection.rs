@@ -86,7 +86,7 @@ impl Connection {
         self.waiters.lock().ok()?.closed.clone()
     }
 
-    pub async fn send(&self, req: &Request, fds: &[RawFd]) -> io::Result<()> {
+    pub async fn send<T: serde::Serialize>(&self, req: &T, fds: &[RawFd]) -> io::Result<()> {
         loop {
             let mut guard = self.fd.writable().await?;
             match protocol::send(self.fd.get_ref().as_raw_fd(), req, fds) {

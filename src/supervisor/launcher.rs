@@ -57,7 +57,7 @@ pub struct Launched {
     pub child: Helper,
 }
 
-type Job = (PathBuf, Vec<u8>, Option<std::fs::File>, mpsc::Sender<io::Result<Launched>>);
+type Job = (PathBuf, Vec<u8>, Option<std::fs::File>, tokio::sync::oneshot::Sender<io::Result<Launched>>);
 
 fn launcher() -> &'static Mutex<mpsc::Sender<Job>> {
     static LAUNCHER: OnceLock<Mutex<mpsc::Sender<Job>>> = OnceLock::new();
@@ -66,8 +66,8 @@ fn launcher() -> &'static Mutex<mpsc::Sender<Job>> {
         std::thread::Builder::new()
             .name("bun-sandbox-launcher".into())
             .spawn(move || {
-                for (init, plan, cgroup, reply) in rx {
-                    let _ = reply.send(start(&init, &plan, cgroup));
+                for (init, first, cgroup, reply) in rx {
+                    let _ = reply.send(start(&init, &first, cgroup));
                 }
             })
             .expect("the launcher thread starts");
@@ -75,17 +75,17 @@ fn launcher() -> &'static Mutex<mpsc::Sender<Job>> {
     })
 }
 
-/// Starts a helper with its plan (blocking: call it off the async threads).
+/// Starts a helper with its first message waiting in its control socket.
 /// With `cgroup_procs` (an open `cgroup.procs`), the helper joins that cgroup
 /// before anything else, so nothing of the sandbox ever runs outside it.
-pub fn launch(init: PathBuf, plan: Vec<u8>, cgroup_procs: Option<std::fs::File>) -> io::Result<Launched> {
-    let (tx, rx) = mpsc::channel();
+pub async fn launch(init: PathBuf, first: Vec<u8>, cgroup_procs: Option<std::fs::File>) -> io::Result<Launched> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
     launcher()
         .lock()
         .map_err(|_| io::Error::other("the launcher thread is gone"))?
-        .send((init, plan, cgroup_procs, tx))
+        .send((init, first, cgroup_procs, tx))
         .map_err(|_| io::Error::other("the launcher thread is gone"))?;
-    rx.recv().map_err(|_| io::Error::other("the launcher thread is gone"))?
+    rx.await.map_err(|_| io::Error::other("the launcher thread is gone"))?
 }
 
 /// A close-on-exec copy of `fd` numbered 10 or above, so that laying out 3 and
@@ -104,13 +104,13 @@ fn check(r: libc::c_int, what: &str) -> io::Result<()> {
     if r == 0 { Ok(()) } else { Err(io::Error::new(io::Error::from_raw_os_error(r).kind(), format!("{what}: {}", io::Error::from_raw_os_error(r)))) }
 }
 
-fn start(init: &Path, plan: &[u8], cgroup_procs: Option<std::fs::File>) -> io::Result<Launched> {
+fn start(init: &Path, first: &[u8], cgroup_procs: Option<std::fs::File>) -> io::Result<Launched> {
     let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)?;
     // Spawned events carry credentials naming the process; the kernel
     // translates that pid into ours.
     setsockopt(&ours, sockopt::PassCred, &true)?;
-    // The plan waits in the socket, so init reads it the moment it starts.
-    crate::protocol::send_raw(ours.as_raw_fd(), plan)?;
+    // The first message waits in the socket: init reads it the moment it starts.
+    crate::protocol::send_raw(ours.as_raw_fd(), first)?;
     let control = high(theirs.as_raw_fd())?;
     drop(theirs);
     let cgroup = cgroup_procs.as_ref().map(|f| high(f.as_raw_fd())).transpose()?;

@@ -12,7 +12,7 @@ use crate::policy::seccomp;
 use crate::policy::trust;
 use crate::net::{SandboxCa, UpstreamTrust};
 use crate::secrets::{Redactor, SecretMode, Secrets};
-use crate::protocol::{Plan, Request, Rlimit, RlimitKind, Spawn};
+use crate::protocol::{Ids, Plan, Request, Rlimit, RlimitKind, Spawn};
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -190,38 +190,7 @@ impl Sandbox {
         let inner_gid = opts.gid.unwrap_or(if outer_gid == 0 { 1000 } else { outer_gid });
         let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()));
         let result = async {
-            let path_env = opts.env.get("PATH").cloned().unwrap_or_else(|| std::env::var("PATH").unwrap_or_default());
-            let mut root_plan = plan::root_plan(&base, &workdir, &home, &state_dir, &path_env, opts.disk_bytes)?;
-            let trust = if added_roots.is_empty() {
-                trust::Trust::default()
-            } else {
-                trust::install(&state_dir, base.dir(), &added_roots).map_err(io_err("cannot write the sandbox's CA bundle"))?
-            };
-            root_plan.mounts.extend(trust.mounts);
             let pids = opts.pids.unwrap_or(DEFAULT_PIDS);
-            let mut rlimits = vec![
-                Rlimit { resource: RlimitKind::Core, soft: 0, hard: 0 },
-                Rlimit { resource: RlimitKind::Nproc, soft: pids, hard: pids },
-            ];
-            // RLIMIT_DATA, not RLIMIT_AS: JavaScript engines reserve far more
-            // address space than they use, and reservations are not data.
-            if let Some(bytes) = opts.memory_bytes {
-                rlimits.push(Rlimit { resource: RlimitKind::Data, soft: bytes, hard: bytes });
-            }
-            if let Some(cpu) = opts.cpu_seconds {
-                rlimits.push(Rlimit { resource: RlimitKind::Cpu, soft: cpu, hard: cpu + 1 });
-            }
-            let plan = Plan {
-                state_dir: state_dir.clone(),
-                outer_uid,
-                outer_gid,
-                inner_uid,
-                inner_gid,
-                hostname: "sandbox".into(),
-                root: root_plan,
-                seccomp: seccomp_words.clone(),
-                rlimits,
-            };
             // The kernel does not apply RLIMIT_NPROC to the host's root user.
             let cgroup = if outer_uid == 0 {
                 let name = state_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -233,31 +202,84 @@ impl Sandbox {
             } else {
                 None
             };
-            let init = opts.init.clone();
-            let plan = crate::protocol::encode(&plan).map_err(io_err("cannot encode the plan"))?;
             let procs = match &cgroup {
                 Some(cg) => Some(cg.procs().map_err(|e| SandboxError::Setup(format!("cannot open the sandbox's pids cgroup: {e}")))?),
                 None => None,
             };
-            let launched = tokio::task::spawn_blocking(move || launcher::launch(init, plan, procs))
+            // init starts (and makes its namespaces) while the plan is built.
+            let ids = crate::protocol::encode(&Ids { outer_uid, outer_gid, inner_uid, inner_gid })
+                .map_err(io_err("cannot encode the ids"))?;
+            let launched = launcher::launch(opts.init.clone(), ids, procs)
                 .await
-                .map_err(|e| SandboxError::Setup(e.to_string()))?
-                .map_err(io_err("cannot start the sandbox's init process"))?;
-            let mut child = Some(launched.child);
-            let (conn, ready) = Connection::new(launched.control).map_err(io_err("control socket"))?;
-            let why = match ready.await {
-                Ok(Ok(None)) if opts.disk_bytes.is_some() => "init did not pass out the WORKDIR's upper layer".to_string(),
-                Ok(Ok(upper)) => match start_proxy(&conn, proxy).await {
-                    Ok((port, task)) => return Ok((conn, child.take(), cgroup, port, task, trust.env, upper)),
-                    Err(e) => e.to_string(),
-                },
-                Ok(Err(why)) => why,
-                Err(_) => "init ended before it was ready".into(),
+                .map_err(io_err("cannot start the sandbox's init process"));
+            let launched = match launched {
+                Ok(l) => l,
+                Err(e) => {
+                    reap_later(None, cgroup);
+                    return Err(e);
+                }
             };
-            reap(child.take());
-            if let Some(cg) = &cgroup {
-                cg.remove();
+            let mut child = launched.child;
+            let (conn, ready) = match Connection::new(launched.control).map_err(io_err("control socket")) {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = child.kill();
+                    reap_later(Some(child), cgroup);
+                    return Err(e);
+                }
+            };
+            let sent = async {
+                let path_env = opts.env.get("PATH").cloned().unwrap_or_else(|| std::env::var("PATH").unwrap_or_default());
+                let scratch = state::scratch(&root);
+                let mut root_plan = plan::root_plan(&base, &workdir, &home, &state_dir, &scratch, &path_env, opts.disk_bytes)?;
+                let trust = if added_roots.is_empty() {
+                    trust::Trust::default()
+                } else {
+                    trust::install(&state_dir, base.dir(), &added_roots).map_err(io_err("cannot write the sandbox's CA bundle"))?
+                };
+                root_plan.mounts.extend(trust.mounts);
+                let mut rlimits = vec![
+                    Rlimit { resource: RlimitKind::Core, soft: 0, hard: 0 },
+                    Rlimit { resource: RlimitKind::Nproc, soft: pids, hard: pids },
+                ];
+                // RLIMIT_DATA, not RLIMIT_AS: JavaScript engines reserve far more
+                // address space than they use, and reservations are not data.
+                if let Some(bytes) = opts.memory_bytes {
+                    rlimits.push(Rlimit { resource: RlimitKind::Data, soft: bytes, hard: bytes });
+                }
+                if let Some(cpu) = opts.cpu_seconds {
+                    rlimits.push(Rlimit { resource: RlimitKind::Cpu, soft: cpu, hard: cpu + 1 });
+                }
+                let plan = Plan { hostname: "sandbox".into(), root: root_plan, seccomp: seccomp_words.clone(), rlimits };
+                conn.send(&plan, &[]).await.map_err(io_err("cannot send the plan to init"))?;
+                Ok::<_, SandboxError>(trust.env)
             }
+            .await;
+            let trust_env = match sent {
+                Ok(env) => env,
+                Err(e) => {
+                    // init waits for a plan that will not come.
+                    let _ = child.kill();
+                    reap_later(Some(child), cgroup);
+                    return Err(e);
+                }
+            };
+            // The proxy's socket is asked for at once; init answers it right
+            // after Ready.
+            let why = match tokio::join!(ready, start_proxy(&conn, proxy)) {
+                (Ok(Ok(upper)), Ok((port, task))) if upper.is_some() || opts.disk_bytes.is_none() => {
+                    return Ok((conn, child, cgroup, port, task, trust_env, upper));
+                }
+                (Ok(Ok(_)), Ok((_, task))) => {
+                    task.abort();
+                    "init did not pass out the WORKDIR's upper layer".to_string()
+                }
+                (Ok(Ok(_)), Err(e)) => e.to_string(),
+                (Ok(Err(why)), _) => why,
+                (Err(_), _) => "init ended before it was ready".into(),
+            };
+            let _ = child.kill();
+            reap_later(Some(child), cgroup);
             Err(SandboxError::Setup(why))
         }
         .await;
@@ -278,7 +300,7 @@ impl Sandbox {
                 Ok(Sandbox {
                     conn,
                     cgroup: Mutex::new(cgroup),
-                    child: Mutex::new(child),
+                    child: Mutex::new(Some(child)),
                     state_dir,
                     workdir,
                     env,
@@ -541,12 +563,7 @@ impl Sandbox {
         // reaped (and its pids cgroup removed) off this path.
         let child = self.child.lock().ok().and_then(|mut c| c.take());
         let cgroup = self.cgroup.lock().ok().and_then(|mut c| c.take());
-        std::thread::spawn(move || {
-            reap(child);
-            if let Some(cg) = cgroup {
-                cg.remove();
-            }
-        });
+        reap_later(child, cgroup);
         // Every process is gone, so every pipe is closed: the pumps finish
         // delivering what was written, and no callback runs after this.
         for t in self.tasks.lock().map(|mut t| std::mem::take(&mut *t)).unwrap_or_default() {
@@ -638,11 +655,18 @@ fn filter_words() -> Result<Vec<u64>, SandboxError> {
         .map_err(SandboxError::Seccomp)
 }
 
-/// Waits for the helper process so it leaves no zombie.
-fn reap(child: Option<Helper>) {
-    if let Some(mut c) = child {
-        let _ = c.wait();
-    }
+/// Waits for the helper process (so it leaves no zombie) and then removes
+/// its pids cgroup, on another thread: its exit tears the namespaces down,
+/// which can take a while on a busy host.
+fn reap_later(child: Option<Helper>, cgroup: Option<PidsCgroup>) {
+    std::thread::spawn(move || {
+        if let Some(mut c) = child {
+            let _ = c.wait();
+        }
+        if let Some(cg) = cgroup {
+            cg.remove();
+        }
+    });
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {

@@ -30,9 +30,20 @@ pub fn create(root: &Path) -> io::Result<PathBuf> {
         ));
     }
     clean_stale(root);
+    match fs::DirBuilder::new().mode(0o700).create(scratch(root)) {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+        _ => {}
+    }
     let dir = root.join(format!("sb-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
     fs::DirBuilder::new().mode(0o700).create(&dir)?;
     Ok(dir)
+}
+
+/// The mount point of every sandbox's scratch tmpfs: each mounts its own
+/// over it in its mount namespace, so on the host it stays an empty
+/// directory that lives as long as the state root.
+pub fn scratch(root: &Path) -> PathBuf {
+    root.join("scratch")
 }
 
 /// Whether `name` is a sandbox's (`sb-<pid>-<n>`, as `create` names state
