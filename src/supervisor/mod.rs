@@ -6,6 +6,7 @@ mod connection;
 pub mod jobs;
 pub mod launcher;
 pub mod logs;
+mod reaper;
 mod sandbox;
 pub mod state;
 pub mod watch;

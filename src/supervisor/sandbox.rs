@@ -5,7 +5,7 @@ use super::connection::{Connection, Exit, SocketFailure};
 use super::jobs::{Hooks, Violation};
 use super::cgroup::PidsCgroup;
 use super::launcher::{self, Helper};
-use super::state;
+use super::{reaper, state};
 use crate::policy::plan::{self, Base, PlanError};
 use crate::policy::net::NetPolicy;
 use crate::policy::seccomp;
@@ -560,17 +560,18 @@ impl Sandbox {
         }
         // The helper's own exit tears the namespaces down, which can take a
         // while on a busy host; nothing of the sandbox runs any more, so it is
-        // reaped (and its pids cgroup removed) off this path.
+        // reaped (its pids cgroup and state dir removed) off this path.
         let child = self.child.lock().ok().and_then(|mut c| c.take());
         let cgroup = self.cgroup.lock().ok().and_then(|mut c| c.take());
-        reap_later(child, cgroup);
         // Every process is gone, so every pipe is closed: the pumps finish
         // delivering what was written, and no callback runs after this.
         for t in self.tasks.lock().map(|mut t| std::mem::take(&mut *t)).unwrap_or_default() {
             let _ = t.await;
         }
         self.release_upper();
-        let _ = state::remove(&self.state_dir);
+        // Gone from its path now; deleted once the helper has exited.
+        let discarded = state::discard(&self.state_dir).ok().flatten();
+        reaper::finish(child, cgroup, discarded);
     }
 }
 
@@ -655,18 +656,9 @@ fn filter_words() -> Result<Vec<u64>, SandboxError> {
         .map_err(SandboxError::Seccomp)
 }
 
-/// Waits for the helper process (so it leaves no zombie) and then removes
-/// its pids cgroup, on another thread: its exit tears the namespaces down,
-/// which can take a while on a busy host.
+/// Reaps a helper that failed to build its sandbox, off the caller's path.
 fn reap_later(child: Option<Helper>, cgroup: Option<PidsCgroup>) {
-    std::thread::spawn(move || {
-        if let Some(mut c) = child {
-            let _ = c.wait();
-        }
-        if let Some(cg) = cgroup {
-            cg.remove();
-        }
-    });
+    reaper::finish(child, cgroup, None);
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
