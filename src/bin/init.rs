@@ -5,7 +5,7 @@
 fn main() {
     // argv[1]: the host process's pid (to check the parent-death race).
     let parent = std::env::args().nth(1).and_then(|p| p.parse().ok()).unwrap_or(-1);
-    // argv[2] "cgroup": fd 4 is the pids cgroup to join before anything else.
+    // argv[2] "cgroup": fd 4 is the pids cgroup PID 1 joins before it forks anything.
     let cgroup = std::env::args().nth(2).as_deref() == Some("cgroup");
     if parent <= 0 || std::env::var_os("BUN_SANDBOX_INIT").is_none() {
         eprintln!("bun-sandbox-init is started by the bun-sandbox addon, not by hand");

@@ -65,13 +65,10 @@ pub fn main(parent: i32, cgroup: bool) -> ! {
 const CGROUP_FD: std::os::fd::RawFd = 4;
 
 fn run(parent: i32, cgroup: bool) -> Result<i32, SetupError> {
-    if cgroup {
-        // First of all: into the pids cgroup, which everything started from
-        // here on inherits. "0" is the writer itself.
-        // SAFETY: fd 4 was laid out by the launcher; it is ours to close.
-        let procs = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(CGROUP_FD) };
-        std::io::Write::write_all(&mut &procs, b"0").step(|| "join the sandbox's pids cgroup".into())?;
-    }
+    // PID 1 joins the pids cgroup (the helper only waits): everything the
+    // sandbox starts descends from it.
+    // SAFETY: fd 4 was laid out by the launcher; it is ours to close.
+    let cgroup_procs = cgroup.then(|| unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(CGROUP_FD) });
     // Die with the host process. The signal fires when the parent *thread*
     // exits: the supervisor starts init from one long-lived thread.
     prctl::set_pdeathsig(Signal::SIGKILL).step(|| "set the parent-death signal".into())?;
@@ -102,10 +99,11 @@ fn run(parent: i32, cgroup: bool) -> Result<i32, SetupError> {
 
     // SAFETY: single-threaded process; the child goes on to be PID 1.
     match unsafe { fork() }.step(|| "fork PID 1".into())? {
-        ForkResult::Child => server::pid1(netns.map(net::Deferred::into_joiner)),
+        ForkResult::Child => server::pid1(netns.map(net::Deferred::into_joiner), cgroup_procs),
         ForkResult::Parent { child } => {
             // Only PID 1 talks to the supervisor from here on.
             let _ = nix::unistd::close(CONTROL_FD);
+            drop(cgroup_procs);
             if let Some(netns) = netns {
                 netns.make();
             }

@@ -13,7 +13,12 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
-pub fn pid1(netns: Option<net::Joiner>) -> ! {
+pub fn pid1(netns: Option<net::Joiner>, cgroup_procs: Option<std::fs::File>) -> ! {
+    // Joining the pids cgroup waits out an RCU grace period (several
+    // milliseconds on cgroup v1): a thread does it while this one builds the
+    // root, and nothing is forked before it is done. "0" is the writer's
+    // whole process.
+    let joining = cgroup_procs.map(|procs| std::thread::spawn(move || std::io::Write::write_all(&mut &procs, b"0")));
     // The plan follows the ids in the socket once the supervisor has made
     // it; the buffer is the one PID 1 serves with.
     let mut buf = Vec::new();
@@ -26,7 +31,7 @@ pub fn pid1(netns: Option<net::Joiner>) -> ! {
         Ok(None) => std::process::exit(0),
         Err(e) => fail(SetupError { step: "read the plan".into(), source: e }),
     };
-    let upper = match setup(&plan, netns) {
+    let upper = match setup(&plan, netns, joining) {
         Ok(upper) => upper,
         Err(e) => fail(e),
     };
@@ -47,7 +52,11 @@ fn fail(e: SetupError) -> ! {
     std::process::exit(70)
 }
 
-fn setup(plan: &Plan, netns: Option<net::Joiner>) -> Result<Option<OwnedFd>, SetupError> {
+fn setup(
+    plan: &Plan,
+    netns: Option<net::Joiner>,
+    joining: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+) -> Result<Option<OwnedFd>, SetupError> {
     // PID 1 dies with the helper that forked it (which dies with the host).
     prctl::set_pdeathsig(Signal::SIGKILL).step(|| "set the parent-death signal".into())?;
     let (root, upper) = rootfs::build(plan)?;
@@ -57,6 +66,13 @@ fn setup(plan: &Plan, netns: Option<net::Joiner>) -> Result<Option<OwnedFd>, Set
     rootfs::enter(&root)?;
     nix::unistd::sethostname(&plan.hostname).step(|| "set the hostname".into())?;
     net::loopback_up().step(|| "bring up the loopback interface".into())?;
+    if let Some(joining) = joining {
+        let joined = joining.join().unwrap_or_else(|_| Err(std::io::Error::other("the joining thread panicked")));
+        joined.step(|| "join the sandbox's pids cgroup".into())?;
+        // The helper made the cgroup namespace before PID 1 was in the
+        // sandbox's cgroup: a fresh one, rooted where PID 1 is now.
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP).step(|| "create the cgroup namespace".into())?;
+    }
     Ok(upper)
 }
 

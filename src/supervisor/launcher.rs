@@ -76,8 +76,8 @@ fn launcher() -> &'static Mutex<mpsc::Sender<Job>> {
 }
 
 /// Starts a helper with its first message waiting in its control socket.
-/// With `cgroup_procs` (an open `cgroup.procs`), the helper joins that cgroup
-/// before anything else, so nothing of the sandbox ever runs outside it.
+/// With `cgroup_procs` (an open `cgroup.procs`), the sandbox's PID 1 joins
+/// that cgroup before it forks anything, so no command ever runs outside it.
 pub async fn launch(init: PathBuf, first: Vec<u8>, cgroup_procs: Option<std::fs::File>) -> io::Result<Launched> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     launcher()
