@@ -4,12 +4,15 @@ use std::collections::HashMap;
 use std::os::unix::process::ExitStatusExt;
 use std::process::Command;
 
+use seccompiler::{
+    SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule,
+};
+
 const ALLOW: u32 = libc::SECCOMP_RET_ALLOW;
 const KILL: u32 = libc::SECCOMP_RET_KILL_PROCESS;
 const EPERM: u32 = libc::SECCOMP_RET_ERRNO | libc::EPERM as u32;
 const ENOSYS: u32 = libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
 
-const AUDIT_ARCH_AARCH64: u32 = 183 | 0x8000_0000 | 0x4000_0000;
 const AUDIT_ARCH_I386: u32 = 3 | 0x4000_0000;
 const AUDIT_ARCH_ARM: u32 = 40 | 0x4000_0000;
 
@@ -22,22 +25,51 @@ fn audit_arch(arch: TargetArch) -> u32 {
     }
 }
 
+/// The other supported architecture, as foreign to `arch` as i386.
+fn other_audit_arch(arch: TargetArch) -> u32 {
+    match arch {
+        TargetArch::x86_64 => AUDIT_ARCH_AARCH64,
+        _ => AUDIT_ARCH_X86_64,
+    }
+}
+
+/// What glibc's pthread_create passes to clone.
+const THREAD_FLAGS: u64 = (libc::CLONE_VM
+    | libc::CLONE_FS
+    | libc::CLONE_FILES
+    | libc::CLONE_SIGHAND
+    | libc::CLONE_THREAD
+    | libc::CLONE_SYSVSEM
+    | libc::CLONE_SETTLS
+    | libc::CLONE_PARENT_SETTID
+    | libc::CLONE_CHILD_CLEARTID) as u64;
+/// What glibc's fork passes to clone.
+const FORK_FLAGS: u64 =
+    (libc::CLONE_CHILD_SETTID | libc::CLONE_CHILD_CLEARTID | libc::SIGCHLD) as u64;
+
 /// Runs a classic BPF program on a `struct seccomp_data` the way the kernel
 /// does, checking the kernel's structural rules on the way (jumps stay in
 /// the program, only seccomp-allowed opcodes, loads inside the data).
 fn eval(program: &[sock_filter], arch: u32, nr: i64, args: [u64; 6]) -> u32 {
+    run(program, arch, nr, args).0
+}
+
+/// [`eval`], with the number of instructions executed (the final `RET`
+/// included).
+fn run(program: &[sock_filter], arch: u32, nr: i64, args: [u64; 6]) -> (u32, usize) {
     let mut data = [0u8; 64];
     data[0..4].copy_from_slice(&(nr as i32).to_le_bytes());
     data[4..8].copy_from_slice(&arch.to_le_bytes());
     for (i, arg) in args.iter().enumerate() {
         data[16 + 8 * i..24 + 8 * i].copy_from_slice(&arg.to_le_bytes());
     }
-    let (mut a, mut pc) = (0u32, 0usize);
+    let (mut a, mut pc, mut steps) = (0u32, 0usize, 0usize);
     loop {
         let insn = program
             .get(pc)
             .unwrap_or_else(|| panic!("fell off the program at {pc}"));
         pc += 1;
+        steps += 1;
         let k = insn.k;
         let branch = |taken: bool| {
             if taken {
@@ -62,7 +94,7 @@ fn eval(program: &[sock_filter], arch: u32, nr: i64, args: [u64; 6]) -> u32 {
             0x25 => pc += branch(a > k),      // JGT K
             0x35 => pc += branch(a >= k),     // JGE K
             0x45 => pc += branch(a & k != 0), // JSET K
-            0x06 => return k,                 // RET K
+            0x06 => return (k, steps),        // RET K
             code => panic!("opcode {code:#x} at {} is not allowed in seccomp", pc - 1),
         }
     }
@@ -268,18 +300,7 @@ fn host_numbers_match_libc() {
 #[test]
 fn clone_with_a_namespace_flag_is_refused() {
     let sigchld = libc::SIGCHLD as u64;
-    // What glibc's pthread_create passes to clone.
-    let thread = (libc::CLONE_VM
-        | libc::CLONE_FS
-        | libc::CLONE_FILES
-        | libc::CLONE_SIGHAND
-        | libc::CLONE_THREAD
-        | libc::CLONE_SYSVSEM
-        | libc::CLONE_SETTLS
-        | libc::CLONE_PARENT_SETTID
-        | libc::CLONE_CHILD_CLEARTID) as u64;
-    // What glibc's fork passes.
-    let fork = (libc::CLONE_CHILD_SETTID | libc::CLONE_CHILD_CLEARTID) as u64 | sigchld;
+    let (thread, fork) = (THREAD_FLAGS, FORK_FLAGS);
     for arch in ARCHES {
         let program = filter(arch);
         let clone = |flags: u64| {
@@ -386,8 +407,8 @@ fn personality_allows_only_harmless_personas() {
     }
 }
 
-/// seccompiler starts each part with an architecture check that kills the
-/// process on a mismatch (`int 0x80` on x86_64, AArch32 on aarch64).
+/// The program starts with an architecture check that kills the process on
+/// a mismatch (`int 0x80` on x86_64, AArch32 on aarch64).
 #[test]
 fn foreign_architectures_are_killed() {
     let cases = [
@@ -404,12 +425,7 @@ fn foreign_architectures_are_killed() {
             );
         }
         // The other supported architecture is just as foreign.
-        let other = if arch == TargetArch::x86_64 {
-            AUDIT_ARCH_AARCH64
-        } else {
-            AUDIT_ARCH_X86_64
-        };
-        assert_eq!(eval(&program, other, 0, [0; 6]), KILL);
+        assert_eq!(eval(&program, other_audit_arch(arch), 0, [0; 6]), KILL);
         // The very first instructions: LD arch; JEQ <arch>; RET KILL_PROCESS.
         assert_eq!(program[0], insn(LD_W_ABS, 0, 0, DATA_ARCH));
         assert_eq!(program[1], insn(JMP_JEQ_K, 1, 0, audit_arch(arch)));
@@ -432,33 +448,378 @@ fn x32_calls_get_enosys_on_x86_64() {
     assert_eq!(eval(&program, AUDIT_ARCH_X86_64, -1, [0; 6]), ENOSYS);
 }
 
+// ---------------------------------------------------------------------------
+// The generator against its reference: the same policy compiled by
+// seccompiler, as this module did before it wrote its own program (a linear
+// chain of 342 instructions on x86_64).
+
+/// The policy as seccompiler compiles it. seccompiler gives a filter one
+/// action on match and one on mismatch, but the sandbox needs three outcomes
+/// (allow, `EPERM`, `ENOSYS`), so the reference is several small programs run
+/// one after another ([`then`]): the first part that refuses a call decides,
+/// and a call that every part allows is allowed.
+fn reference_filter(arch: TargetArch) -> BpfProgram {
+    let mut parts = Vec::new();
+    if arch == TargetArch::x86_64 {
+        parts.push(x32_guard());
+    }
+    parts.push(compile_filter(
+        arch,
+        BTreeMap::from([(number(&CLONE3, arch), Vec::new())]),
+        libc::ENOSYS,
+    ));
+    parts.push(compile_filter(arch, eperm_rules(arch), libc::EPERM));
+    parts.into_iter().reduce(then).unwrap()
+}
+
+/// Compiles one part: calls that match `rules` fail with `errno`, every
+/// other call is allowed (by this part).
+fn compile_filter(
+    arch: TargetArch,
+    rules: BTreeMap<i64, Vec<SeccompRule>>,
+    errno: i32,
+) -> BpfProgram {
+    SeccompFilter::new(
+        rules,
+        SeccompAction::Allow,
+        SeccompAction::Errno(errno as u32),
+        arch,
+    )
+    .and_then(BpfProgram::try_from)
+    .unwrap()
+}
+
+/// The rules whose match means `EPERM`. An empty rule list refuses the call
+/// whatever its arguments; otherwise any one matching rule refuses it.
+fn eperm_rules(arch: TargetArch) -> BTreeMap<i64, Vec<SeccompRule>> {
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = DENIED
+        .iter()
+        .filter_map(|call| call.number(arch))
+        .map(|nr| (nr, Vec::new()))
+        .collect();
+
+    // clone asking for any new namespace: one rule per flag, since a masked
+    // compare can only test equality ("this bit is set").
+    let clone = NAMESPACE_FLAGS
+        .iter()
+        .map(|&flag| rule(vec![low32(0, SeccompCmpOp::MaskedEq(flag), flag)]))
+        .collect();
+    rules.insert(number(&CLONE, arch), clone);
+
+    // TIOCSTI / TIOCLINUX, on the low 32 bits only (CVE-2019-10063).
+    let ioctl = [TIOCSTI, TIOCLINUX]
+        .iter()
+        .map(|&request| rule(vec![low32(1, SeccompCmpOp::MaskedEq(0xffff_ffff), request)]))
+        .collect();
+    rules.insert(number(&IOCTL, arch), ioctl);
+
+    // personality with a persona outside the allowed few (low 32 bits).
+    let personality = ALLOWED_PERSONAS
+        .iter()
+        .map(|&persona| low32(0, SeccompCmpOp::Ne, persona))
+        .collect();
+    rules.insert(number(&PERSONALITY, arch), vec![rule(personality)]);
+
+    rules
+}
+
+/// A condition on the low 32 bits of argument `arg`, the part the kernel
+/// reads of an `int`/`unsigned int` argument.
+fn low32(arg: u8, op: SeccompCmpOp, value: u64) -> SeccompCondition {
+    SeccompCondition::new(arg, SeccompCmpArgLen::Dword, op, value).unwrap()
+}
+
+fn rule(conditions: Vec<SeccompCondition>) -> SeccompRule {
+    SeccompRule::new(conditions).unwrap()
+}
+
+/// x86_64 only: refuses every x32 call with `ENOSYS`. seccompiler cannot
+/// express this (its rules match exact numbers), so the reference has it
+/// written by hand too.
+fn x32_guard() -> BpfProgram {
+    vec![
+        insn(LD_W_ABS, 0, 0, DATA_ARCH),
+        insn(JMP_JEQ_K, 1, 0, AUDIT_ARCH_X86_64),
+        insn(RET_K, 0, 0, KILL),
+        insn(LD_W_ABS, 0, 0, DATA_NR),
+        insn(JMP_JSET_K, 0, 1, X32_SYSCALL_BIT),
+        insn(RET_K, 0, 0, ENOSYS),
+        insn(RET_K, 0, 0, ALLOW),
+    ]
+}
+
+/// Runs `first`, and where `first` would allow the call, `second`: every
+/// `RET ALLOW` of `first` becomes a forward jump to the start of `second`.
+/// Both read only `seccomp_data` (no scratch memory), so `second` starts
+/// from a clean slate.
+fn then(mut first: BpfProgram, second: BpfProgram) -> BpfProgram {
+    let len = first.len();
+    for (at, insn) in first.iter_mut().enumerate() {
+        if insn.code == RET_K && insn.k == ALLOW {
+            // JA jumps k instructions past the next one.
+            *insn = sock_filter {
+                code: JMP_JA,
+                jt: 0,
+                jf: 0,
+                k: (len - at - 1) as u32,
+            };
+        }
+    }
+    first.extend(second);
+    first
+}
+
 #[test]
 fn then_runs_the_second_part_only_where_the_first_allows() {
     let ret = |k| vec![insn(RET_K, 0, 0, k)];
     assert_eq!(eval(&then(ret(ALLOW), ret(EPERM)), 0, 0, [0; 6]), EPERM);
     assert_eq!(eval(&then(ret(ENOSYS), ret(EPERM)), 0, 0, [0; 6]), ENOSYS);
     assert_eq!(eval(&then(ret(ALLOW), ret(ALLOW)), 0, 0, [0; 6]), ALLOW);
-    // No RET ALLOW is left except in the last part.
-    let program = filter(TargetArch::x86_64);
+    // No RET ALLOW is left in the reference except in its last part.
+    let program = reference_filter(TargetArch::x86_64);
     let first_allow = program
         .iter()
         .position(|i| i.code == RET_K && i.k == ALLOW)
         .unwrap();
-    let last_part = program.len() - filter_part_len();
+    let last_part = program.len() - reference_part_len();
     assert!(
         first_allow >= last_part,
         "RET ALLOW at {first_allow}, last part starts at {last_part}"
     );
 }
 
-fn filter_part_len() -> usize {
+fn reference_part_len() -> usize {
     compile_filter(
         TargetArch::x86_64,
-        eperm_rules(TargetArch::x86_64).unwrap(),
+        eperm_rules(TargetArch::x86_64),
         libc::EPERM,
     )
-    .unwrap()
     .len()
+}
+
+/// Argument vectors that tell the verdicts apart: each value below in
+/// `args[0]` (clone's flags, the persona) and in `args[1]` (ioctl's
+/// request), plus all zeros and all ones.
+fn telling_args() -> Vec<[u64; 6]> {
+    let sigchld = libc::SIGCHLD as u64;
+    let all_namespaces = NAMESPACE_FLAGS.iter().fold(0, |a, f| a | f);
+    let mut values = vec![
+        0,
+        u64::MAX,
+        sigchld,
+        THREAD_FLAGS,
+        FORK_FLAGS,
+        all_namespaces,
+        all_namespaces | sigchld,
+        TIOCSTI,
+        TIOCLINUX,
+        TIOCSTI | 1 << 32,
+        TIOCLINUX | 1 << 32,
+        0x5401, // TCGETS
+        0x541B, // FIONREAD
+        8,
+        0xffff_ffff,
+        0x0040000, // ADDR_NO_RANDOMIZE
+        1,
+        0xffff_ffff | 1 << 32,
+        8 | 1 << 32,
+        1 << 32,
+    ];
+    for flag in NAMESPACE_FLAGS {
+        values.extend([flag, flag | sigchld, flag | THREAD_FLAGS, flag << 32]);
+    }
+    let mut args: Vec<[u64; 6]> = values
+        .iter()
+        .flat_map(|&v| [[v, 0, 0, 0, 0, 0], [0, v, 0, 0, 0, 0]])
+        .collect();
+    args.push([u64::MAX; 6]);
+    args
+}
+
+/// Every number 0..=1100, the same with the x32 bit, and a few extremes.
+fn telling_numbers() -> impl Iterator<Item = i64> + Clone {
+    (0..=1100)
+        .flat_map(|n| [n, i64::from(X32_SYSCALL_BIT) | n])
+        .chain([-1, i32::MIN.into(), i32::MAX.into(), 0x8000_0000 | 16])
+}
+
+/// The hand-made program answers exactly as seccompiler's compilation of
+/// the same policy, for every number, architecture and telling argument.
+#[test]
+fn same_verdicts_as_the_seccompiler_reference() {
+    let args = telling_args();
+    for arch in ARCHES {
+        let (program, reference) = (filter(arch), reference_filter(arch));
+        let compare = |audit: u32, nr: i64, args: [u64; 6]| {
+            assert_eq!(
+                eval(&program, audit, nr, args),
+                eval(&reference, audit, nr, args),
+                "nr {nr:#x}, arch {audit:#x}, args {args:#x?} on {arch:?}"
+            );
+        };
+        for nr in telling_numbers() {
+            for &args in &args {
+                compare(audit_arch(arch), nr, args);
+            }
+            // Foreign conventions: the arguments make no difference to the
+            // reference, whose first check is the architecture.
+            let foreign = [AUDIT_ARCH_I386, AUDIT_ARCH_ARM, other_audit_arch(arch)];
+            for audit in foreign {
+                compare(audit, nr, [0; 6]);
+                compare(audit, nr, [u64::MAX; 6]);
+            }
+        }
+    }
+}
+
+/// The search keeps every number's path short, where a linear chain (the
+/// reference: 342 instructions on x86_64) takes over a hundred steps for
+/// many numbers. Each path is the preamble (`LD arch`, `JEQ`, `LD nr` and,
+/// on x86_64, the x32 `JSET`), at most ⌈log2 N⌉ + 1 = 7 comparisons for the
+/// ~54 numbers of the policy, and a `RET`; the calls whose arguments are
+/// checked add a load and up to three compares.
+#[test]
+fn every_number_reaches_its_verdict_in_a_few_steps() {
+    const MAX_PATH: usize = 12;
+    const MAX_ARGUMENT_CHECK: usize = 4;
+    for arch in ARCHES {
+        let program = filter(arch);
+        let checked = ["clone", "ioctl", "personality"].map(|name| nr(name, arch));
+        let mut longest = 0;
+        for n in telling_numbers() {
+            for args in telling_args() {
+                let (_, steps) = run(&program, audit_arch(arch), n, args);
+                let limit = if checked.contains(&n) {
+                    MAX_PATH + MAX_ARGUMENT_CHECK
+                } else {
+                    MAX_PATH
+                };
+                assert!(steps <= limit, "nr {n:#x} takes {steps} steps on {arch:?}");
+                longest = longest.max(steps);
+            }
+        }
+        let reference_longest = telling_numbers()
+            .map(|n| run(&reference_filter(arch), audit_arch(arch), n, [0; 6]).1)
+            .max()
+            .unwrap();
+        eprintln!(
+            "{arch:?}: {} instructions, longest path {longest} (reference: {} and {reference_longest})",
+            program.len(),
+            reference_filter(arch).len()
+        );
+    }
+}
+
+/// What the kernel's checker (`bpf_check_classic`, `seccomp_check_filter`)
+/// demands of every instruction, reached or not: an opcode seccomp allows,
+/// aligned loads inside `seccomp_data`, jumps that land inside the program,
+/// and a `RET` at the end.
+fn assert_kernel_accepts(program: &[sock_filter]) {
+    const JMP_JGT_K: u16 = (libc::BPF_JMP | libc::BPF_JGT | libc::BPF_K) as u16;
+    const ALU_AND_K: u16 = (libc::BPF_ALU | libc::BPF_AND | libc::BPF_K) as u16;
+    assert!(!program.is_empty() && program.len() <= MAX_INSTRUCTIONS);
+    let lands = |at: usize, offset: usize| at + 1 + offset < program.len();
+    for (at, i) in program.iter().enumerate() {
+        match i.code {
+            LD_W_ABS => assert!(i.k % 4 == 0 && i.k < 64, "load {} at {at}", i.k),
+            JMP_JA => assert!(lands(at, i.k as usize), "JA at {at}"),
+            JMP_JEQ_K | JMP_JGE_K | JMP_JGT_K | JMP_JSET_K => assert!(
+                lands(at, i.jt.into()) && lands(at, i.jf.into()),
+                "jump at {at}"
+            ),
+            ALU_AND_K | RET_K => {}
+            code => panic!("opcode {code:#x} at {at}"),
+        }
+    }
+    assert_eq!(program.last().unwrap().code, RET_K);
+}
+
+#[test]
+fn every_instruction_is_one_the_kernel_accepts() {
+    for arch in ARCHES {
+        assert_kernel_accepts(&filter(arch));
+        assert_kernel_accepts(&reference_filter(arch));
+    }
+}
+
+/// The generator fills in every jump's offset or fails: it never truncates
+/// an offset to its 8 bits, nor lets a jump go backward or off the end.
+#[test]
+fn jumps_out_of_reach_are_an_error_not_truncated() {
+    // LD nr; JEQ 0, end; `gap` × RET ALLOW; end: RET EPERM.
+    let over = |gap: usize| {
+        let mut asm = Assembler::default();
+        let end = asm.label();
+        asm.load(DATA_NR);
+        asm.jump_if(JMP_JEQ_K, 0, end.into(), Target::Next);
+        for _ in 0..gap {
+            asm.ret(ALLOW);
+        }
+        asm.place(end);
+        asm.ret(EPERM);
+        asm.finish(TargetArch::x86_64)
+    };
+    let farthest = over(255).unwrap();
+    assert_eq!(farthest[1], insn(JMP_JEQ_K, 255, 0, 0));
+    assert_eq!(eval(&farthest, 0, 0, [0; 6]), EPERM);
+    assert_eq!(eval(&farthest, 0, 1, [0; 6]), ALLOW);
+    let err = over(256).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SeccompError::JumpOutOfReach {
+                from: 1,
+                to: 258,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("at most 255"), "{err}");
+
+    // JA's offset is 32 bits.
+    let mut asm = Assembler::default();
+    let end = asm.label();
+    asm.jump(end);
+    for _ in 0..1000 {
+        asm.ret(ALLOW);
+    }
+    asm.place(end);
+    asm.ret(EPERM);
+    let program = asm.finish(TargetArch::x86_64).unwrap();
+    assert_eq!(program[0], insn(JMP_JA, 0, 0, 1000));
+    assert_eq!(eval(&program, 0, 0, [0; 6]), EPERM);
+
+    // Backward.
+    let mut asm = Assembler::default();
+    let start = asm.label();
+    asm.place(start);
+    asm.load(DATA_NR);
+    asm.jump_if(JMP_JEQ_K, 0, start.into(), Target::Next);
+    asm.ret(ALLOW);
+    assert!(matches!(
+        asm.finish(TargetArch::x86_64),
+        Err(SeccompError::JumpOutOfReach { from: 1, to: 0, .. })
+    ));
+
+    // Off the end.
+    let mut asm = Assembler::default();
+    asm.load(DATA_NR);
+    asm.jump_if(JMP_JEQ_K, 0, Target::Next, Target::Next);
+    assert!(matches!(
+        asm.finish(TargetArch::x86_64),
+        Err(SeccompError::JumpOutOfReach { from: 1, to: 2, .. })
+    ));
+
+    // More than the kernel accepts.
+    let mut asm = Assembler::default();
+    for _ in 0..=MAX_INSTRUCTIONS {
+        asm.ret(ALLOW);
+    }
+    assert!(matches!(
+        asm.finish(TargetArch::x86_64),
+        Err(SeccompError::TooLong { len, .. }) if len == MAX_INSTRUCTIONS + 1
+    ));
 }
 
 #[test]
@@ -890,8 +1251,8 @@ fn installed_filter_refuses_and_allows_what_it_should() {
     }
 }
 
-/// A call with the i386 convention kills the process (seccompiler's
-/// architecture check), where the kernel would otherwise run it.
+/// A call with the i386 convention kills the process (the architecture
+/// check), where the kernel would otherwise run it.
 #[test]
 #[cfg(target_arch = "x86_64")]
 fn installed_filter_kills_int80_calls() {
@@ -911,4 +1272,45 @@ fn installed_filter_kills_int80_calls() {
         out.status
     );
     assert!(!got.contains_key("int80"), "{got:?}");
+}
+
+/// A measurement, not a check: what installing the host's filter costs a
+/// fresh process (most of it the kernel's action cache, which runs the
+/// program once per system call number), next to a one-instruction filter.
+/// Run it alone: `cargo test --release --lib apply_cost -- --ignored
+/// --nocapture`.
+#[test]
+#[ignore]
+fn apply_cost() {
+    const RUNS: u32 = 20;
+    let ours = sandbox_filter(host_arch().unwrap()).unwrap();
+    let minimal = vec![insn(RET_K, 0, 0, ALLOW)];
+    for program in [ours, minimal] {
+        let mut total_us = 0;
+        for _ in 0..RUNS {
+            let (r, w) = nix::unistd::pipe().unwrap();
+            // SAFETY: the child only installs the filter, writes and exits.
+            match unsafe { nix::unistd::fork() }.unwrap() {
+                nix::unistd::ForkResult::Child => {
+                    unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+                    let start = std::time::Instant::now();
+                    apply(&program).unwrap();
+                    let us = start.elapsed().as_micros() as u64;
+                    nix::unistd::write(&w, &us.to_ne_bytes()).unwrap();
+                    unsafe { libc::_exit(0) };
+                }
+                nix::unistd::ForkResult::Parent { child } => {
+                    let mut buf = [0u8; 8];
+                    nix::unistd::read(&r, &mut buf).unwrap();
+                    nix::sys::wait::waitpid(child, None).unwrap();
+                    total_us += u64::from_ne_bytes(buf);
+                }
+            }
+        }
+        eprintln!(
+            "{} instructions: apply takes {:.1} µs on average",
+            program.len(),
+            total_us as f64 / f64::from(RUNS)
+        );
+    }
 }
