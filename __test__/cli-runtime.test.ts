@@ -154,10 +154,10 @@ function hostProcesses(marker: string): string[] {
   return r.stdout.split('\n').filter((l) => l.includes(marker))
 }
 
-/** State dirs of the sandboxes a given CLI process created. */
+/** State dirs of the sandboxes a given CLI process created, also once `stop()` renamed them to be deleted. */
 function stateDirs(pid: number): string[] {
   if (!existsSync(STATE_ROOT)) return []
-  return readdirSync(STATE_ROOT).filter((n) => n.startsWith(`sb-${pid}-`))
+  return readdirSync(STATE_ROOT).filter((n) => n.startsWith(`sb-${pid}-`) || n.startsWith(`gone-sb-${pid}-`))
 }
 
 /** A DEV line: a node http server on port 3000 answering `answer`, tagged with a unique marker. */

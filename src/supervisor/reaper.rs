@@ -23,8 +23,10 @@ pub fn finish(child: Option<Helper>, cgroup: Option<PidsCgroup>, state_dir: Opti
     static AT_EXIT: Once = Once::new();
     // SAFETY: registers a plain extern "C" function that lives as long as
     // the process (an addon is never unloaded).
+    // Bun ends with quick_exit, Node with exit: both are covered.
     AT_EXIT.call_once(|| unsafe {
         libc::atexit(wait_at_exit);
+        at_quick_exit(wait_at_exit);
     });
     let work = move || {
         if let Some(mut c) = child {
@@ -60,6 +62,11 @@ fn take_and_run(job: &Mutex<Option<impl FnOnce()>>) {
     if let Some(job) = job.lock().ok().and_then(|mut j| j.take()) {
         job();
     }
+}
+
+unsafe extern "C" {
+    /// C11, in glibc and musl; the libc crate does not declare it for Linux.
+    fn at_quick_exit(f: extern "C" fn()) -> libc::c_int;
 }
 
 extern "C" fn wait_at_exit() {
