@@ -215,16 +215,15 @@ impl Sandbox {
             let launched = match launched {
                 Ok(l) => l,
                 Err(e) => {
-                    reap_later(None, cgroup);
+                    reaper::finish(None, cgroup, None);
                     return Err(e);
                 }
             };
-            let mut child = launched.child;
+            let child = launched.child;
             let (conn, ready) = match Connection::new(launched.control).map_err(io_err("control socket")) {
                 Ok(c) => c,
                 Err(e) => {
-                    let _ = child.kill();
-                    reap_later(Some(child), cgroup);
+                    abandon(child, cgroup);
                     return Err(e);
                 }
             };
@@ -259,8 +258,7 @@ impl Sandbox {
                 Ok(env) => env,
                 Err(e) => {
                     // init waits for a plan that will not come.
-                    let _ = child.kill();
-                    reap_later(Some(child), cgroup);
+                    abandon(child, cgroup);
                     return Err(e);
                 }
             };
@@ -278,8 +276,7 @@ impl Sandbox {
                 (Ok(Err(why)), _) => why,
                 (Err(_), _) => "init ended before it was ready".into(),
             };
-            let _ = child.kill();
-            reap_later(Some(child), cgroup);
+            abandon(child, cgroup);
             Err(SandboxError::Setup(why))
         }
         .await;
@@ -656,9 +653,11 @@ fn filter_words() -> Result<Vec<u64>, SandboxError> {
         .map_err(SandboxError::Seccomp)
 }
 
-/// Reaps a helper that failed to build its sandbox, off the caller's path.
-fn reap_later(child: Option<Helper>, cgroup: Option<PidsCgroup>) {
-    reaper::finish(child, cgroup, None);
+/// Ends a helper whose sandbox could not be built (PID 1 goes with it, by
+/// its parent-death signal), and reaps it off the caller's path.
+fn abandon(mut child: Helper, cgroup: Option<PidsCgroup>) {
+    let _ = child.kill();
+    reaper::finish(Some(child), cgroup, None);
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
