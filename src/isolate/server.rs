@@ -14,6 +14,11 @@ use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 pub fn pid1(netns: Option<net::Joiner>, cgroup_procs: Option<std::fs::File>) -> ! {
+    // PID 1 dies with the helper that forked it (which dies with the host),
+    // armed before it waits for anything.
+    if let Err(e) = prctl::set_pdeathsig(Signal::SIGKILL) {
+        fail(SetupError { step: "set the parent-death signal".into(), source: e.into() });
+    }
     // Joining the pids cgroup waits out an RCU grace period (several
     // milliseconds on cgroup v1): a thread does it while this one builds the
     // root, and nothing is forked before it is done. "0" is the writer's
@@ -57,8 +62,6 @@ fn setup(
     netns: Option<net::Joiner>,
     joining: Option<std::thread::JoinHandle<std::io::Result<()>>>,
 ) -> Result<Option<OwnedFd>, SetupError> {
-    // PID 1 dies with the helper that forked it (which dies with the host).
-    prctl::set_pdeathsig(Signal::SIGKILL).step(|| "set the parent-death signal".into())?;
     let (root, upper) = rootfs::build(plan)?;
     if let Some(netns) = netns {
         netns.join().step(|| "create the network namespace".into())?;
