@@ -47,14 +47,20 @@ describe.skipIf(!isRoot)('the state directory\'s disk is full', () => {
       console.log(JSON.stringify(r))
       console.log(JSON.stringify(await sb.exec('echo ok')))
       await sb.stop()
+      // stop() takes the state dir out of its path at once and deletes it
+      // just after, off its own path.
+      const names = () => fs.readdirSync(state)
+      console.log('at stop ' + JSON.stringify(names().filter((n) => n.startsWith('sb-'))))
+      for (let i = 0; i < 200 && names().some((n) => n.startsWith('gone-')); i++) await new Promise((r) => setTimeout(r, 10))
       // The scratch tmpfs's mount point stays, empty, with the state root.
-      console.log('left ' + JSON.stringify(fs.readdirSync(state)) + ' ' + JSON.stringify(fs.readdirSync(state + '/scratch')))
+      console.log('left ' + JSON.stringify(names()) + ' ' + JSON.stringify(fs.readdirSync(state + '/scratch')))
       // The failed write happened in the sandbox's layer, not the project.
       console.log('project ' + JSON.stringify(fs.readdirSync(project)))
     `)
     expect(out.trim().split('\n')).toEqual([
       JSON.stringify({ exitCode: 0, stdout: 'exit 1\n', stderr: "head: error writing 'standard output': No space left on device\n" }),
       JSON.stringify({ exitCode: 0, stdout: 'ok\n', stderr: '' }),
+      'at stop []',
       'left ["scratch"] []',
       'project []',
     ])
