@@ -51,14 +51,25 @@ impl<T, E: Into<std::io::Error>> Step<T> for Result<T, E> {
 /// The whole life of init. `parent` is the pid of the host process that
 /// started it, to close the race in setting the parent-death signal.
 pub fn main(parent: i32, cgroup: bool) -> ! {
-    let code = match run(parent, cgroup) {
-        Ok(code) => code,
-        Err(e) => {
-            let _ = protocol::send(CONTROL_FD, &Event::SetupFailed { message: e.to_string() }, &[]);
-            70
-        }
-    };
-    std::process::exit(code)
+    match run(parent, cgroup) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => fail(e),
+    }
+}
+
+/// Tells the supervisor why setup failed, and exits.
+fn fail(e: SetupError) -> ! {
+    let _ = protocol::send(CONTROL_FD, &Event::SetupFailed { message: e.to_string() }, &[]);
+    std::process::exit(70)
+}
+
+/// Waits for the supervisor's next message, `what` (the ids, the plan), into
+/// `buf`; `None` when the supervisor closed the socket instead.
+fn read<T: for<'de> serde::Deserialize<'de>>(buf: &mut Vec<u8>, what: &str) -> Result<Option<T>, SetupError> {
+    match protocol::recv(CONTROL_FD, buf, false).step(|| format!("read the {what}"))? {
+        Some(msg) => msg.parse().step(|| format!("decode the {what}")).map(Some),
+        None => Ok(None),
+    }
 }
 
 /// The fd of the pids cgroup's `cgroup.procs` (see the supervisor's launcher).
@@ -76,13 +87,7 @@ fn run(parent: i32, cgroup: bool) -> Result<i32, SetupError> {
         // The parent died before the signal was armed (bubblewrap #730).
         return Ok(1);
     }
-    let ids: Ids = {
-        let mut buf = Vec::new();
-        match protocol::recv(CONTROL_FD, &mut buf, false).step(|| "read the ids".into())? {
-            Some(msg) => msg.parse().step(|| "decode the ids".into())?,
-            None => return Ok(0),
-        }
-    };
+    let Some(ids): Option<Ids> = read(&mut Vec::new(), "ids")? else { return Ok(0) };
 
     let flags = CloneFlags::CLONE_NEWUSER
         | CloneFlags::CLONE_NEWNS

@@ -1,7 +1,7 @@
 //! PID 1 of the sandbox: builds the world, then serves the supervisor's
 //! requests and reaps every process until the supervisor goes away.
 
-use super::{SetupError, Step, net, rootfs, spawn};
+use super::{SetupError, Step, fail, net, read, rootfs, spawn};
 use crate::protocol::{self, CONTROL_FD, Event, Plan, Received, Request, Spawn};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::prctl;
@@ -27,14 +27,11 @@ pub fn pid1(netns: Option<net::Joiner>, cgroup_procs: Option<std::fs::File>) -> 
     // The plan follows the ids in the socket once the supervisor has made
     // it; the buffer is the one PID 1 serves with.
     let mut buf = Vec::new();
-    let plan: Plan = match protocol::recv(CONTROL_FD, &mut buf, false) {
-        Ok(Some(msg)) => match msg.parse() {
-            Ok(plan) => plan,
-            Err(e) => fail(SetupError { step: "decode the plan".into(), source: e }),
-        },
+    let plan: Plan = match read(&mut buf, "plan") {
+        Ok(Some(plan)) => plan,
         // The supervisor gave up before sending it.
         Ok(None) => std::process::exit(0),
-        Err(e) => fail(SetupError { step: "read the plan".into(), source: e }),
+        Err(e) => fail(e),
     };
     let upper = match setup(&plan, netns, joining) {
         Ok(upper) => upper,
@@ -50,11 +47,6 @@ pub fn pid1(netns: Option<net::Joiner>, cgroup_procs: Option<std::fs::File>) -> 
     // SAFETY: malloc_trim only releases free heap memory.
     unsafe { libc::malloc_trim(0) };
     std::process::exit(serve(&plan, buf))
-}
-
-fn fail(e: SetupError) -> ! {
-    let _ = protocol::send(CONTROL_FD, &Event::SetupFailed { message: e.to_string() }, &[]);
-    std::process::exit(70)
 }
 
 fn setup(

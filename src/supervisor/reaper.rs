@@ -1,67 +1,87 @@
 //! What `stop()` leaves for later, off the caller's path: waiting for the
 //! helper (its exit tears the namespaces down, which takes a while on a busy
 //! host), removing its pids cgroup, deleting the state dir `stop()` renamed
-//! away. Each runs on a thread of its own; when the process exits it waits
-//! for them (a bounded time), so a CLI run leaves nothing behind. What a
-//! killed process leaves, the next start cleans up (`state::clean_stale`).
+//! away. One long-lived thread does them in turn; when the process exits it
+//! waits for them (a bounded time), so a CLI run leaves nothing behind. What
+//! a killed process leaves, the next start cleans up (`state::clean_stale`).
 
 use super::cgroup::PidsCgroup;
 use super::launcher::Helper;
 use super::state;
 use std::path::PathBuf;
-use std::sync::{Arc, Condvar, Mutex, Once};
+use std::sync::mpsc::{Sender, channel};
+use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How long an exiting process waits for unfinished teardowns.
 const EXIT_WAIT: Duration = Duration::from_secs(2);
 
+/// Teardowns handed over and not yet done.
 static PENDING: Mutex<usize> = Mutex::new(0);
 static DONE: Condvar = Condvar::new();
 
-/// Reaps `child`, then removes `cgroup` and the discarded state dir.
-pub fn finish(child: Option<Helper>, cgroup: Option<PidsCgroup>, state_dir: Option<PathBuf>) {
-    static AT_EXIT: Once = Once::new();
-    // SAFETY: registers a plain extern "C" function that lives as long as
-    // the process (an addon is never unloaded).
-    // Bun ends with quick_exit, Node with exit: both are covered.
-    AT_EXIT.call_once(|| unsafe {
-        libc::atexit(wait_at_exit);
-        at_quick_exit(wait_at_exit);
-    });
-    let work = move || {
-        if let Some(mut c) = child {
+/// One sandbox's leftovers.
+struct Teardown {
+    child: Option<Helper>,
+    cgroup: Option<PidsCgroup>,
+    state_dir: Option<PathBuf>,
+}
+
+impl Teardown {
+    fn run(self) {
+        if let Some(mut c) = self.child {
             let _ = c.wait();
         }
-        if let Some(cg) = cgroup {
+        if let Some(cg) = self.cgroup {
             cg.remove();
         }
-        if let Some(dir) = state_dir {
+        if let Some(dir) = self.state_dir {
             let _ = state::remove(&dir);
         }
-    };
-    if let Ok(mut n) = PENDING.lock() {
-        *n += 1;
-    }
-    let job = move || {
-        work();
         if let Ok(mut n) = PENDING.lock() {
             *n -= 1;
             DONE.notify_all();
         }
-    };
-    // The thread takes the job; if no thread can be had, it runs here.
-    let job = Arc::new(Mutex::new(Some(job)));
-    let theirs = job.clone();
-    let spawned = std::thread::Builder::new().name("bun-sandbox-reaper".into()).spawn(move || take_and_run(&theirs));
-    if spawned.is_err() {
-        take_and_run(&job);
     }
 }
 
-fn take_and_run(job: &Mutex<Option<impl FnOnce()>>) {
-    if let Some(job) = job.lock().ok().and_then(|mut j| j.take()) {
-        job();
+/// Reaps `child`, then removes `cgroup` and the discarded state dir.
+pub fn finish(child: Option<Helper>, cgroup: Option<PidsCgroup>, state_dir: Option<PathBuf>) {
+    if let Ok(mut n) = PENDING.lock() {
+        *n += 1;
     }
+    let job = Teardown { child, cgroup, state_dir };
+    // Without the thread (none could be started), it is done here.
+    match worker().and_then(|w| w.lock().ok()) {
+        Some(tx) => {
+            if let Err(unsent) = tx.send(job) {
+                unsent.0.run();
+            }
+        }
+        None => job.run(),
+    }
+}
+
+/// The reaper thread's queue, started on first use.
+fn worker() -> Option<&'static Mutex<Sender<Teardown>>> {
+    static WORKER: OnceLock<Option<Mutex<Sender<Teardown>>>> = OnceLock::new();
+    WORKER
+        .get_or_init(|| {
+            let (tx, rx) = channel::<Teardown>();
+            std::thread::Builder::new()
+                .name("bun-sandbox-reaper".into())
+                .spawn(move || rx.into_iter().for_each(Teardown::run))
+                .ok()?;
+            // SAFETY: registers a plain extern "C" function that lives as
+            // long as the process (an addon is never unloaded). Bun ends
+            // with quick_exit, Node with exit: both are covered.
+            unsafe {
+                libc::atexit(wait_at_exit);
+                at_quick_exit(wait_at_exit);
+            }
+            Some(Mutex::new(tx))
+        })
+        .as_ref()
 }
 
 unsafe extern "C" {
