@@ -294,6 +294,21 @@ describe('processes', () => {
     })
   })
 
+  test("the sandbox's init cannot be read from inside (memory, environment, root) and runs under the same filter", async () => {
+    const r = await sb.exec([
+      '/bin/sh',
+      '-c',
+      'dd if=/proc/1/mem bs=1 count=1 skip=4096 2>&1; cat /proc/1/environ 2>&1; ls /proc/1/root/ 2>&1; ' +
+        'grep -E "^(CapBnd|NoNewPrivs|Seccomp):" /proc/1/status',
+    ])
+    expect(r.stdout).toBe(
+      "dd: failed to open '/proc/1/mem': Permission denied\n" +
+        'cat: /proc/1/environ: Permission denied\n' +
+        "ls: cannot access '/proc/1/root/': Permission denied\n" +
+        'CapBnd:\t0000000000000000\nNoNewPrivs:\t1\nSeccomp:\t2\n',
+    )
+  })
+
   test(`the identity is the invoking user's (1000 for a root host user): uid ${INNER_UID} gid ${INNER_GID}`, async () => {
     const r = await sb.exec(['/bin/sh', '-c', 'id -u; id -g; id -G'])
     expect(r).toEqual({ exitCode: 0, stdout: `${INNER_UID}\n${INNER_GID}\n${INNER_GID}\n`, stderr: '' })

@@ -1,4 +1,4 @@
-//! Dropping every capability before a command runs.
+//! No capability for a command, now or after any `execve`.
 
 use std::io;
 
@@ -14,9 +14,11 @@ fn check(r: libc::c_int) -> io::Result<()> {
     if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
-/// No capability, now or after any exec: a uid 0 inside (when asked for) does
-/// not get them back (securebits), the bounding set is empty, ambient cleared.
-pub fn drop_all() -> io::Result<()> {
+/// Nothing can gain a capability through `execve` any more: a uid 0
+/// inside (when asked for) does not get them back (securebits), the
+/// bounding set is empty, ambient ones cleared. Set once in PID 1, which
+/// keeps its own and never calls `execve`; every command inherits it.
+pub fn limit_bounding() -> io::Result<()> {
     let bits = SECBIT_NOROOT
         | SECBIT_NOROOT_LOCKED
         | SECBIT_NO_SETUID_FIXUP
@@ -28,15 +30,22 @@ pub fn drop_all() -> io::Result<()> {
     unsafe {
         check(libc::prctl(libc::PR_SET_SECUREBITS, bits, 0, 0, 0))?;
         for cap in 0..64 {
-            // EINVAL past the kernel's last capability.
-            if libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) < 0
-                && io::Error::last_os_error().raw_os_error() != Some(libc::EINVAL)
-            {
-                return Err(io::Error::last_os_error());
+            if libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 {
+                // EINVAL: past the kernel's last capability, all dropped.
+                match io::Error::last_os_error() {
+                    e if e.raw_os_error() == Some(libc::EINVAL) && cap > 0 => break,
+                    e => return Err(e),
+                }
             }
         }
-        check(libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0))?;
+        check(libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0))
     }
+}
+
+/// Drops the calling process's own capabilities (effective, permitted,
+/// inheritable): what a command's child does before `execve`. Makes no
+/// allocation (it runs in a vfork child).
+pub fn clear() -> io::Result<()> {
     #[repr(C)]
     struct Header {
         version: u32,

@@ -4,9 +4,12 @@
 //!
 //! The order follows bubblewrap's: pdeathsig · unshare · id maps · fork PID 1 ·
 //! mounts on a tmpfs · pivot_root · detach the old root · hostname · `lo` up ·
-//! then, per command: setsid · rlimits · caps dropped · no_new_privs · seccomp
-//! last, right before `execve`. One step runs beside another: the helper
-//! makes the network namespace while PID 1 mounts, and PID 1 joins it.
+//! then, last of setup, what every command inherits: bounding set emptied,
+//! securebits locked, no_new_privs, seccomp (PID 1 never calls `execve`, and
+//! nothing after this needs a call the filter refuses); per command: setsid ·
+//! fds · signals · rlimits · chdir · capabilities dropped · `execve`. One step
+//! runs beside another: the helper makes the network namespace while PID 1
+//! mounts, and PID 1 joins it.
 
 mod caps;
 mod filter;

@@ -8,9 +8,8 @@ use nix::sys::prctl;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::{ForkResult, Pid, fork, pipe2};
+use nix::unistd::Pid;
 use std::collections::HashMap;
-use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 pub fn pid1(netns: Option<net::Joiner>, cgroup_procs: Option<std::fs::File>) -> ! {
@@ -68,6 +67,8 @@ fn setup(
         // sandbox's cgroup: a fresh one, rooted where PID 1 is now.
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP).step(|| "create the cgroup namespace".into())?;
     }
+    // Last of setup: what every command inherits, the seccomp filter too.
+    spawn::lock_down(plan).step(|| "apply the sandbox's restrictions (capabilities, seccomp)".into())?;
     Ok(upper)
 }
 
@@ -78,6 +79,8 @@ struct Server<'a> {
     /// Each command's process group (its pid, after setsid) until the
     /// supervisor forgets it: signals reach what a command left behind.
     groups: HashMap<u64, i32>,
+    /// Where a command's child runs until its `execve`.
+    stack: spawn::Stack,
 }
 
 fn serve(plan: &Plan, mut buf: Vec<u8>) -> i32 {
@@ -91,7 +94,8 @@ fn serve(plan: &Plan, mut buf: Vec<u8>) -> i32 {
     };
     // SAFETY: the control socket is fd 3 for the whole life of init.
     let ctl = unsafe { BorrowedFd::borrow_raw(CONTROL_FD) };
-    let mut server = Server { plan, children: HashMap::new(), groups: HashMap::new() };
+    let Ok(stack) = spawn::Stack::new() else { return 71 };
+    let mut server = Server { plan, children: HashMap::new(), groups: HashMap::new(), stack };
     loop {
         let mut fds = [PollFd::new(ctl, PollFlags::POLLIN), PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, PollTimeout::NONE) {
@@ -197,34 +201,24 @@ impl Server<'_> {
         if fds.len() != 3 {
             return failed(libc::EINVAL, "a spawn request needs stdin, stdout and stderr".into());
         }
-        let (err_r, err_w) = match pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
-            Ok(p) => p,
-            Err(e) => return failed(e as i32, format!("cannot make a pipe: {e}")),
-        };
         let stdio = [fds[0].as_raw_fd(), fds[1].as_raw_fd(), fds[2].as_raw_fd()];
-        // SAFETY: PID 1 is single-threaded.
-        match unsafe { fork() } {
-            Err(e) => failed(e as i32, format!("cannot fork: {e}")),
-            Ok(ForkResult::Child) => {
-                drop(err_r);
-                spawn::exec_child(self.plan, &s, stdio, err_w.as_raw_fd())
+        let program = s.argv.first().cloned().unwrap_or_default();
+        let Some(mut command) = spawn::Command::new(self.plan, &s, stdio) else {
+            let message = match s.argv.is_empty() {
+                true => "an empty command".to_string(),
+                false => format!("{program}: an argument, a variable or the directory holds a NUL byte"),
+            };
+            return failed(libc::EINVAL, message);
+        };
+        let started = command.start(&mut self.stack);
+        drop(fds);
+        match started {
+            Ok(pid) => {
+                self.children.insert(pid, s.id);
+                self.groups.insert(s.id, pid);
+                let _ = protocol::send_with_pid(CONTROL_FD, &Event::Spawned { id: s.id, pid }, pid);
             }
-            Ok(ForkResult::Parent { child }) => {
-                drop(err_w);
-                drop(fds);
-                let mut report = Vec::with_capacity(8);
-                let _ = std::fs::File::from(err_r).read_to_end(&mut report);
-                if report.len() >= 8 {
-                    let stage = report[0];
-                    let errno = i32::from_ne_bytes([report[4], report[5], report[6], report[7]]);
-                    let _ = waitpid(child, None);
-                    let program = s.argv.first().cloned().unwrap_or_default();
-                    return failed(errno, describe(stage, errno, &program));
-                }
-                self.children.insert(child.as_raw(), s.id);
-                self.groups.insert(s.id, child.as_raw());
-                let _ = protocol::send_with_pid(CONTROL_FD, &Event::Spawned { id: s.id, pid: child.as_raw() }, child.as_raw());
-            }
+            Err(e) => failed(e.errno, describe(&e, &program)),
         }
     }
 }
@@ -237,10 +231,10 @@ fn count_processes() -> u32 {
 }
 
 /// A person's reading of a failure to start.
-fn describe(stage: u8, errno: i32, program: &str) -> String {
-    let err = std::io::Error::from_raw_os_error(errno);
-    if stage == spawn::Stage::Exec as u8 {
-        match errno {
+fn describe(e: &spawn::NotStarted, program: &str) -> String {
+    let err = std::io::Error::from_raw_os_error(e.errno);
+    if e.stage == spawn::Stage::Exec {
+        match e.errno {
             libc::ENOENT => format!("{program}: command not found"),
             libc::EACCES => format!("{program}: permission denied"),
             _ => format!("{program}: cannot run: {err}"),

@@ -3,8 +3,8 @@
 //!
 //! The supervisor builds the filter on the host with [`sandbox_filter`],
 //! puts it into the plan as [`to_words`], and init turns it back with
-//! [`from_words`] and installs it with [`apply`] as the last step before
-//! `execve` in each command's child.
+//! [`from_words`] and installs it with [`apply`] as the last step of its
+//! setup, in PID 1; every command inherits it at `clone`.
 //!
 //! # What the filter does
 //!
@@ -672,15 +672,16 @@ pub fn from_words(words: &[u64]) -> BpfProgram {
 /// Installs `program` on the calling thread; it is inherited by every child
 /// and across `execve`, and can never be removed.
 ///
-/// Order (init, in the command's child): `PR_SET_NO_NEW_PRIVS`, drop
-/// capabilities, … , then `apply`, then `execve` at once. The filter refuses
-/// `mount`, `unshare`, `setns` and `pivot_root`, so nothing of the setup may
-/// come after it. An unprivileged process may install a filter only with
+/// Order (init's PID 1): the whole setup, bounding set emptied,
+/// `PR_SET_NO_NEW_PRIVS`, then `apply`; the command's child inherits it and
+/// makes only calls it allows (setsid, dup2, setrlimit, chdir, capset) before
+/// `execve`. The filter refuses `mount`, `unshare`, `setns` and `pivot_root`,
+/// so nothing of the setup may come after it. An unprivileged process may install a filter only with
 /// no_new_privs set (else `EACCES`); seccompiler's `apply_filter` sets it
 /// itself too, which is harmless when it is already set.
 ///
-/// Per thread: call it in the single-threaded child, never in a threaded
-/// process expecting every thread to be covered.
+/// Per thread: call it in a single-threaded process, never in a threaded
+/// one expecting every thread to be covered.
 pub fn apply(program: &[sock_filter]) -> io::Result<()> {
     if program.is_empty() || program.len() > MAX_INSTRUCTIONS {
         // seccompiler would refuse an empty program, and would silently
