@@ -6,10 +6,12 @@
 //   nothing;
 // - a WORKDIR with another filesystem mounted inside it, which the kernel
 //   will not put a copy-on-write layer over: a clear error before anything
-//   starts.
+//   starts;
+// - a host directory with another filesystem mounted below it (a disk under
+//   /mnt): bound in read-only, the filesystem below it too.
 import { describe, expect, test } from 'bun:test'
 import { spawnSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 
@@ -90,6 +92,31 @@ describe.skipIf(!isRoot)('a WORKDIR with a filesystem mounted inside it', () => 
     expect(out.trim().split('\n')).toEqual([
       expect.stringMatching(/^WORKDIR \/.*\/project has another filesystem mounted inside it, at \/.*\/project\/cache: the kernel refuses a copy-on-write layer over it in a user namespace$/),
       'project ["cache"]',
+    ])
+  })
+})
+
+describe.skipIf(!isRoot || !existsSync('/srv'))('a host directory with a filesystem mounted below it', () => {
+  test('is read-only inside all the way down: writes fail with EROFS and the host keeps its files', () => {
+    // /srv becomes a tmpfs with another (world-writable) tmpfs below it, in
+    // the test's own mount namespace: the sandbox binds /srv read-only.
+    const out = inMountNamespace(() => 'mount -t tmpfs none /srv && mkdir /srv/disk && mount -t tmpfs none /srv/disk && echo kept > /srv/disk/file', `
+      const sb = new Sandbox(parseSandboxfile('FROM host\\nWORKDIR .\\n'), { cwd: project })
+      const r = await sb.exec('cat /srv/disk/file; echo new > /srv/disk/file; touch /srv/disk/added; mkdir /srv/dir; exit 0')
+      console.log(JSON.stringify(r))
+      await sb.stop()
+      console.log('host ' + JSON.stringify(fs.readdirSync('/srv/disk')) + ' ' + fs.readFileSync('/srv/disk/file', 'utf8').trim())
+    `)
+    expect(out.trim().split('\n')).toEqual([
+      JSON.stringify({
+        exitCode: 0,
+        stdout: 'kept\n',
+        stderr:
+          '/bin/sh: 1: cannot create /srv/disk/file: Read-only file system\n' +
+          "touch: cannot touch '/srv/disk/added': Read-only file system\n" +
+          'mkdir: cannot create directory ‘/srv/dir’: Read-only file system\n',
+      }),
+      'host ["file"] kept',
     ])
   })
 })

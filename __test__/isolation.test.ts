@@ -222,6 +222,21 @@ describe('filesystem', () => {
     expect(r).toEqual({ exitCode: 1, stdout: '', stderr: `touch: cannot touch '/sys/bsb-probe-${TAG}': Read-only file system\n` })
   })
 
+  test('/sys and every filesystem mounted below it on the host are read-only, and no write into one succeeds', async () => {
+    // mountinfo: field 5 is the mount point, field 6 its own options.
+    const r = await sb.exec([
+      '/bin/sh',
+      '-c',
+      'awk \'$5 ~ /^\\/sys(\\/|$)/ { print $5, substr($6, 1, 3) }\' /proc/self/mountinfo; ' +
+        'for m in $(awk \'$5 ~ /^\\/sys(\\/|$)/ { print $5 }\' /proc/self/mountinfo); do ' +
+        'touch "$m/bsb-probe" 2>/dev/null && echo "written: $m"; done; true',
+    ])
+    expect(r.exitCode).toBe(0)
+    const lines = r.stdout.trim().split('\n')
+    expect(lines[0]).toBe('/sys ro,')
+    expect(lines.filter((l) => !l.endsWith(' ro,'))).toEqual([])
+  })
+
   test('one world: a file written by one exec is read by the next', async () => {
     const w = await sb.exec(['/bin/sh', '-c', 'echo one > /tmp/world.txt && echo two > shared.txt'])
     expect(w).toEqual({ exitCode: 0, stdout: '', stderr: '' })

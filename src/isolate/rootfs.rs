@@ -155,11 +155,57 @@ fn touch(path: &Path) -> Result<(), SetupError> {
     Ok(())
 }
 
-/// A read-only recursive bind. The remount must keep the flags the kernel
-/// locked on the original mount (nosuid, nodev, ...), or it is refused.
+/// A read-only recursive bind: the directory and every filesystem mounted
+/// below it on the host (`/sys/fs/cgroup`, a disk under `/mnt`), which a
+/// bind's own remount would leave writable — to a root host user, whose uid
+/// the sandbox's user is, the host's cgroup files among them.
 fn ro_bind(source: &Path, at: &Path) -> Result<(), SetupError> {
     mount(Some(source), at, NONE, MsFlags::MS_BIND | MsFlags::MS_REC, NONE)
         .step(|| format!("bind {}", source.display()))?;
+    match read_only_tree(at) {
+        // Kernels before 5.12: each mount of the tree in turn.
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+            for point in mounts_at_or_below(at) {
+                remount_read_only(&point).step(|| format!("make {} read-only", point.display()))?;
+            }
+            Ok(())
+        }
+        other => other.step(|| format!("make {} read-only", source.display())),
+    }
+}
+
+/// `mount_setattr(AT_RECURSIVE)`: read-only and nosuid, the whole tree at
+/// once. Flags the kernel locked on a mount are only ever added to.
+fn read_only_tree(at: &Path) -> std::io::Result<()> {
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    const MOUNT_ATTR_RDONLY: u64 = 0x1;
+    const MOUNT_ATTR_NOSUID: u64 = 0x2;
+    const AT_RECURSIVE: libc::c_uint = 0x8000;
+    let path = std::ffi::CString::new(at.as_os_str().as_encoded_bytes()).map_err(std::io::Error::other)?;
+    let attr = MountAttr { attr_set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID, attr_clr: 0, propagation: 0, userns_fd: 0 };
+    // SAFETY: a C string and a mount_attr of the size passed.
+    let r = unsafe {
+        libc::syscall(libc::SYS_mount_setattr, libc::AT_FDCWD, path.as_ptr(), AT_RECURSIVE, &attr, size_of::<MountAttr>())
+    };
+    if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+}
+
+/// Mount points at `at` or below it in this mount namespace, outermost first.
+fn mounts_at_or_below(at: &Path) -> Vec<PathBuf> {
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let points = info.lines().filter_map(|line| line.split(' ').nth(4)).map(crate::policy::plan::unescape_mount_point);
+    points.filter(|p| p.starts_with(at)).collect()
+}
+
+/// A bind remounted read-only. The remount must keep the flags the kernel
+/// locked on the original mount (nosuid, nodev, ...), or it is refused.
+fn remount_read_only(at: &Path) -> nix::Result<()> {
     let locked = statvfs(at).map(|s| s.flags()).unwrap_or(FsFlags::empty());
     let mut flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID;
     for (fs_flag, ms_flag) in [
@@ -173,7 +219,7 @@ fn ro_bind(source: &Path, at: &Path) -> Result<(), SetupError> {
             flags |= ms_flag;
         }
     }
-    mount(NONE, at, NONE, flags, NONE).step(|| format!("make {} read-only", source.display()))
+    mount(NONE, at, NONE, flags, NONE)
 }
 
 /// A minimal /dev: the harmless device nodes bound from the host, a private
@@ -227,4 +273,76 @@ pub fn enter(root: &Path) -> Result<(), SetupError> {
     umount2(".", MntFlags::MNT_DETACH).step(|| "detach the host's root".into())?;
     chdir("/").step(|| "chdir /".into())?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::wait::{WaitStatus, waitpid};
+    use nix::unistd::{ForkResult, fork};
+
+    /// In a mount namespace of its own: a tree of two tmpfs mounts, bound
+    /// twice, made read-only once each way. Every mount of each bind refuses
+    /// a write; the source stays writable.
+    fn binds_are_read_only_all_the_way_down(dir: &Path) -> Result<(), String> {
+        fn err(what: &str) -> impl Fn(nix::Error) -> String + '_ {
+            move |e| format!("{what}: {e}")
+        }
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).map_err(err("unshare"))?;
+        mount(NONE, "/", NONE, MsFlags::MS_REC | MsFlags::MS_PRIVATE, NONE).map_err(err("private"))?;
+        let (source, sub) = (dir.join("source"), dir.join("source/sub"));
+        fs::create_dir(&source).map_err(|e| e.to_string())?;
+        mount(Some("tmpfs"), &source, Some("tmpfs"), MsFlags::empty(), NONE).map_err(err("tmpfs"))?;
+        fs::create_dir(&sub).map_err(|e| e.to_string())?;
+        mount(Some("tmpfs"), &sub, Some("tmpfs"), MsFlags::empty(), NONE).map_err(err("tmpfs below"))?;
+        let bind = |name: &str| -> Result<PathBuf, String> {
+            let at = dir.join(name);
+            fs::create_dir(&at).map_err(|e| e.to_string())?;
+            mount(Some(&source), &at, NONE, MsFlags::MS_BIND | MsFlags::MS_REC, NONE).map_err(err("bind"))?;
+            Ok(at)
+        };
+        let with_setattr = bind("setattr")?;
+        read_only_tree(&with_setattr).map_err(|e| format!("mount_setattr: {e}"))?;
+        let with_remounts = bind("remounts")?;
+        let points = mounts_at_or_below(&with_remounts);
+        if points != [with_remounts.clone(), with_remounts.join("sub")] {
+            return Err(format!("mounts below {}: {points:?}", with_remounts.display()));
+        }
+        for point in &points {
+            remount_read_only(point).map_err(err("remount"))?;
+        }
+        for at in [&with_setattr, &with_remounts] {
+            for file in [at.join("x"), at.join("sub/x")] {
+                match fs::write(&file, "") {
+                    Err(e) if e.raw_os_error() == Some(libc::EROFS) => {}
+                    other => return Err(format!("{}: {other:?}", file.display())),
+                }
+            }
+        }
+        fs::write(sub.join("x"), "").map_err(|e| format!("the source: {e}"))
+    }
+
+    #[test]
+    fn read_only_binds_cover_the_mounts_below() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: mounting needs root");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        // SAFETY: the child only mounts, writes files and exits.
+        match unsafe { fork() }.unwrap() {
+            ForkResult::Child => {
+                let code = match binds_are_read_only_all_the_way_down(dir.path()) {
+                    Ok(()) => 0,
+                    Err(e) => {
+                        eprintln!("{e}");
+                        1
+                    }
+                };
+                // SAFETY: leaving the forked child without the harness's destructors.
+                unsafe { libc::_exit(code) }
+            }
+            ForkResult::Parent { child } => assert_eq!(waitpid(child, None).unwrap(), WaitStatus::Exited(child, 0)),
+        }
+    }
 }

@@ -214,7 +214,7 @@ fn mount_points() -> Vec<PathBuf> {
 }
 
 /// mountinfo writes space, tab, newline and backslash as `\ooo`.
-fn unescape_mount_point(field: &str) -> PathBuf {
+pub(crate) fn unescape_mount_point(field: &str) -> PathBuf {
     use std::os::unix::ffi::OsStringExt;
     let bytes = field.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
