@@ -237,6 +237,20 @@ describe('filesystem', () => {
     expect(lines.filter((l) => !l.endsWith(' ro,'))).toEqual([])
   })
 
+  test("the host's sysctls cannot be changed: /proc/sys, /proc/irq, /proc/bus and /proc/fs are read-only", async () => {
+    // Writing back the value it has: harmless even where the write went through.
+    const r = await sb.exec([
+      '/bin/sh',
+      '-c',
+      'echo $(cat /proc/sys/kernel/printk_ratelimit) > /proc/sys/kernel/printk_ratelimit; ' +
+        'awk \'$5 ~ /^\\/proc\\/(sys|irq|bus|fs)$/ { print $5, substr($6, 1, 3) }\' /proc/self/mountinfo | sort',
+    ])
+    // The file is root's, and a root host user's sandbox user is uid 0 outside.
+    expect(r.stderr).toBe('/bin/sh: 1: cannot create /proc/sys/kernel/printk_ratelimit: Read-only file system\n')
+    const present = ['bus', 'fs', 'irq', 'sys'].filter((d) => existsSync(`/proc/${d}`))
+    expect(r.stdout).toBe(present.map((d) => `/proc/${d} ro,\n`).join(''))
+  })
+
   test('one world: a file written by one exec is read by the next', async () => {
     const w = await sb.exec(['/bin/sh', '-c', 'echo one > /tmp/world.txt && echo two > shared.txt'])
     expect(w).toEqual({ exitCode: 0, stdout: '', stderr: '' })

@@ -129,7 +129,18 @@ fn apply(root: &Path, m: &Mount) -> Result<(), SetupError> {
             mkdir_p(&at, 0o555)?;
             let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
             mount(Some("proc"), &at, Some("proc"), flags, NONE)
-                .step(|| "mount a /proc that shows only the sandbox's processes".into())
+                .step(|| "mount a /proc that shows only the sandbox's processes".into())?;
+            // What in it acts on the host rather than on the sandbox, read-only
+            // (as bubblewrap and container runtimes do): sysctls, most of them
+            // host-wide, and IRQ, bus and filesystem settings. Their files are
+            // root's, and a root host user's sandbox user is uid 0 outside.
+            for host_wide in ["sys", "sysrq-trigger", "irq", "bus", "fs"] {
+                let path = at.join(host_wide);
+                if path.symlink_metadata().is_ok() {
+                    ro_bind(&path, &path)?;
+                }
+            }
+            Ok(())
         }
         Mount::Dev { target, shm_size } => dev(&under(root, target), *shm_size),
         Mount::Mask { target } => {
