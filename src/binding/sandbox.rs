@@ -95,9 +95,16 @@ impl Inner {
 
     /// The environment, created on first use.
     pub(super) async fn sandbox(&self) -> Result<Arc<sv::Sandbox>> {
+        self.sandbox_with(None).await.map(|(sandbox, _)| sandbox)
+    }
+
+    /// The environment, created on first use; when this call creates it,
+    /// `first` goes to init with the plan and comes back pending.
+    async fn sandbox_with(&self, first: Option<sv::FirstCommand>) -> Result<(Arc<sv::Sandbox>, Option<sv::Pending>)> {
         if self.stopped.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(sandbox_error("the sandbox is stopped: create a new Sandbox"));
         }
+        let sent = std::sync::Mutex::new(None);
         let started = self
             .sandbox
             .get_or_try_init(|| async {
@@ -130,23 +137,32 @@ impl Inner {
                     init: find_init()?,
                     hooks: self.hooks.clone(),
                 };
-                sv::Sandbox::start(opts).await.map(Arc::new).map_err(sandbox_error)
+                let (sandbox, pending) = sv::Sandbox::start_with(opts, first).await.map_err(sandbox_error)?;
+                if let Ok(mut sent) = sent.lock() {
+                    *sent = pending;
+                }
+                Ok::<_, napi::Error>(Arc::new(sandbox))
             })
             .await?;
         if self.stopped.load(std::sync::atomic::Ordering::SeqCst) {
             started.stop().await;
             return Err(sandbox_error("the sandbox is stopped: create a new Sandbox"));
         }
-        Ok(started.clone())
+        let pending = sent.into_inner().ok().flatten().transpose().map_err(sandbox_error)?;
+        Ok((started.clone(), pending))
     }
 
     async fn exec(&self, argv: Vec<String>, env: BTreeMap<String, String>, stdin: Option<String>, timeout_ms: Option<u64>) -> Result<ExecResult> {
-        let sandbox = self.sandbox().await?;
         let timeout = timeout_ms.or(self.options.timeout_ms).map(Duration::from_millis);
-        let out = sandbox
-            .exec("exec", "exec", ExecOptions { argv, env, stdin: stdin.map(String::into_bytes), timeout })
-            .await
-            .map_err(sandbox_error)?;
+        let stdin = stdin.map(String::into_bytes);
+        // On a cold start the command travels with the plan.
+        let first = self.sandbox.get().is_none().then(|| (argv.clone(), env.clone()));
+        let (sandbox, pending) = self.sandbox_with(first).await?;
+        let out = match pending {
+            Some(pending) => sandbox.exec_pending("exec", "exec", pending, stdin, timeout).await,
+            None => sandbox.exec("exec", "exec", ExecOptions { argv, env, stdin, timeout }).await,
+        }
+        .map_err(sandbox_error)?;
         let mut stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         if out.timed_out {
             stderr.push_str(&format!(

@@ -30,6 +30,7 @@ pub use redact::{RedactStr, RedactStream, Redactor};
 
 use matcher::Matcher;
 use placeholder::Drawn;
+pub(crate) use placeholder::fill_random;
 
 /// One SECRET line with its value.
 #[derive(Clone, PartialEq, Eq)]

@@ -63,7 +63,7 @@ fn random_alnum(len: usize) -> io::Result<String> {
 
 /// Fills `buf` from the kernel's CSPRNG: `getrandom(2)`, or `/dev/urandom`
 /// where that system call is missing.
-fn fill_random(buf: &mut [u8]) -> io::Result<()> {
+pub(crate) fn fill_random(buf: &mut [u8]) -> io::Result<()> {
     #[cfg(target_os = "linux")]
     {
         let mut filled = 0;

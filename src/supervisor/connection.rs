@@ -34,6 +34,9 @@ pub enum SocketFailure {
     Refused(String),
 }
 
+/// A socket asked of init, its answer still to come.
+pub struct AskedSocket(oneshot::Receiver<Result<OwnedFd, String>>);
+
 #[derive(Default)]
 struct Waiters {
     ready: Option<oneshot::Sender<Ready>>,
@@ -119,10 +122,21 @@ impl Connection {
     /// Sends a `Connect` or `Listen` (made with the request id) and waits for
     /// the socket init makes inside.
     pub async fn socket(&self, request: impl FnOnce(u64) -> Request) -> Result<OwnedFd, SocketFailure> {
+        let asked = self.ask_socket(request).await?;
+        self.socket_made(asked).await
+    }
+
+    /// Sends a `Connect` or `Listen`; `socket_made` waits for the answer.
+    pub async fn ask_socket(&self, request: impl FnOnce(u64) -> Request) -> Result<AskedSocket, SocketFailure> {
         let id = self.next_id();
         let rx = self.expect_socket(id).map_err(|e| SocketFailure::Gone(e.to_string()))?;
         self.send(&request(id), &[]).await.map_err(SocketFailure::Send)?;
-        match rx.await {
+        Ok(AskedSocket(rx))
+    }
+
+    /// The socket init made for an `ask_socket`, or why there is none.
+    pub async fn socket_made(&self, asked: AskedSocket) -> Result<OwnedFd, SocketFailure> {
+        match asked.0.await {
             Ok(Ok(fd)) => Ok(fd),
             Ok(Err(why)) => Err(SocketFailure::Refused(why)),
             Err(_) => Err(SocketFailure::Gone(self.closed().unwrap_or_default())),

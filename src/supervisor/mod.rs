@@ -12,4 +12,4 @@ pub mod state;
 pub mod watch;
 
 pub use jobs::{Hooks, Job, Stream, Violation};
-pub use sandbox::{ExecOptions, ExecOutput, Sandbox, SandboxError, StartOptions};
+pub use sandbox::{ExecOptions, ExecOutput, FirstCommand, Pending, Sandbox, SandboxError, StartOptions};

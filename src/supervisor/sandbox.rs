@@ -1,7 +1,7 @@
 //! One sandbox: started on first use, every command in the same world, torn
 //! down by `stop()`.
 
-use super::connection::{Connection, Exit, SocketFailure};
+use super::connection::{AskedSocket, Connection, Exit, SocketFailure};
 use super::jobs::{Hooks, Violation};
 use super::cgroup::PidsCgroup;
 use super::launcher::{self, Helper};
@@ -115,6 +115,21 @@ pub(super) struct Started {
     pub exited: tokio::sync::oneshot::Receiver<Exit>,
 }
 
+/// A command sent to init and not yet known to have started: what
+/// [`Sandbox::start_with`] gives back for the first command, which it sends
+/// right behind the plan (init starts it as soon as it is ready).
+pub struct Pending {
+    id: u64,
+    started: tokio::sync::oneshot::Receiver<super::connection::Started>,
+    exited: tokio::sync::oneshot::Receiver<Exit>,
+    stdin: OwnedFd,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+}
+
+/// A command to send with the plan: its argv and the variables it adds.
+pub type FirstCommand = (Vec<String>, BTreeMap<String, String>);
+
 pub struct Sandbox {
     conn: Connection,
     cgroup: Mutex<Option<PidsCgroup>>,
@@ -152,6 +167,16 @@ const DISK_POLL: Duration = Duration::from_millis(250);
 
 impl Sandbox {
     pub async fn start(opts: StartOptions) -> Result<Sandbox, SandboxError> {
+        Sandbox::start_with(opts, None).await.map(|(sandbox, _)| sandbox)
+    }
+
+    /// Starts the sandbox and, when given, sends `first` right behind the
+    /// plan: the first command of a cold start does not wait for a round
+    /// trip after init is ready. Its `Pending` goes to [`Sandbox::exec_pending`].
+    pub async fn start_with(
+        opts: StartOptions,
+        first: Option<FirstCommand>,
+    ) -> Result<(Sandbox, Option<Result<Pending, SandboxError>>), SandboxError> {
         let base = Base::from_directive(opts.from.as_deref(), &opts.base_dir)?;
         let policy = NetPolicy::new(&opts.net).map_err(|e| SandboxError::Setup(e.to_string()))?;
         let (violations_tx, violations_rx) = tokio::sync::mpsc::unbounded_channel::<crate::net::Violation>();
@@ -262,13 +287,28 @@ impl Sandbox {
                     return Err(e);
                 }
             };
-            // The proxy's socket is asked for at once; init answers it right
-            // after Ready.
-            let why = match tokio::join!(ready, start_proxy(&conn, proxy)) {
-                (Ok(Ok(upper)), Ok((port, task))) if upper.is_some() || opts.disk_bytes.is_none() => {
-                    return Ok((conn, child, cgroup, port, task, trust_env, upper));
+            // The environment is known before init is ready (the proxy's port
+            // is chosen here), so the first command goes right behind the
+            // plan and the proxy's socket, which init makes first.
+            let proxy_port = proxy_port();
+            let mut env = base_env(&home, inner_uid);
+            env.extend(opts.env.clone());
+            env.extend(proxy_env(proxy_port));
+            env.extend(trust_env);
+            // Placeholders (or, with secretMode "env", the values).
+            env.extend(secrets.iter().flat_map(|s| s.env()));
+            let proxy_asked = conn.ask_socket(|id| Request::Listen { id, port: proxy_port }).await;
+            let first = match first {
+                Some((argv, extra)) if proxy_asked.is_ok() => {
+                    Some(send_spawn(&conn, &env, &workdir, argv, extra).await)
                 }
-                (Ok(Ok(_)), Ok((_, task))) => {
+                _ => None,
+            };
+            let why = match tokio::join!(ready, start_proxy(&conn, proxy, proxy_asked)) {
+                (Ok(Ok(upper)), Ok(task)) if upper.is_some() || opts.disk_bytes.is_none() => {
+                    return Ok((conn, child, cgroup, task, env, upper, first));
+                }
+                (Ok(Ok(_)), Ok(task)) => {
                     task.abort();
                     "init did not pass out the WORKDIR's upper layer".to_string()
                 }
@@ -281,20 +321,14 @@ impl Sandbox {
         }
         .await;
         match result {
-            Ok((conn, child, cgroup, proxy_port, proxy_task, trust_env, upper_fd)) => {
-                let mut env = base_env(&home, inner_uid);
-                env.extend(opts.env);
-                env.extend(proxy_env(proxy_port));
-                env.extend(trust_env);
-                // Placeholders (or, with secretMode "env", the values).
-                env.extend(secrets.iter().flat_map(|s| s.env()));
+            Ok((conn, child, cgroup, proxy_task, env, upper_fd, first)) => {
                 let hooks = opts.hooks.clone();
                 let violations = tokio::spawn(report_violations(violations_rx, hooks.clone(), redactor.clone()));
                 let mut listeners = vec![proxy_task];
                 if let (Some(Ok(fd)), Some(limit)) = (upper_fd.as_ref().map(OwnedFd::try_clone), opts.disk_bytes) {
                     listeners.push(tokio::spawn(watch_disk(fd, limit, hooks)));
                 }
-                Ok(Sandbox {
+                let sandbox = Sandbox {
                     conn,
                     cgroup: Mutex::new(cgroup),
                     child: Mutex::new(Some(child)),
@@ -308,7 +342,8 @@ impl Sandbox {
                     tasks: Mutex::new(vec![violations]),
                     listeners: Mutex::new(listeners),
                     upper_fd,
-                })
+                };
+                Ok((sandbox, first))
             }
             Err(e) => {
                 let _ = state::remove(&state_dir);
@@ -411,25 +446,20 @@ impl Sandbox {
         if let Some(why) = self.conn.closed() {
             return Err(SandboxError::Died(why));
         }
-        let id = self.conn.next_id();
-        let (started, exited) = self.conn.expect_spawn(id).map_err(|e| SandboxError::Died(e.to_string()))?;
-        let (stdin_r, stdin_w) = pipe()?;
-        let (stdout_r, stdout_w) = output_pipe()?;
-        let (stderr_r, stderr_w) = output_pipe()?;
-        let mut env = self.env.clone();
-        env.extend(extra_env);
-        let spawn = Spawn { id, argv, cwd: self.workdir.clone(), env };
-        self.conn
-            .send(&Request::Spawn(spawn), &[stdin_r.as_raw_fd(), stdout_w.as_raw_fd(), stderr_w.as_raw_fd()])
-            .await
-            .map_err(io_err("cannot send the command to the sandbox"))?;
-        drop((stdin_r, stdout_w, stderr_w));
+        let pending = send_spawn(&self.conn, &self.env, &self.workdir, argv, extra_env).await?;
+        self.confirm(name, kind, pending).await
+    }
+
+    /// Waits for init's word on a sent command: started (then `getStatus()`
+    /// lists it), or why not.
+    async fn confirm(&self, name: &str, kind: &str, pending: Pending) -> Result<Launch, SandboxError> {
+        let Pending { id, started, exited, stdin, stdout, stderr } = pending;
         match started.await {
             Ok(Ok(pid)) => {
                 if let Ok(mut r) = self.running.lock() {
                     r.insert(id, ProcessInfo { name: name.into(), kind: kind.into(), pid });
                 }
-                Ok(Launch::Started(Started { id, pid, stdin: stdin_w, stdout: stdout_r, stderr: stderr_r, exited }))
+                Ok(Launch::Started(Started { id, pid, stdin, stdout, stderr, exited }))
             }
             Ok(Err(_)) | Err(_) if self.conn.closed().is_some() => {
                 Err(SandboxError::Died(self.conn.closed().unwrap_or_default()))
@@ -467,14 +497,41 @@ impl Sandbox {
 
     /// Runs one command to its end, collecting its output.
     pub async fn exec(&self, name: &str, kind: &str, opts: ExecOptions) -> Result<ExecOutput, SandboxError> {
-        let started = match self.launch(name, kind, opts.argv, opts.env).await? {
+        let launch = self.launch(name, kind, opts.argv, opts.env).await?;
+        self.collect(name, launch, opts.stdin, opts.timeout).await
+    }
+
+    /// Runs the command [`Sandbox::start_with`] sent with the plan to its end
+    /// (its argv and variables went with it; `stdin` and `timeout` apply here).
+    pub async fn exec_pending(
+        &self,
+        name: &str,
+        kind: &str,
+        pending: Pending,
+        stdin: Option<Vec<u8>>,
+        timeout: Option<Duration>,
+    ) -> Result<ExecOutput, SandboxError> {
+        let launch = self.confirm(name, kind, pending).await?;
+        self.collect(name, launch, stdin, timeout).await
+    }
+
+    /// Feeds a started command its input and collects its output and exit,
+    /// killing it (and what it started) past `timeout`.
+    async fn collect(
+        &self,
+        name: &str,
+        launch: Launch,
+        stdin: Option<Vec<u8>>,
+        timeout: Option<Duration>,
+    ) -> Result<ExecOutput, SandboxError> {
+        let started = match launch {
             Launch::Started(s) => s,
             Launch::NotStarted { code, message } => {
                 return Ok(ExecOutput { exit_code: Some(code), stderr: message.into_bytes(), ..Default::default() });
             }
         };
         let Started { id, stdin: stdin_w, stdout: stdout_r, stderr: stderr_r, exited, .. } = started;
-        let stdin_data = opts.stdin.unwrap_or_default();
+        let stdin_data = stdin.unwrap_or_default();
         let feed = async move {
             let mut tx = tokio::net::unix::pipe::Sender::from_owned_fd(stdin_w)?;
             // A command that does not read its input is not an error.
@@ -493,7 +550,7 @@ impl Sandbox {
         };
         tokio::pin!(all);
         let mut timed_out = false;
-        let result = match opts.timeout {
+        let result = match timeout {
             None => Some((&mut all).await),
             Some(limit) => match tokio::time::timeout(limit, &mut all).await {
                 Ok(r) => Some(r),
@@ -578,16 +635,57 @@ impl Sandbox {
 async fn start_proxy(
     conn: &Connection,
     config: crate::net::ProxyConfig,
-) -> Result<(u16, tokio::task::JoinHandle<()>), SandboxError> {
-    let fd = conn.socket(|id| Request::Listen { id, port: 0 }).await.map_err(|e| match e {
+    asked: Result<AskedSocket, SocketFailure>,
+) -> Result<tokio::task::JoinHandle<()>, SandboxError> {
+    let made = match asked {
+        Ok(asked) => conn.socket_made(asked).await,
+        Err(e) => Err(e),
+    };
+    let fd = made.map_err(|e| match e {
         SocketFailure::Refused(why) => SandboxError::Setup(format!("cannot listen for the egress proxy inside: {why}")),
         SocketFailure::Gone(why) => SandboxError::Died(why),
         SocketFailure::Send(e) => io_err("cannot ask init for the proxy socket")(e),
     })?;
-    let addr: nix::sys::socket::SockaddrIn =
-        nix::sys::socket::getsockname(fd.as_raw_fd()).map_err(|e| io_err("proxy socket")(e.into()))?;
-    let task = crate::net::serve(fd, config).map_err(io_err("cannot serve the egress proxy"))?;
-    Ok((addr.port(), task))
+    crate::net::serve(fd, config).map_err(io_err("cannot serve the egress proxy"))
+}
+
+/// The proxy's port inside: drawn from the kernel's default ephemeral range
+/// (where servers seldom listen), before init exists, so that the commands'
+/// environment is known before it is ready. The network namespace is fresh,
+/// and init makes the proxy's socket before it starts any command, so the
+/// port is free.
+fn proxy_port() -> u16 {
+    const FIRST: u16 = 32768;
+    const COUNT: u16 = 61000 - FIRST;
+    let mut bytes = [0u8; 2];
+    let drawn = match crate::secrets::fill_random(&mut bytes) {
+        Ok(()) => u16::from_ne_bytes(bytes),
+        Err(_) => std::process::id() as u16,
+    };
+    FIRST + drawn % COUNT
+}
+
+/// Sends init a command with fresh pipes for its stdio (their other ends go
+/// with it); init answers `Spawned` or `SpawnFailed`.
+async fn send_spawn(
+    conn: &Connection,
+    env: &BTreeMap<String, String>,
+    cwd: &Path,
+    argv: Vec<String>,
+    extra_env: BTreeMap<String, String>,
+) -> Result<Pending, SandboxError> {
+    let id = conn.next_id();
+    let (started, exited) = conn.expect_spawn(id).map_err(|e| SandboxError::Died(e.to_string()))?;
+    let (stdin_r, stdin_w) = pipe()?;
+    let (stdout_r, stdout_w) = output_pipe()?;
+    let (stderr_r, stderr_w) = output_pipe()?;
+    let mut env = env.clone();
+    env.extend(extra_env);
+    let spawn = Spawn { id, argv, cwd: cwd.to_path_buf(), env };
+    conn.send(&Request::Spawn(spawn), &[stdin_r.as_raw_fd(), stdout_w.as_raw_fd(), stderr_w.as_raw_fd()])
+        .await
+        .map_err(io_err("cannot send the command to the sandbox"))?;
+    Ok(Pending { id, started, exited, stdin: stdin_w, stdout: stdout_r, stderr: stderr_r })
 }
 
 /// How programs inside find the proxy: every common variable, both cases.
