@@ -19,6 +19,32 @@ pub const MAX_FDS: usize = 4;
 /// The fd number the control socket has in `bun-sandbox-init`.
 pub const CONTROL_FD: RawFd = 3;
 
+/// How the sandbox's PID 1 joins its pids cgroup (root host users): the
+/// file on fd 4 it writes "0" into, named in init's `argv[2]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CgroupJoin {
+    /// cgroup v1 `tasks`: moves the writing thread alone, at once. PID 1
+    /// writes it while single-threaded, which moves all of it.
+    Tasks,
+    /// `cgroup.procs`: moves the whole process, but waits out an RCU grace
+    /// period first (milliseconds); PID 1 writes it from a thread while it
+    /// builds the root.
+    Procs,
+}
+
+impl CgroupJoin {
+    pub fn arg(self) -> &'static str {
+        match self {
+            CgroupJoin::Tasks => "cgroup-tasks",
+            CgroupJoin::Procs => "cgroup-procs",
+        }
+    }
+
+    pub fn from_arg(arg: &str) -> Option<CgroupJoin> {
+        [CgroupJoin::Tasks, CgroupJoin::Procs].into_iter().find(|j| j.arg() == arg)
+    }
+}
+
 /// The helper's first message, waiting in the socket when it starts: who
 /// the invoking user is inside, all it needs to make the user namespace.
 /// The plan follows once the supervisor has built it.

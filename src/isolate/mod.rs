@@ -19,7 +19,7 @@ mod server;
 mod spawn;
 mod userns;
 
-use crate::protocol::{self, CONTROL_FD, Event, Ids};
+use crate::protocol::{self, CONTROL_FD, CgroupJoin, Event, Ids};
 use nix::sched::{CloneFlags, unshare};
 use nix::sys::prctl;
 use nix::sys::signal::Signal;
@@ -53,7 +53,7 @@ impl<T, E: Into<std::io::Error>> Step<T> for Result<T, E> {
 
 /// The whole life of init. `parent` is the pid of the host process that
 /// started it, to close the race in setting the parent-death signal.
-pub fn main(parent: i32, cgroup: bool) -> ! {
+pub fn main(parent: i32, cgroup: Option<CgroupJoin>) -> ! {
     match run(parent, cgroup) {
         Ok(code) => std::process::exit(code),
         Err(e) => fail(e),
@@ -78,11 +78,11 @@ fn read<T: for<'de> serde::Deserialize<'de>>(buf: &mut Vec<u8>, what: &str) -> R
 /// The fd of the pids cgroup's `cgroup.procs` (see the supervisor's launcher).
 const CGROUP_FD: std::os::fd::RawFd = 4;
 
-fn run(parent: i32, cgroup: bool) -> Result<i32, SetupError> {
+fn run(parent: i32, cgroup: Option<CgroupJoin>) -> Result<i32, SetupError> {
     // PID 1 joins the pids cgroup (the helper only waits): everything the
     // sandbox starts descends from it.
     // SAFETY: fd 4 was laid out by the launcher; it is ours to close.
-    let cgroup_procs = cgroup.then(|| unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(CGROUP_FD) });
+    let cgroup = cgroup.map(|how| (unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(CGROUP_FD) }, how));
     // Die with the host process. The signal fires when the parent *thread*
     // exits: the supervisor starts init from one long-lived thread.
     prctl::set_pdeathsig(Signal::SIGKILL).step(|| "set the parent-death signal".into())?;
@@ -107,11 +107,11 @@ fn run(parent: i32, cgroup: bool) -> Result<i32, SetupError> {
 
     // SAFETY: single-threaded process; the child goes on to be PID 1.
     match unsafe { fork() }.step(|| "fork PID 1".into())? {
-        ForkResult::Child => server::pid1(netns.map(net::Deferred::into_joiner), cgroup_procs),
+        ForkResult::Child => server::pid1(netns.map(net::Deferred::into_joiner), cgroup),
         ForkResult::Parent { child } => {
             // Only PID 1 talks to the supervisor from here on.
             let _ = nix::unistd::close(CONTROL_FD);
-            drop(cgroup_procs);
+            drop(cgroup);
             if let Some(netns) = netns {
                 netns.make();
             }

@@ -2,7 +2,7 @@
 //! requests and reaps every process until the supervisor goes away.
 
 use super::{SetupError, Step, fail, net, read, rootfs, spawn};
-use crate::protocol::{self, CONTROL_FD, Event, Plan, Received, Request, Spawn};
+use crate::protocol::{self, CONTROL_FD, CgroupJoin, Event, Plan, Received, Request, Spawn};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::prctl;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
@@ -12,17 +12,26 @@ use nix::unistd::Pid;
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
-pub fn pid1(netns: Option<net::Joiner>, cgroup_procs: Option<std::fs::File>) -> ! {
+pub fn pid1(netns: Option<net::Joiner>, cgroup: Option<(std::fs::File, CgroupJoin)>) -> ! {
     // PID 1 dies with the helper that forked it (which dies with the host),
     // armed before it waits for anything.
     if let Err(e) = prctl::set_pdeathsig(Signal::SIGKILL) {
         fail(SetupError { step: "set the parent-death signal".into(), source: e.into() });
     }
-    // Joining the pids cgroup waits out an RCU grace period (several
-    // milliseconds on cgroup v1): a thread does it while this one builds the
-    // root, and nothing is forked before it is done. "0" is the writer's
-    // whole process.
-    let joining = cgroup_procs.map(|procs| std::thread::spawn(move || std::io::Write::write_all(&mut &procs, b"0")));
+    // The pids cgroup, before anything is forked: "0" names the writer.
+    let joining = match cgroup {
+        None => Cgroup::Outside,
+        // cgroup v1 `tasks` moves this thread, the only one, at once.
+        Some((tasks, CgroupJoin::Tasks)) => match std::io::Write::write_all(&mut &tasks, b"0") {
+            Ok(()) => Cgroup::Joined,
+            Err(e) => fail(SetupError { step: "join the sandbox's pids cgroup".into(), source: e }),
+        },
+        // `cgroup.procs` waits out an RCU grace period (milliseconds): a
+        // thread writes it while this one builds the root.
+        Some((procs, CgroupJoin::Procs)) => {
+            Cgroup::Joining(std::thread::spawn(move || std::io::Write::write_all(&mut &procs, b"0")))
+        }
+    };
     // The plan follows the ids in the socket once the supervisor has made
     // it; the buffer is the one PID 1 serves with.
     let mut buf = Vec::new();
@@ -48,11 +57,16 @@ pub fn pid1(netns: Option<net::Joiner>, cgroup_procs: Option<std::fs::File>) -> 
     std::process::exit(serve(&plan, buf))
 }
 
-fn setup(
-    plan: &Plan,
-    netns: Option<net::Joiner>,
-    joining: Option<std::thread::JoinHandle<std::io::Result<()>>>,
-) -> Result<Option<OwnedFd>, SetupError> {
+/// Where PID 1 is in joining the sandbox's pids cgroup.
+enum Cgroup {
+    /// No cgroup: the host user is not root (RLIMIT_NPROC binds).
+    Outside,
+    Joined,
+    /// A thread is writing `cgroup.procs`.
+    Joining(std::thread::JoinHandle<std::io::Result<()>>),
+}
+
+fn setup(plan: &Plan, netns: Option<net::Joiner>, cgroup: Cgroup) -> Result<Option<OwnedFd>, SetupError> {
     let (root, upper) = rootfs::build(plan)?;
     if let Some(netns) = netns {
         netns.join().step(|| "create the network namespace".into())?;
@@ -60,9 +74,12 @@ fn setup(
     rootfs::enter(&root)?;
     nix::unistd::sethostname(&plan.hostname).step(|| "set the hostname".into())?;
     net::loopback_up().step(|| "bring up the loopback interface".into())?;
-    if let Some(joining) = joining {
-        let joined = joining.join().unwrap_or_else(|_| Err(std::io::Error::other("the joining thread panicked")));
+    let in_cgroup = !matches!(cgroup, Cgroup::Outside);
+    if let Cgroup::Joining(thread) = cgroup {
+        let joined = thread.join().unwrap_or_else(|_| Err(std::io::Error::other("the joining thread panicked")));
         joined.step(|| "join the sandbox's pids cgroup".into())?;
+    }
+    if in_cgroup {
         // The helper made the cgroup namespace before PID 1 was in the
         // sandbox's cgroup: a fresh one, rooted where PID 1 is now.
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP).step(|| "create the cgroup namespace".into())?;

@@ -6,7 +6,11 @@
 
 use std::fs;
 use std::io;
+use crate::protocol::CgroupJoin;
 use std::path::{Path, PathBuf};
+
+/// The cgroup v1 pids hierarchy.
+const V1: &str = "/sys/fs/cgroup/pids";
 
 pub struct PidsCgroup {
     dir: PathBuf,
@@ -15,7 +19,7 @@ pub struct PidsCgroup {
 /// Where pids cgroups can be made: the v1 pids hierarchy, or a cgroup2 root
 /// that offers the pids controller.
 fn parent() -> Option<PathBuf> {
-    let v1 = Path::new("/sys/fs/cgroup/pids");
+    let v1 = Path::new(V1);
     if v1.join("cgroup.procs").exists() {
         return Some(v1.join("bun-sandbox"));
     }
@@ -28,7 +32,7 @@ impl PidsCgroup {
     pub fn create(name: &str, max: u64) -> io::Result<PidsCgroup> {
         let parent = parent().ok_or_else(|| io::Error::new(io::ErrorKind::Unsupported, "no pids cgroup controller is mounted"))?;
         fs::create_dir_all(&parent)?;
-        if parent.starts_with("/sys/fs/cgroup") && !parent.starts_with("/sys/fs/cgroup/pids") {
+        if parent.starts_with("/sys/fs/cgroup") && !parent.starts_with(V1) {
             // cgroup2: the controller must be enabled for the children.
             let _ = fs::write(parent.parent().unwrap_or(&parent).join("cgroup.subtree_control"), "+pids");
             let _ = fs::write(parent.join("cgroup.subtree_control"), "+pids");
@@ -49,9 +53,17 @@ impl PidsCgroup {
         Ok(cg)
     }
 
-    /// Its `cgroup.procs`, opened for a process about to start to join.
-    pub fn procs(&self) -> io::Result<fs::File> {
-        fs::OpenOptions::new().write(true).open(self.dir.join("cgroup.procs"))
+    /// The file a process about to start writes "0" into to join, opened:
+    /// on cgroup v1 `tasks` (a single-threaded writer moves at once; a
+    /// write to `cgroup.procs` waited 5–16 ms here for an RCU grace
+    /// period), on cgroup2 `cgroup.procs`.
+    pub fn join_file(&self) -> io::Result<(fs::File, CgroupJoin)> {
+        let how = if self.dir.starts_with(V1) { CgroupJoin::Tasks } else { CgroupJoin::Procs };
+        let name = match how {
+            CgroupJoin::Tasks => "tasks",
+            CgroupJoin::Procs => "cgroup.procs",
+        };
+        Ok((fs::OpenOptions::new().write(true).open(self.dir.join(name))?, how))
     }
 
     /// Removes the cgroup once its processes are gone.

@@ -6,7 +6,7 @@
 //! `posix_spawn` (a vfork-style clone): copying the page tables of a large
 //! JavaScript process with `fork` took longer than building the sandbox.
 
-use crate::protocol::CONTROL_FD;
+use crate::protocol::{CONTROL_FD, CgroupJoin};
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, setsockopt, socketpair, sockopt};
 use std::ffi::CString;
 use std::io;
@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Mutex, OnceLock};
 
-/// The fd a helper finds its pids cgroup's `cgroup.procs` on, when it has one.
+/// The fd a helper finds the file it joins its pids cgroup by, when it has one.
 pub const CGROUP_FD: RawFd = 4;
 
 /// A running helper process.
@@ -57,7 +57,10 @@ pub struct Launched {
     pub child: Helper,
 }
 
-type Job = (PathBuf, Vec<u8>, Option<std::fs::File>, tokio::sync::oneshot::Sender<io::Result<Launched>>);
+/// A pids cgroup's open `tasks` or `cgroup.procs`, and which it is.
+pub type CgroupFile = (std::fs::File, CgroupJoin);
+
+type Job = (PathBuf, Vec<u8>, Option<CgroupFile>, tokio::sync::oneshot::Sender<io::Result<Launched>>);
 
 fn launcher() -> &'static Mutex<mpsc::Sender<Job>> {
     static LAUNCHER: OnceLock<Mutex<mpsc::Sender<Job>>> = OnceLock::new();
@@ -76,14 +79,15 @@ fn launcher() -> &'static Mutex<mpsc::Sender<Job>> {
 }
 
 /// Starts a helper with its first message waiting in its control socket.
-/// With `cgroup_procs` (an open `cgroup.procs`), the sandbox's PID 1 joins
-/// that cgroup before it forks anything, so no command ever runs outside it.
-pub async fn launch(init: PathBuf, first: Vec<u8>, cgroup_procs: Option<std::fs::File>) -> io::Result<Launched> {
+/// With `cgroup` (an open `tasks` or `cgroup.procs`), the sandbox's PID 1
+/// joins that cgroup before it forks anything, so no command ever runs
+/// outside it.
+pub async fn launch(init: PathBuf, first: Vec<u8>, cgroup: Option<CgroupFile>) -> io::Result<Launched> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     launcher()
         .lock()
         .map_err(|_| io::Error::other("the launcher thread is gone"))?
-        .send((init, first, cgroup_procs, tx))
+        .send((init, first, cgroup, tx))
         .map_err(|_| io::Error::other("the launcher thread is gone"))?;
     rx.await.map_err(|_| io::Error::other("the launcher thread is gone"))?
 }
@@ -104,7 +108,7 @@ fn check(r: libc::c_int, what: &str) -> io::Result<()> {
     if r == 0 { Ok(()) } else { Err(io::Error::new(io::Error::from_raw_os_error(r).kind(), format!("{what}: {}", io::Error::from_raw_os_error(r)))) }
 }
 
-fn start(init: &Path, first: &[u8], cgroup_procs: Option<std::fs::File>) -> io::Result<Launched> {
+fn start(init: &Path, first: &[u8], cgroup: Option<CgroupFile>) -> io::Result<Launched> {
     let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)?;
     // Spawned events carry credentials naming the process; the kernel
     // translates that pid into ours.
@@ -113,11 +117,11 @@ fn start(init: &Path, first: &[u8], cgroup_procs: Option<std::fs::File>) -> io::
     crate::protocol::send_raw(ours.as_raw_fd(), first)?;
     let control = high(theirs.as_raw_fd())?;
     drop(theirs);
-    let cgroup = cgroup_procs.as_ref().map(|f| high(f.as_raw_fd())).transpose()?;
+    let cgroup_fd = cgroup.as_ref().map(|(f, _)| high(f.as_raw_fd())).transpose()?;
 
     let path = CString::new(init.as_os_str().as_bytes()).map_err(|_| io::Error::other("init path has a NUL byte"))?;
     let ppid = CString::new(std::process::id().to_string()).expect("digits");
-    let cgroup_flag = CString::new(if cgroup.is_some() { "cgroup" } else { "-" }).expect("ascii");
+    let cgroup_flag = CString::new(cgroup.as_ref().map_or("-", |(_, how)| how.arg())).expect("ascii");
     let argv = [path.as_ptr(), ppid.as_ptr(), cgroup_flag.as_ptr(), std::ptr::null()];
     let env = CString::new("BUN_SANDBOX_INIT=1").expect("ascii");
     let envp = [env.as_ptr(), std::ptr::null()];
@@ -132,7 +136,7 @@ fn start(init: &Path, first: &[u8], cgroup_procs: Option<std::fs::File>) -> io::
             check(libc::posix_spawn_file_actions_addopen(&mut actions, 0, dev_null.as_ptr(), libc::O_RDONLY, 0), "stdin")?;
             check(libc::posix_spawn_file_actions_addopen(&mut actions, 1, dev_null.as_ptr(), libc::O_WRONLY, 0), "stdout")?;
             check(libc::posix_spawn_file_actions_adddup2(&mut actions, control.as_raw_fd(), CONTROL_FD), "control fd")?;
-            if let Some(cg) = &cgroup {
+            if let Some(cg) = &cgroup_fd {
                 check(libc::posix_spawn_file_actions_adddup2(&mut actions, cg.as_raw_fd(), CGROUP_FD), "cgroup fd")?;
             }
             let mut pid: libc::pid_t = 0;

@@ -227,14 +227,14 @@ impl Sandbox {
             } else {
                 None
             };
-            let procs = match &cgroup {
-                Some(cg) => Some(cg.procs().map_err(|e| SandboxError::Setup(format!("cannot open the sandbox's pids cgroup: {e}")))?),
+            let join = match &cgroup {
+                Some(cg) => Some(cg.join_file().map_err(|e| SandboxError::Setup(format!("cannot open the sandbox's pids cgroup: {e}")))?),
                 None => None,
             };
             // init starts (and makes its namespaces) while the plan is built.
             let ids = crate::protocol::encode(&Ids { outer_uid, outer_gid, inner_uid, inner_gid })
                 .map_err(io_err("cannot encode the ids"))?;
-            let launched = launcher::launch(opts.init.clone(), ids, procs)
+            let launched = launcher::launch(opts.init.clone(), ids, join)
                 .await
                 .map_err(io_err("cannot start the sandbox's init process"));
             let launched = match launched {
