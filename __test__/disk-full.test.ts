@@ -97,15 +97,16 @@ describe.skipIf(!isRoot)('a WORKDIR with a filesystem mounted inside it', () => 
 })
 
 describe.skipIf(!isRoot || !existsSync('/srv'))('a host directory with a filesystem mounted below it', () => {
-  test('is read-only inside all the way down: writes fail with EROFS and the host keeps its files', () => {
+  test('is read-only and nodev inside all the way down: writes fail with EROFS, a device node with EACCES, the host keeps its files', () => {
     // /srv becomes a tmpfs with another (world-writable) tmpfs below it, in
     // the test's own mount namespace: the sandbox binds /srv read-only.
-    const out = inMountNamespace(() => 'mount -t tmpfs none /srv && mkdir /srv/disk && mount -t tmpfs none /srv/disk && echo kept > /srv/disk/file', `
+    // A device node there (like /dev/kmsg's) does not work inside either.
+    const out = inMountNamespace(() => 'mount -t tmpfs none /srv && mkdir /srv/disk && mount -t tmpfs none /srv/disk && echo kept > /srv/disk/file && mknod -m 666 /srv/disk/null c 1 3', `
       const sb = new Sandbox(parseSandboxfile('FROM host\\nWORKDIR .\\n'), { cwd: project })
-      const r = await sb.exec('cat /srv/disk/file; echo new > /srv/disk/file; touch /srv/disk/added; mkdir /srv/dir; exit 0')
+      const r = await sb.exec('cat /srv/disk/file; echo new > /srv/disk/file; touch /srv/disk/added; mkdir /srv/dir; echo x > /srv/disk/null; exit 0')
       console.log(JSON.stringify(r))
       await sb.stop()
-      console.log('host ' + JSON.stringify(fs.readdirSync('/srv/disk')) + ' ' + fs.readFileSync('/srv/disk/file', 'utf8').trim())
+      console.log('host ' + JSON.stringify(fs.readdirSync('/srv/disk').sort()) + ' ' + fs.readFileSync('/srv/disk/file', 'utf8').trim())
     `)
     expect(out.trim().split('\n')).toEqual([
       JSON.stringify({
@@ -114,9 +115,10 @@ describe.skipIf(!isRoot || !existsSync('/srv'))('a host directory with a filesys
         stderr:
           '/bin/sh: 1: cannot create /srv/disk/file: Read-only file system\n' +
           "touch: cannot touch '/srv/disk/added': Read-only file system\n" +
-          'mkdir: cannot create directory ‘/srv/dir’: Read-only file system\n',
+          'mkdir: cannot create directory ‘/srv/dir’: Read-only file system\n' +
+          '/bin/sh: 1: cannot create /srv/disk/null: Permission denied\n',
       }),
-      'host ["file"] kept',
+      'host ["file","null"] kept',
     ])
   })
 })

@@ -129,18 +129,22 @@ describe('filesystem', () => {
     }
   })
 
-  test('a PATH directory under /tmp is bound in read-only, with what its symlinks point to; nothing beside it', async () => {
+  test('a PATH directory under /tmp is bound in read-only, with the files its symlinks point to; nothing beside them', async () => {
     const tools = tempDir('bsb-iso-tools-')
     mkdirSync(join(tools, 'bin'))
     mkdirSync(join(tools, 'pkg'))
     writeFileSync(join(tools, 'pkg', 'hello.sh'), '#!/bin/sh\necho hello from a tool\n', { mode: 0o755 })
     symlinkSync('../pkg/hello.sh', join(tools, 'bin', 'hello'))
     writeFileSync(join(tools, 'beside.txt'), 'not a tool\n')
+    // Beside a tool's target, as a credential store beside a helper script.
+    writeFileSync(join(tools, 'pkg', 'credentials'), 'token\n', { mode: 0o600 })
     const box = newSandbox(tempDir('bsb-iso-tp-'), { env: { PATH: `${join(tools, 'bin')}:/usr/bin:/bin` } })
     try {
       expect(await box.exec(['hello'])).toEqual({ exitCode: 0, stdout: 'hello from a tool\n', stderr: '' })
       const beside = await box.exec(['cat', join(tools, 'beside.txt')])
       expect(beside.exitCode).toBe(1)
+      const store = await box.exec(['cat', join(tools, 'pkg', 'credentials')])
+      expect(store).toEqual({ exitCode: 1, stdout: '', stderr: `cat: ${join(tools, 'pkg', 'credentials')}: No such file or directory\n` })
       const write = await box.exec(['/bin/sh', '-c', `echo x > ${join(tools, 'bin', 'new')}`])
       expect(write.stderr).toContain('Read-only file system')
     } finally {
@@ -249,6 +253,17 @@ describe('filesystem', () => {
     expect(r.stderr).toBe('/bin/sh: 1: cannot create /proc/sys/kernel/printk_ratelimit: Read-only file system\n')
     const present = ['bus', 'fs', 'irq', 'sys'].filter((d) => existsSync(`/proc/${d}`))
     expect(r.stdout).toBe(present.map((d) => `/proc/${d} ro,\n`).join(''))
+  })
+
+  test.skipIf(HOST_UID !== 0)("a root host user's sandbox (uid 0 outside) reads none of the host kernel's root-only views", async () => {
+    const files = ['/proc/keys', '/proc/timer_list', '/proc/slabinfo', '/proc/vmallocinfo', '/proc/kcore'].filter((f) => existsSync(f))
+    const dirs = ['/sys/kernel/tracing', '/sys/kernel/debug', '/sys/firmware', '/sys/fs/pstore'].filter((d) => existsSync(d))
+    const r = await sb.exec([
+      '/bin/sh',
+      '-c',
+      `for f in ${files.join(' ')}; do echo "$f $(cat $f | wc -c)"; done; for d in ${dirs.join(' ')}; do echo "$d $(ls -A $d | wc -l)"; done`,
+    ])
+    expect(r).toEqual({ exitCode: 0, stdout: [...files, ...dirs].map((p) => `${p} 0\n`).join(''), stderr: '' })
   })
 
   test('one world: a file written by one exec is read by the next', async () => {

@@ -125,6 +125,8 @@ pub enum Mount {
     },
     /// Hides a host file: an empty read-only file bound over it.
     Mask { target: PathBuf },
+    /// Hides a host directory: an empty read-only tmpfs over it.
+    MaskDir { target: PathBuf },
     /// A directory inside the new root owned by the inner user (the home).
     Dir { target: PathBuf, mode: u32 },
 }

@@ -148,7 +148,13 @@ fn apply(root: &Path, m: &Mount) -> Result<(), SetupError> {
             if at.symlink_metadata().is_err() {
                 return Ok(());
             }
-            ro_bind(Path::new("/dev/null"), &at)
+            mask(&at)
+        }
+        Mount::MaskDir { target } => {
+            let at = under(root, target);
+            let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+            mount(Some("tmpfs"), &at, Some("tmpfs"), flags, Some("mode=0700,size=4k"))
+                .step(|| format!("hide {}", target.display()))
         }
         Mount::Dir { target, mode } => {
             let at = under(root, target);
@@ -169,15 +175,27 @@ fn touch(path: &Path) -> Result<(), SetupError> {
 /// A read-only recursive bind: the directory and every filesystem mounted
 /// below it on the host (`/sys/fs/cgroup`, a disk under `/mnt`), which a
 /// bind's own remount would leave writable — to a root host user, whose uid
-/// the sandbox's user is, the host's cgroup files among them.
+/// the sandbox's user is, the host's cgroup files among them. And `nodev`:
+/// a read-only mount still lets a device node be opened for writing, and
+/// such a bind shows the host's own filesystem, whose nodes work (an
+/// overlay or tmpfs made in the sandbox's user namespace is nodev anyway).
 fn ro_bind(source: &Path, at: &Path) -> Result<(), SetupError> {
+    bind_read_only(source, at, true)
+}
+
+/// `/dev/null` over a file: read-only, but a working device.
+fn mask(at: &Path) -> Result<(), SetupError> {
+    bind_read_only(Path::new("/dev/null"), at, false)
+}
+
+fn bind_read_only(source: &Path, at: &Path, nodev: bool) -> Result<(), SetupError> {
     mount(Some(source), at, NONE, MsFlags::MS_BIND | MsFlags::MS_REC, NONE)
         .step(|| format!("bind {}", source.display()))?;
-    match read_only_tree(at) {
+    match read_only_tree(at, nodev) {
         // Kernels before 5.12: each mount of the tree in turn.
         Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
             for point in mounts_at_or_below(at) {
-                remount_read_only(&point).step(|| format!("make {} read-only", point.display()))?;
+                remount_read_only(&point, nodev).step(|| format!("make {} read-only", point.display()))?;
             }
             Ok(())
         }
@@ -185,9 +203,9 @@ fn ro_bind(source: &Path, at: &Path) -> Result<(), SetupError> {
     }
 }
 
-/// `mount_setattr(AT_RECURSIVE)`: read-only and nosuid, the whole tree at
-/// once. Flags the kernel locked on a mount are only ever added to.
-fn read_only_tree(at: &Path) -> std::io::Result<()> {
+/// `mount_setattr(AT_RECURSIVE)`: read-only, nosuid (and nodev), the whole
+/// tree at once. Flags the kernel locked on a mount are only ever added to.
+fn read_only_tree(at: &Path, nodev: bool) -> std::io::Result<()> {
     #[repr(C)]
     struct MountAttr {
         attr_set: u64,
@@ -197,9 +215,11 @@ fn read_only_tree(at: &Path) -> std::io::Result<()> {
     }
     const MOUNT_ATTR_RDONLY: u64 = 0x1;
     const MOUNT_ATTR_NOSUID: u64 = 0x2;
+    const MOUNT_ATTR_NODEV: u64 = 0x4;
     const AT_RECURSIVE: libc::c_uint = 0x8000;
     let path = std::ffi::CString::new(at.as_os_str().as_encoded_bytes()).map_err(std::io::Error::other)?;
-    let attr = MountAttr { attr_set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID, attr_clr: 0, propagation: 0, userns_fd: 0 };
+    let nodev = if nodev { MOUNT_ATTR_NODEV } else { 0 };
+    let attr = MountAttr { attr_set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | nodev, attr_clr: 0, propagation: 0, userns_fd: 0 };
     // SAFETY: a C string and a mount_attr of the size passed.
     let r = unsafe {
         libc::syscall(libc::SYS_mount_setattr, libc::AT_FDCWD, path.as_ptr(), AT_RECURSIVE, &attr, size_of::<MountAttr>())
@@ -216,9 +236,12 @@ fn mounts_at_or_below(at: &Path) -> Vec<PathBuf> {
 
 /// A bind remounted read-only. The remount must keep the flags the kernel
 /// locked on the original mount (nosuid, nodev, ...), or it is refused.
-fn remount_read_only(at: &Path) -> nix::Result<()> {
+fn remount_read_only(at: &Path, nodev: bool) -> nix::Result<()> {
     let locked = statvfs(at).map(|s| s.flags()).unwrap_or(FsFlags::empty());
     let mut flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID;
+    if nodev {
+        flags |= MsFlags::MS_NODEV;
+    }
     for (fs_flag, ms_flag) in [
         (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
         (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
@@ -294,7 +317,7 @@ mod tests {
 
     /// In a mount namespace of its own: a tree of two tmpfs mounts, bound
     /// twice, made read-only once each way. Every mount of each bind refuses
-    /// a write; the source stays writable.
+    /// a write and the use of a device node; the source keeps both.
     fn binds_are_read_only_all_the_way_down(dir: &Path) -> Result<(), String> {
         fn err(what: &str) -> impl Fn(nix::Error) -> String + '_ {
             move |e| format!("{what}: {e}")
@@ -306,6 +329,10 @@ mod tests {
         mount(Some("tmpfs"), &source, Some("tmpfs"), MsFlags::empty(), NONE).map_err(err("tmpfs"))?;
         fs::create_dir(&sub).map_err(|e| e.to_string())?;
         mount(Some("tmpfs"), &sub, Some("tmpfs"), MsFlags::empty(), NONE).map_err(err("tmpfs below"))?;
+        // A device node like /dev/null's, usable where it was made.
+        let dev = libc::makedev(1, 3);
+        nix::sys::stat::mknod(&sub.join("null"), nix::sys::stat::SFlag::S_IFCHR, nix::sys::stat::Mode::from_bits_truncate(0o666), dev)
+            .map_err(err("mknod"))?;
         let bind = |name: &str| -> Result<PathBuf, String> {
             let at = dir.join(name);
             fs::create_dir(&at).map_err(|e| e.to_string())?;
@@ -313,14 +340,14 @@ mod tests {
             Ok(at)
         };
         let with_setattr = bind("setattr")?;
-        read_only_tree(&with_setattr).map_err(|e| format!("mount_setattr: {e}"))?;
+        read_only_tree(&with_setattr, true).map_err(|e| format!("mount_setattr: {e}"))?;
         let with_remounts = bind("remounts")?;
         let points = mounts_at_or_below(&with_remounts);
         if points != [with_remounts.clone(), with_remounts.join("sub")] {
             return Err(format!("mounts below {}: {points:?}", with_remounts.display()));
         }
         for point in &points {
-            remount_read_only(point).map_err(err("remount"))?;
+            remount_read_only(point, true).map_err(err("remount"))?;
         }
         for at in [&with_setattr, &with_remounts] {
             for file in [at.join("x"), at.join("sub/x")] {
@@ -330,6 +357,14 @@ mod tests {
                 }
             }
         }
+        // nodev: the node cannot be opened through either bind.
+        for at in [&with_setattr, &with_remounts] {
+            match fs::OpenOptions::new().write(true).open(at.join("sub/null")) {
+                Err(e) if e.raw_os_error() == Some(libc::EACCES) => {}
+                other => return Err(format!("a device node through {}: {other:?}", at.display())),
+            }
+        }
+        fs::OpenOptions::new().write(true).open(sub.join("null")).map_err(|e| format!("the source's node: {e}"))?;
         fs::write(sub.join("x"), "").map_err(|e| format!("the source: {e}"))
     }
 

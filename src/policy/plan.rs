@@ -12,10 +12,68 @@ use std::path::{Component, Path, PathBuf};
 const REPLACED: &[&str] = &["proc", "dev", "sys", "tmp", "run", "home", "root", "lost+found"];
 
 /// Host files that hold credentials: hidden behind an empty file even from a
-/// host root user (who appears inside as their owner).
-const MASKED_FILES: &[&str] = &["/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-", "/etc/sudoers", "/etc/security/opasswd"];
-/// Host directories of credentials: hidden behind an empty tmpfs.
+/// host root user (who appears inside as their owner). Swap files too
+/// ([`swap_files`]): they hold the memory of host processes.
+const MASKED_FILES: &[&str] = &[
+    "/etc/shadow",
+    "/etc/shadow-",
+    "/etc/shadow~",
+    "/etc/gshadow",
+    "/etc/gshadow-",
+    "/etc/gshadow~",
+    "/etc/sudoers",
+    "/etc/security/opasswd",
+    // Debian's daily copies.
+    "/var/backups/shadow.bak",
+    "/var/backups/gshadow.bak",
+];
+/// Host directories of credentials: hidden behind an empty read-only tmpfs.
 const MASKED_DIRS: &[&str] = &["/etc/sudoers.d", "/etc/ssl/private"];
+
+/// Only for a root host user, whose sandbox user is uid 0 outside and so the
+/// owner of every file only root may read: well-known stores of host
+/// credentials, hidden behind an empty read-only tmpfs. A deny-list cannot be
+/// complete (docs/ARCHITECTURE.md, "Root host users").
+const ROOT_MASKED_DIRS: &[&str] = &[
+    "/etc/kubernetes",
+    "/etc/rancher",
+    "/etc/wireguard",
+    "/etc/NetworkManager/system-connections",
+    "/etc/letsencrypt",
+    "/etc/pki/tls/private",
+    "/var/lib/kubelet",
+    "/var/lib/docker",
+    "/var/lib/containerd",
+    "/var/lib/tailscale",
+    "/var/lib/cloud",
+    // The host kernel's tracing, debugging, security and firmware views,
+    // root's to read.
+    "/sys/kernel/tracing",
+    "/sys/kernel/debug",
+    "/sys/kernel/security",
+    "/sys/fs/pstore",
+    "/sys/fs/bpf",
+    "/sys/firmware",
+    "/proc/acpi",
+    "/proc/scsi",
+];
+/// Only for a root host user: files of the host kernel root may read
+/// (keyrings of host root, kernel memory layout, timers), hidden behind an
+/// empty file.
+const ROOT_MASKED_FILES: &[&str] = &[
+    "/etc/krb5.keytab",
+    "/etc/ipsec.secrets",
+    "/etc/mysql/debian.cnf",
+    "/var/lib/systemd/credential.secret",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/key-users",
+    "/proc/timer_list",
+    "/proc/sched_debug",
+    "/proc/slabinfo",
+    "/proc/vmallocinfo",
+    "/proc/pagetypeinfo",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
@@ -168,14 +226,17 @@ pub fn root_plan(
         mounts.push(Mount::Tmpfs { target: target.into(), mode, size: disk_bytes });
     }
     if *base == Base::Host {
-        for file in MASKED_FILES.iter().map(PathBuf::from).chain(ssh_host_keys()) {
+        let host_root = nix::unistd::geteuid().is_root();
+        let root_files = ROOT_MASKED_FILES.iter().filter(|_| host_root);
+        for file in MASKED_FILES.iter().chain(root_files).map(PathBuf::from).chain(ssh_host_keys()).chain(swap_files()) {
             if file.exists() {
                 mounts.push(Mount::Mask { target: file });
             }
         }
-        for d in MASKED_DIRS {
+        let root_dirs = ROOT_MASKED_DIRS.iter().filter(|_| host_root);
+        for d in MASKED_DIRS.iter().chain(root_dirs) {
             if Path::new(d).is_dir() {
-                mounts.push(Mount::Tmpfs { target: d.into(), mode: 0o700, size: Some(4096) });
+                mounts.push(Mount::MaskDir { target: d.into() });
             }
         }
     }
@@ -255,8 +316,10 @@ const MAX_TOOL_BINDS: usize = 64;
 /// The programs on PATH keep working inside: a PATH directory that lies where
 /// the sandbox hides the host (a project's `node_modules/.bin` under /tmp, a
 /// tool in `~/.bun/bin`) is bound in read-only at the same path, with the
-/// directories its symlinks point into. Only those directories: never a home
-/// itself or one of its ancestors, never one that holds the WORKDIR.
+/// files its symlinks point to. Only those: never a home itself or one of its
+/// ancestors, never one that holds the WORKDIR, and of a symlink's target
+/// only the file, not the directory it is in (`~/.local/bin/x ->
+/// ~/.config/git/x` would show git's credential store beside it).
 pub fn tool_binds(path_env: &str, home: &Path, workdir: &Path) -> Vec<Mount> {
     let mut dirs: Vec<PathBuf> = Vec::new();
     let add = |dir: PathBuf, dirs: &mut Vec<PathBuf>| {
@@ -275,8 +338,8 @@ pub fn tool_binds(path_env: &str, home: &Path, workdir: &Path) -> Vec<Mount> {
         if let Ok(list) = fs::read_dir(&dir) {
             for e in list.filter_map(Result::ok).take(1024) {
                 if e.file_type().is_ok_and(|t| t.is_symlink()) {
-                    if let Some(parent) = fs::canonicalize(e.path()).ok().and_then(|t| t.parent().map(Path::to_path_buf)) {
-                        add(parent, &mut dirs);
+                    if let Some(target) = fs::canonicalize(e.path()).ok().filter(|t| t.is_file()) {
+                        add(target, &mut dirs);
                     }
                 }
             }
@@ -290,6 +353,20 @@ pub fn tool_binds(path_env: &str, home: &Path, workdir: &Path) -> Vec<Mount> {
 /// when the sandbox has no disk limit.
 pub fn workdir_upper(state_dir: &Path) -> PathBuf {
     state_dir.join("workdir-upper")
+}
+
+/// Swap files in use (`/proc/swaps`; partitions are not files).
+fn swap_files() -> Vec<PathBuf> {
+    let Ok(swaps) = fs::read_to_string("/proc/swaps") else { return Vec::new() };
+    swaps
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let path = fields.next()?;
+            (fields.next()? == "file").then(|| unescape_mount_point(path))
+        })
+        .collect()
 }
 
 fn ssh_host_keys() -> Vec<PathBuf> {
@@ -430,7 +507,9 @@ mod tests {
             .collect();
         if root.starts_with("/tmp") {
             assert!(binds.contains(&bin), "{binds:?}");
-            assert!(binds.contains(&pkg), "{binds:?}");
+            // The target file, not the directory it is in.
+            assert!(binds.contains(&pkg.join("tool.js")), "{binds:?}");
+            assert!(!binds.contains(&pkg), "{binds:?}");
         }
         assert!(binds.contains(&home.join(".bun/bin")), "{binds:?}");
         // The home itself and its ancestors never are.
