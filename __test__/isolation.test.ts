@@ -400,6 +400,8 @@ calls = [
   ('userfaultfd', lambda: libc.syscall(323, 0)),
   ('kexec_load', lambda: libc.syscall(246, 0, 0, None, 0)),
   ('init_module', lambda: libc.syscall(175, buf, 0, b'')),
+  ('socket(AF_VSOCK)', lambda: libc.socket(40, 1, 0)),
+  ('socket(AF_VSOCK | 1 << 32)', lambda: libc.syscall(ctypes.c_long(41), ctypes.c_long((1 << 32) | 40), ctypes.c_long(1), ctypes.c_long(0))),
 ]
 for name, call in calls:
     ctypes.set_errno(0)
@@ -424,6 +426,9 @@ for name, call in calls:
       'userfaultfd',
       'kexec_load',
       'init_module',
+      // vsock ignores network namespaces: it would reach the hypervisor.
+      'socket(AF_VSOCK)',
+      'socket(AF_VSOCK | 1 << 32)',
     ]
     expect(r).toEqual({ exitCode: 0, stdout: names.map((n) => `${n} -1 Operation not permitted\n`).join(''), stderr: '' })
   })

@@ -17,6 +17,9 @@
 //!   exploit hardening);
 //! - `clone` whose flags ask for any new namespace: `EPERM`;
 //! - `ioctl(TIOCSTI)` and `ioctl(TIOCLINUX)`: `EPERM`;
+//! - `socket` and `socketpair` of a family in the `DENIED_FAMILIES` table
+//!   (`AF_VSOCK`): `EPERM`, for the reason written next to it (the family
+//!   ignores network namespaces); every other family is allowed;
 //! - `clone3`: `ENOSYS`, so libc falls back to `clone`, whose flags (unlike
 //!   `clone3`'s, which sit in memory) the filter can read;
 //! - on x86_64, every x32 system call (number with bit 30 set): `ENOSYS`.
@@ -48,6 +51,8 @@
 //! ioctl:        LD   args[1] (low half)
 //!               JEQ  TIOCSTI, eperm
 //!               JEQ  TIOCLINUX, eperm, allow
+//! socket:       LD   args[0] (low half)             (socket and socketpair)
+//!               JEQ  AF_VSOCK, eperm, allow
 //! personality:  LD   args[0] (low half)
 //!               JEQ  0, allow
 //!               JEQ  PER_LINUX32, allow
@@ -69,10 +74,10 @@
 //! arguments' checks): 342 instructions on x86_64, paths of up to 127, and
 //! installing it took 270 to 360 µs per command, against about 30 µs for a
 //! one-instruction filter. Here every number reaches its verdict in at most
-//! ⌈log2 N⌉ + 1 comparisons (7 for the ~54 numbers of the policy: 12
+//! ⌈log2 N⌉ + 1 comparisons (7 for the ~58 numbers of the policy: 12
 //! instructions in all with the preamble and the `RET`; up to 4 more for the
-//! three calls whose arguments are checked), the program has 122
-//! instructions on x86_64 and 119 on aarch64, and installing it takes 80 to
+//! five calls whose arguments are checked), the program has 128
+//! instructions on x86_64 and 125 on aarch64, and installing it takes 80 to
 //! 115 µs. The ignored test `apply_cost` measures it.
 //!
 //! The program is shorter than 256 instructions, so every forward jump fits
@@ -273,6 +278,10 @@ const CLONE: Syscall = sys("clone", 56, 220);
 const CLONE3: Syscall = sys("clone3", 435, 435);
 const IOCTL: Syscall = sys("ioctl", 16, 29);
 const PERSONALITY: Syscall = sys("personality", 135, 92);
+/// `socket`: the family is argument 0 on x86_64 and on aarch64.
+const SOCKET: Syscall = sys("socket", 41, 198);
+/// `socketpair`: the family is argument 0, as for `socket`.
+const SOCKETPAIR: Syscall = sys("socketpair", 53, 199);
 
 /// Every `CLONE_NEW*` flag. `CLONE_NEWTIME` (0x80) shares bits with the exit
 /// signal in `clone` and is only usable through `clone3`/`unshare`; listing
@@ -300,6 +309,13 @@ const TIOCLINUX: u64 = 0x541C;
 /// `MMAP_PAGE_ZERO`, `UNAME26`, …) is refused: several weaken exploit
 /// hardening.
 const ALLOWED_PERSONAS: [u64; 3] = [0, 8, 0xffff_ffff];
+
+/// Socket families that `socket` and `socketpair` refuse with `EPERM`, each
+/// for the reason written next to it; every other family is allowed.
+const DENIED_FAMILIES: [u64; 1] = [
+    // vsock ignores network namespaces: a sandboxed process could reach the hypervisor or host-side vsock agents around "only loopback" and the egress proxy.
+    libc::AF_VSOCK as u64,
+];
 
 /// x32 system calls have `__X32_SYSCALL_BIT` set in their number.
 const X32_SYSCALL_BIT: u32 = 0x4000_0000;
@@ -369,6 +385,8 @@ enum Verdict {
     Ioctl,
     /// Allowed for the `ALLOWED_PERSONAS`, else `EPERM`.
     Personality,
+    /// `EPERM` for the `DENIED_FAMILIES`, else allowed (`socket`, `socketpair`).
+    Socket,
 }
 
 /// The numbers the filter looks at on `arch`, sorted, with what it does
@@ -379,6 +397,8 @@ fn policy(arch: TargetArch) -> BTreeMap<u32, Verdict> {
         (&CLONE3, Verdict::Enosys),
         (&IOCTL, Verdict::Ioctl),
         (&PERSONALITY, Verdict::Personality),
+        (&SOCKET, Verdict::Socket),
+        (&SOCKETPAIR, Verdict::Socket),
     ];
     let denied = DENIED
         .iter()
@@ -412,8 +432,8 @@ pub fn sandbox_filter(arch: TargetArch) -> Result<BpfProgram, SeccompError> {
         _ => return Err(SeccompError::UnsupportedArch(arch)),
     };
     let mut asm = Assembler::default();
-    let [native, eperm, allow, enosys, clone, ioctl, personality] =
-        std::array::from_fn(|_| asm.label());
+    let [native, eperm, allow, enosys] = std::array::from_fn(|_| asm.label());
+    let [clone, ioctl, socket, personality] = std::array::from_fn(|_| asm.label());
 
     // Another architecture's convention: its numbers mean other calls.
     asm.load(DATA_ARCH);
@@ -437,6 +457,7 @@ pub fn sandbox_filter(arch: TargetArch) -> Result<BpfProgram, SeccompError> {
                 Verdict::Clone => clone,
                 Verdict::Ioctl => ioctl,
                 Verdict::Personality => personality,
+                Verdict::Socket => socket,
             };
             (nr, target)
         })
@@ -466,6 +487,21 @@ pub fn sandbox_filter(arch: TargetArch) -> Result<BpfProgram, SeccompError> {
         eperm.into(),
         allow.into(),
     );
+
+    // socket / socketpair of a denied family. The family is an `int` to the
+    // kernel, so only the low 32 bits count: `AF_VSOCK | 1 << 32` is vsock.
+    // The last mismatch goes to allow.
+    asm.place(socket);
+    asm.load(arg_low(0));
+    let families = const { words(DENIED_FAMILIES) };
+    for (i, family) in families.into_iter().enumerate() {
+        let mismatch = if i + 1 == families.len() {
+            allow.into()
+        } else {
+            Target::Next
+        };
+        asm.jump_if(JMP_JEQ_K, family, eperm.into(), mismatch);
+    }
 
     // personality with a persona outside the allowed few (an `unsigned int`
     // to the kernel: low 32 bits). The last mismatch falls through to eperm.

@@ -100,8 +100,11 @@ fn run(program: &[sock_filter], arch: u32, nr: i64, args: [u64; 6]) -> (u32, usi
     }
 }
 
+/// The calls outside `DENIED` that the filter looks at.
+const SPECIAL: [&Syscall; 6] = [&CLONE, &CLONE3, &IOCTL, &PERSONALITY, &SOCKET, &SOCKETPAIR];
+
 fn nr(name: &str, arch: TargetArch) -> i64 {
-    let all = DENIED.iter().chain([&CLONE, &CLONE3, &IOCTL, &PERSONALITY]);
+    let all = DENIED.iter().chain(SPECIAL);
     all.filter(|s| s.name == name)
         .find_map(|s| s.number(arch))
         .unwrap()
@@ -198,7 +201,7 @@ fn only_the_listed_numbers_are_touched() {
         let program = filter(arch);
         let special: Vec<i64> = DENIED
             .iter()
-            .chain([&CLONE, &CLONE3, &IOCTL, &PERSONALITY])
+            .chain(SPECIAL)
             .filter_map(|s| s.number(arch))
             .collect();
         for n in (0..600).filter(|n| !special.contains(n)) {
@@ -215,7 +218,7 @@ fn only_the_listed_numbers_are_touched() {
 fn table_has_no_duplicates() {
     for arch in ARCHES {
         let mut seen = HashMap::new();
-        for call in DENIED.iter().chain([&CLONE, &CLONE3, &IOCTL, &PERSONALITY]) {
+        for call in DENIED.iter().chain(SPECIAL) {
             if let Some(n) = call.number(arch) {
                 assert_eq!(seen.insert(n, call.name), None, "{n} twice on {arch:?}");
             }
@@ -286,15 +289,19 @@ fn host_numbers_match_libc() {
             "clone3" => libc::SYS_clone3,
             "ioctl" => libc::SYS_ioctl,
             "personality" => libc::SYS_personality,
+            "socket" => libc::SYS_socket,
+            "socketpair" => libc::SYS_socketpair,
             _ => return None,
         })
     };
-    for call in DENIED.iter().chain([&CLONE, &CLONE3, &IOCTL, &PERSONALITY]) {
+    for call in DENIED.iter().chain(SPECIAL) {
         assert_eq!(call.number(arch), libc_nr(call.name), "{}", call.name);
     }
     assert_eq!(TIOCSTI, libc::TIOCSTI as u64);
     assert_eq!(TIOCLINUX, libc::TIOCLINUX as u64);
     assert_eq!(NAMESPACE_FLAGS[7], libc::CLONE_NEWTIME as u64);
+    // AF_VSOCK in include/linux/socket.h.
+    assert_eq!(DENIED_FAMILIES, [40]);
 }
 
 #[test]
@@ -403,6 +410,63 @@ fn personality_allows_only_harmless_personas() {
         ];
         for p in denied {
             assert_eq!(personality(p), EPERM, "{p:#x} on {arch:?}");
+        }
+    }
+}
+
+const AF_VSOCK: u64 = libc::AF_VSOCK as u64;
+/// Families that must stay allowed: AF_UNSPEC, AF_UNIX, AF_INET, AF_INET6,
+/// AF_NETLINK, AF_PACKET, vsock's neighbours (39 AF_SMC, 41 AF_KCM) and
+/// values no family has.
+const ALLOWED_FAMILIES: [u64; 10] = [
+    libc::AF_UNSPEC as u64,
+    libc::AF_UNIX as u64,
+    libc::AF_INET as u64,
+    libc::AF_INET6 as u64,
+    libc::AF_NETLINK as u64,
+    libc::AF_PACKET as u64,
+    39,
+    41,
+    0xffff_ffff,
+    u64::MAX,
+];
+
+/// The family is an `int` to the kernel (`SYSCALL_DEFINE3(socket, int,
+/// family, …)` truncates the register), so `AF_VSOCK | 1 << 32` creates a
+/// vsock socket: the filter compares the low 32 bits only.
+#[test]
+fn sockets_of_a_denied_family_are_refused_whatever_the_upper_bits() {
+    let stream = libc::SOCK_STREAM as u64;
+    for arch in ARCHES {
+        let program = filter(arch);
+        for call in ["socket", "socketpair"] {
+            let create = |family: u64, kind: u64| {
+                eval(
+                    &program,
+                    audit_arch(arch),
+                    nr(call, arch),
+                    [family, kind, 0, 0, 0, 0],
+                )
+            };
+            for high in [0, 1 << 32, 0xffff_ffff_0000_0000] {
+                assert_eq!(
+                    create(AF_VSOCK | high, stream),
+                    EPERM,
+                    "{call}({:#x}) on {arch:?}",
+                    AF_VSOCK | high
+                );
+            }
+            assert_eq!(create(AF_VSOCK, libc::SOCK_DGRAM as u64), EPERM);
+            for family in ALLOWED_FAMILIES {
+                assert_eq!(
+                    create(family, stream),
+                    ALLOW,
+                    "{call}({family:#x}) on {arch:?}"
+                );
+                assert_eq!(create(family | 1 << 32, stream), ALLOW);
+            }
+            // Only argument 0 is the family.
+            assert_eq!(create(libc::AF_INET as u64, AF_VSOCK), ALLOW);
         }
     }
 }
@@ -520,6 +584,15 @@ fn eperm_rules(arch: TargetArch) -> BTreeMap<i64, Vec<SeccompRule>> {
         .collect();
     rules.insert(number(&PERSONALITY, arch), vec![rule(personality)]);
 
+    // socket / socketpair of a denied family (low 32 bits: the family is an int).
+    for call in [&SOCKET, &SOCKETPAIR] {
+        let families = DENIED_FAMILIES
+            .iter()
+            .map(|&family| rule(vec![low32(0, SeccompCmpOp::Eq, family)]))
+            .collect();
+        rules.insert(number(call, arch), families);
+    }
+
     rules
 }
 
@@ -598,8 +671,8 @@ fn reference_part_len() -> usize {
 }
 
 /// Argument vectors that tell the verdicts apart: each value below in
-/// `args[0]` (clone's flags, the persona) and in `args[1]` (ioctl's
-/// request), plus all zeros and all ones.
+/// `args[0]` (clone's flags, the persona, the socket family) and in
+/// `args[1]` (ioctl's request), plus all zeros and all ones.
 fn telling_args() -> Vec<[u64; 6]> {
     let sigchld = libc::SIGCHLD as u64;
     let all_namespaces = NAMESPACE_FLAGS.iter().fold(0, |a, f| a | f);
@@ -624,7 +697,13 @@ fn telling_args() -> Vec<[u64; 6]> {
         0xffff_ffff | 1 << 32,
         8 | 1 << 32,
         1 << 32,
+        AF_VSOCK,
+        AF_VSOCK | 1 << 32,
+        AF_VSOCK | 0xffff_ffff_0000_0000,
     ];
+    for family in ALLOWED_FAMILIES {
+        values.extend([family, family | 1 << 32]);
+    }
     for flag in NAMESPACE_FLAGS {
         values.extend([flag, flag | sigchld, flag | THREAD_FLAGS, flag << 32]);
     }
@@ -673,10 +752,10 @@ fn same_verdicts_as_the_seccompiler_reference() {
 }
 
 /// The search keeps every number's path short, where a linear chain (the
-/// reference: 342 instructions on x86_64) takes over a hundred steps for
+/// reference: 356 instructions on x86_64) takes over a hundred steps for
 /// many numbers. Each path is the preamble (`LD arch`, `JEQ`, `LD nr` and,
 /// on x86_64, the x32 `JSET`), at most ⌈log2 N⌉ + 1 = 7 comparisons for the
-/// ~54 numbers of the policy, and a `RET`; the calls whose arguments are
+/// ~58 numbers of the policy, and a `RET`; the calls whose arguments are
 /// checked add a load and up to three compares.
 #[test]
 fn every_number_reaches_its_verdict_in_a_few_steps() {
@@ -684,7 +763,8 @@ fn every_number_reaches_its_verdict_in_a_few_steps() {
     const MAX_ARGUMENT_CHECK: usize = 4;
     for arch in ARCHES {
         let program = filter(arch);
-        let checked = ["clone", "ioctl", "personality"].map(|name| nr(name, arch));
+        let checked =
+            ["clone", "ioctl", "personality", "socket", "socketpair"].map(|name| nr(name, arch));
         let mut longest = 0;
         for n in telling_numbers() {
             for args in telling_args() {
@@ -891,6 +971,8 @@ fn outcome(ret: i64) -> String {
         libc::ENOTTY => "ENOTTY".into(),
         libc::EINVAL => "EINVAL".into(),
         libc::ENOENT => "ENOENT".into(),
+        libc::EAFNOSUPPORT => "EAFNOSUPPORT".into(),
+        libc::EOPNOTSUPP => "EOPNOTSUPP".into(),
         libc::EBADF => "EBADF".into(),
         libc::EFAULT => "EFAULT".into(),
         e => format!("errno {e}"),
@@ -931,6 +1013,37 @@ fn probe_child() {
     }
 }
 
+/// `socket` and `socketpair` calls, as (name, call, family, type); the
+/// family is a full 64-bit argument so its upper half can be set.
+const SOCKET_PROBES: [(&str, i64, u64, i32); 9] = {
+    use libc::{SOCK_DGRAM as DGRAM, SOCK_STREAM as STREAM, SYS_socket, SYS_socketpair};
+    let (unix, inet, inet6) = (libc::AF_UNIX, libc::AF_INET, libc::AF_INET6);
+    let (unix, inet, inet6) = (unix as u64, inet as u64, inet6 as u64);
+    [
+        ("socket_vsock", SYS_socket, AF_VSOCK, STREAM),
+        ("socket_vsock_high", SYS_socket, AF_VSOCK | 1 << 32, STREAM),
+        ("socketpair_vsock", SYS_socketpair, AF_VSOCK, STREAM),
+        ("socket_unix", SYS_socket, unix, STREAM),
+        // The kernel reads the family's low 32 bits: this is AF_UNIX.
+        ("socket_unix_high", SYS_socket, unix | 1 << 32, STREAM),
+        ("socketpair_unix", SYS_socketpair, unix, STREAM),
+        ("socket_inet", SYS_socket, inet, STREAM),
+        ("socket_inet6", SYS_socket, inet6, STREAM),
+        // Protocol 0: NETLINK_ROUTE.
+        ("socket_netlink", SYS_socket, libc::AF_NETLINK as u64, DGRAM),
+    ]
+};
+
+/// Runs [`SOCKET_PROBES`], reporting each under its name and `suffix`.
+fn probe_sockets(suffix: &str) {
+    for (name, call, family, kind) in SOCKET_PROBES {
+        let mut pair = [-1; 2];
+        // socket ignores the fourth argument; socketpair writes the pair there.
+        let ret = unsafe { libc::syscall(call, family, kind, 0, pair.as_mut_ptr()) };
+        report(&format!("{name}{suffix}"), outcome(ret));
+    }
+}
+
 fn install() {
     let program = from_words(&to_words(&sandbox_filter(host_arch().unwrap()).unwrap()));
     // As init does: no_new_privs first, then the filter, as the last step.
@@ -951,8 +1064,10 @@ fn probe_calls() {
         "x32_before",
         outcome(unsafe { syscall(X32_SYSCALL_BIT as i64 | 39) }),
     );
+    probe_sockets("_before");
 
     install();
+    probe_sockets("");
 
     unsafe {
         report("getpid", outcome(syscall(libc::SYS_getpid)));
@@ -1230,6 +1345,13 @@ fn installed_filter_refuses_and_allows_what_it_should() {
         ("personality_addr_no_randomize", "EPERM"),
         ("personality_uname26", "EPERM"),
         ("personality_high_bits", "EPERM"),
+        ("socket_vsock", "EPERM"),
+        ("socket_vsock_high", "EPERM"),
+        ("socketpair_vsock", "EPERM"),
+        ("socket_unix", "ok"),
+        ("socket_unix_high", "ok"),
+        ("socketpair_unix", "ok"),
+        ("socket_inet", "ok"),
         ("fork", "exit 3"),
         ("thread", "value 42"),
         ("spawn", "exit 5"),
@@ -1245,7 +1367,18 @@ fn installed_filter_refuses_and_allows_what_it_should() {
             wrong.push(format!("{name}: expected {want}, got {have}"));
         }
     }
+    // Every family but vsock answers as it did before the filter (IPv6 may
+    // be off on the host, so that answer is the kernel's to give).
+    for (name, _, family, _) in SOCKET_PROBES {
+        let (have, before) = (got.get(name), got.get(&format!("{name}_before")));
+        if family as u32 != AF_VSOCK as u32 && (have != before || before.is_none()) {
+            wrong.push(format!("{name}: {have:?}, {before:?} before"));
+        }
+    }
     assert!(wrong.is_empty(), "{}\n\n{dump}", wrong.join("\n"));
+    if let Some(before) = got.get("socket_vsock_before") {
+        eprintln!("socket(AF_VSOCK) before the filter: {before}");
+    }
     if let Some(before) = got.get("x32_before") {
         eprintln!("x32 getpid before the filter: {before} (ok = this kernel runs x32 code)");
     }
