@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { inferSandboxfile, parseSandboxfile, validateSandboxfile } from '..'
+import { parseSandboxfile } from '..'
 
 const ROOT = resolve(import.meta.dir, '..')
 const CLI = join(ROOT, 'bin', 'bun-sandbox.js')
@@ -16,10 +16,6 @@ const RUNTIMES = [
   ['bun', BUN],
 ].filter(([, bin]) => bin) as [string, string][]
 const ANSI = /\x1b\[/
-
-// ---------------------------------------------------------------------------
-// Probes of work other helpers are doing right now, so the tests that depend on
-// it run (and must pass) as soon as it lands, instead of failing before.
 
 const scratch = mkdtempSync(join(tmpdir(), 'bun-sandbox-cli-'))
 afterAll(() => rmSync(scratch, { recursive: true, force: true }))
@@ -39,15 +35,6 @@ function project(files: Record<string, string | null>): string {
   }
   return dir
 }
-
-/** inferSandboxfile is being implemented by another helper: until then it rejects. */
-const INFER_READY = await inferSandboxfile(project({ 'package.json': '{"scripts":{"test":"bun test"}}' })).then(
-  () => true,
-  (e: any) => !/not built yet/.test(e.message),
-)
-
-/** NET *.com is a validation error (SPEC §1.2); the validator is another helper's work. */
-const VALIDATOR_FLAGS_SUFFIX = validateSandboxfile(parseSandboxfile('NET *.com')).errors.length > 0
 
 // ---------------------------------------------------------------------------
 
@@ -307,8 +294,7 @@ describe('validate: checks relative to the Sandboxfile directory', () => {
     expect(image.stdout).toContain('FROM')
   })
 
-  // Depends on the validator rules another helper is implementing (SPEC §1.2).
-  test.skipIf(!VALIDATOR_FLAGS_SUFFIX)('[validator rules] NET *.com is an error, reported by the CLI', () => {
+  test('NET *.com is an error, reported by the CLI', () => {
     const dir = project({ Sandboxfile: 'NET *.com\n' })
     const r = cli(['validate', '--json'], { cwd: dir })
     expect(r.code).toBe(1)
@@ -334,8 +320,7 @@ describe('infer', () => {
     expect(r.stderr).toContain('is not a directory')
   })
 
-  // inferSandboxfile is another helper's work in progress.
-  test.skipIf(!INFER_READY)('[inference] prints a Sandboxfile that parses; package.json "test" gives TEST', () => {
+  test('infer prints a Sandboxfile that parses; package.json "test" gives TEST', () => {
     const dir = project({ 'package.json': '{"scripts":{"test":"bun test"}}' })
     for (const [, runtime] of RUNTIMES) {
       const r = cli(['infer', dir], { runtime })
@@ -348,7 +333,7 @@ describe('infer', () => {
     expect(parseSandboxfile(event.text)).toEqual(event.config)
   })
 
-  test.skipIf(!INFER_READY)('[inference] -o DIR writes DIR/Sandboxfile, --force overwrites', () => {
+  test('infer -o DIR writes DIR/Sandboxfile, --force overwrites', () => {
     const dir = project({ 'package.json': '{"scripts":{"test":"bun test"}}' })
     const out = join(dir, 'new-out')
     const r = cli(['infer', dir, '-o', out])
@@ -396,5 +381,28 @@ describe('installed as a package bin', () => {
     const validate = spawnSync(bin, ['validate'], { cwd: dir, env, encoding: 'utf8' })
     expect(validate.status).toBe(0)
     expect(validate.stdout).toContain('valid')
+  })
+})
+
+describe('process output on a terminal', () => {
+  const { Reporter } = require('../bin/lib/output.js')
+  const lines = (isTTY: boolean, text: string) => {
+    let written = ''
+    const stream = { isTTY, write: (s: string) => (written += s) }
+    const r = new Reporter({ stdout: stream, stderr: stream, env: { NO_COLOR: '1' } })
+    r.processOutput('dev', 'stdout', text)
+    r.flushProcess('dev')
+    return written
+  }
+
+  test("cannot drive the user's terminal: colours pass, other escapes and controls show as in cat -v", () => {
+    const hostile = 'clip \x1b]52;c;ZWNobyBoaQ==\x07|title \x1b]0;x\x1b\\|up \x1b[1A\x1b[2K|cr a\rb|c1 \u009b2J|\x1b[31mred\x1b[0m\ttab\r\n'
+    expect(lines(true, hostile)).toBe(
+      'dev | clip ^[]52;c;ZWNobyBoaQ==^G|title ^[]0;x^[\\|up ^[[1A^[[2K|cr a^Mb|c1 M-^[2J|\x1b[31mred\x1b[0m\ttab\n',
+    )
+  })
+
+  test('is passed as it is to a pipe or a file', () => {
+    expect(lines(false, 'a\x1b]52;c;eA==\x07b\n')).toBe('dev | a\x1b]52;c;eA==\x07b\n')
   })
 })

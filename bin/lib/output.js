@@ -155,8 +155,44 @@ class Reporter {
     }
     this.knowNames([name])
     const prefix = c[this.nameColors.get(name)](name.padEnd(this.nameWidth) + ' |')
-    ;(toStderr ? this.stderr : this.stdout).write(`${prefix} ${line}\n`)
+    const out = toStderr ? this.stderr : this.stdout
+    out.write(`${prefix} ${out.isTTY ? terminalSafe(line) : line}\n`)
   }
+}
+
+/** Control characters, other than tab, and the C1 range. */
+const CONTROL = /[\x00-\x08\x0a-\x1f\x7f-\x9f]/
+/** A colour or style (SGR): the one escape sequence passed to a terminal. */
+const SGR = /\x1b\[[0-9;:]*m/y
+
+/**
+ * A sandboxed process's line as it may reach the user's terminal. Its escape
+ * sequences must not drive the terminal: OSC 52 writes the clipboard, others
+ * set the title, move the cursor over bun-sandbox's own lines, or make the
+ * terminal answer into its input. Colours pass; every other control
+ * character is shown as `cat -v` shows it (ESC as ^[), and the \r of a CRLF
+ * line end is dropped.
+ */
+function terminalSafe(line) {
+  if (line.endsWith('\r')) line = line.slice(0, -1)
+  if (!CONTROL.test(line)) return line
+  let out = ''
+  for (let i = 0; i < line.length; i++) {
+    const ch = line.charCodeAt(i)
+    if (ch === 0x1b) {
+      SGR.lastIndex = i
+      const sgr = SGR.exec(line)
+      if (sgr) {
+        out += sgr[0]
+        i += sgr[0].length - 1
+        continue
+      }
+    }
+    if ((ch < 0x20 && ch !== 0x09) || ch === 0x7f) out += '^' + String.fromCharCode(ch ^ 0x40)
+    else if (ch >= 0x80 && ch <= 0x9f) out += 'M-^' + String.fromCharCode((ch - 0x80) ^ 0x40)
+    else out += line[i]
+  }
+  return out
 }
 
 function formatMs(ms) {
@@ -167,4 +203,4 @@ function plural(n, word, words = word + 's') {
   return `${n} ${n === 1 ? word : words}`
 }
 
-module.exports = { Reporter, colorEnabled, plural }
+module.exports = { Reporter, colorEnabled, plural, terminalSafe }
