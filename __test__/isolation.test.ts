@@ -10,6 +10,8 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { spawnSync } from 'node:child_process'
 import {
+  accessSync,
+  constants,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -17,6 +19,7 @@ import {
   readdirSync,
   realpathSync,
   rmSync,
+  statSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs'
@@ -264,6 +267,26 @@ describe('filesystem', () => {
       `for f in ${files.join(' ')}; do echo "$f $(cat $f | wc -c)"; done; for d in ${dirs.join(' ')}; do echo "$d $(ls -A $d | wc -l)"; done`,
     ])
     expect(r).toEqual({ exitCode: 0, stdout: [...files, ...dirs].map((p) => `${p} 0\n`).join(''), stderr: '' })
+  })
+
+  // Top-level host directories that are empty, someone else's and not writable by us (often /srv, /media).
+  const emptyNotOurs = readdirSync('/')
+    .map((n) => `/${n}`)
+    .filter((d) => {
+      try {
+        const st = statSync(d, { throwIfNoEntry: false })
+        if (!st?.isDirectory() || st.uid === HOST_UID || readdirSync(d).length > 0) return false
+        accessSync(d, constants.W_OK)
+        return false
+      } catch {
+        return true
+      }
+    })
+    .filter((d) => !['/proc', '/dev', '/sys', '/tmp', '/run', '/home', '/root', '/lost+found'].includes(d))
+  test.skipIf(emptyNotOurs.length === 0)(`an empty host directory that is not ours is bound read-only, empty: ${emptyNotOurs.join(' ')}`, async () => {
+    const d = emptyNotOurs[0]
+    const r = await sb.exec(['/bin/sh', '-c', `ls -A ${d}; touch ${d}/x; awk '$5 == "${d}" { print $5, substr($6, 1, 3) }' /proc/self/mountinfo`])
+    expect(r).toEqual({ exitCode: 0, stdout: `${d} ro,\n`, stderr: `touch: cannot touch '${d}/x': Read-only file system\n` })
   })
 
   test('one world: a file written by one exec is read by the next', async () => {

@@ -202,6 +202,10 @@ pub fn root_plan(
             // (they are locked in a user namespace): a read-only bind shows
             // the directory with what is mounted in it.
             mounts.push(Mount::RoBind { source, target });
+        } else if meta.is_dir() && empty_and_not_ours(&source) {
+            // Nothing to see and nothing the user may write there: a bind
+            // shows the same for a fraction of an overlay's cost.
+            mounts.push(Mount::RoBind { source, target });
         } else if meta.is_dir() {
             mounts.push(Mount::Overlay {
                 lower: source,
@@ -353,6 +357,20 @@ pub fn tool_binds(path_env: &str, home: &Path, workdir: &Path) -> Vec<Mount> {
 /// when the sandbox has no disk limit.
 pub fn workdir_upper(state_dir: &Path) -> PathBuf {
     state_dir.join("workdir-upper")
+}
+
+/// An empty directory the invoking user may not write to (`/srv`, `/media`
+/// on many hosts), owned by someone else: inside, a copy-on-write layer over
+/// it would refuse every write as the host does (EACCES) and show nothing;
+/// a read-only bind
+/// refuses them too (EROFS) and costs a bind instead of an overlay mount
+/// (about 0.13 ms per start). A root host user may write anywhere, so for
+/// them every directory keeps its overlay.
+fn empty_and_not_ours(dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let empty = fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none());
+    let owned = fs::metadata(dir).is_ok_and(|m| m.uid() == nix::unistd::geteuid().as_raw());
+    empty && !owned && nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK).is_err()
 }
 
 /// Swap files in use (`/proc/swaps`; partitions are not files).
@@ -515,6 +533,29 @@ mod tests {
         // The home itself and its ancestors never are.
         assert!(!binds.iter().any(|b| home.starts_with(b)), "{binds:?}");
         assert!(!binds.contains(&PathBuf::from("/usr/bin")));
+    }
+
+    #[test]
+    fn only_an_empty_directory_of_someone_else_that_we_may_not_write_is_bound() {
+        let tmp = tempfile::tempdir().unwrap();
+        let empty = tmp.path().join("srv");
+        fs::create_dir(&empty).unwrap();
+        fs::set_permissions(&empty, std::os::unix::fs::PermissionsExt::from_mode(0o555)).unwrap();
+        let full = tmp.path().join("opt");
+        fs::create_dir(&full).unwrap();
+        fs::write(full.join("tool"), "").unwrap();
+        fs::set_permissions(&full, std::os::unix::fs::PermissionsExt::from_mode(0o555)).unwrap();
+        // Ours (the owner may chmod it back), or not empty: a layer. (Root,
+        // who may write anywhere, always gets one; the other case is in
+        // __test__/isolation.test.ts, run as an ordinary user too.)
+        assert!(!empty_and_not_ours(&empty));
+        assert!(!empty_and_not_ours(&full));
+        if nix::unistd::geteuid().is_root() {
+            nix::unistd::chown(&empty, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+            assert!(!empty_and_not_ours(&empty), "root may write to it");
+        }
+        fs::set_permissions(&empty, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        fs::set_permissions(&full, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     }
 
     #[test]
