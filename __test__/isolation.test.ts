@@ -456,6 +456,15 @@ for name, call in calls:
     expect(r).toEqual({ exitCode: 0, stdout: names.map((n) => `${n} -1 Operation not permitted\n`).join(''), stderr: '' })
   })
 
+  test.skipIf(!PY || !existsSync('/proc/sys/fs/inotify/max_user_instances'))(
+    `one sandbox gets at most half of the host user's inotify instances${PY ? '' : NO_PY}`,
+    async () => {
+      const host = Number(readFileSync('/proc/sys/fs/inotify/max_user_instances', 'utf8'))
+      const r = await py(sb, 'import ctypes\nl = ctypes.CDLL(None)\nn = 0\nwhile l.inotify_init() >= 0: n += 1\nprint(n)\n')
+      expect(r).toEqual({ exitCode: 0, stdout: `${Math.floor(host / 2)}\n`, stderr: '' })
+    },
+  )
+
   test.skipIf(!PY)(`TIOCSTI and TIOCLINUX on a pty get EPERM${PY ? '' : NO_PY}`, async () => {
     const code = `
 import fcntl, os, termios

@@ -130,6 +130,7 @@ fn apply(root: &Path, m: &Mount) -> Result<(), SetupError> {
             let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
             mount(Some("proc"), &at, Some("proc"), flags, NONE)
                 .step(|| "mount a /proc that shows only the sandbox's processes".into())?;
+            limit_watches(&at)?;
             // What in it acts on the host rather than on the sandbox, read-only
             // (as bubblewrap and container runtimes do): sysctls, most of them
             // host-wide, and IRQ, bus and filesystem settings. Their files are
@@ -169,6 +170,30 @@ fn touch(path: &Path) -> Result<(), SetupError> {
         mkdir_p(parent, 0o755)?;
     }
     fs::OpenOptions::new().create(true).truncate(false).write(true).open(path).step(|| format!("create {}", path.display()))?;
+    Ok(())
+}
+
+/// inotify and fanotify instances, watches and marks count against the host
+/// user's own limits (the sandbox's user namespace charges its owner): a
+/// sandbox gets at most half of each, so that one sandbox cannot leave the
+/// host user (host root, for a root host user) without any. Written in the
+/// sandbox's user namespace, before `/proc/sys` is made read-only.
+fn limit_watches(proc: &Path) -> Result<(), SetupError> {
+    for (ours, host) in [
+        ("max_inotify_instances", "fs/inotify/max_user_instances"),
+        ("max_inotify_watches", "fs/inotify/max_user_watches"),
+        ("max_fanotify_groups", "fanotify/max_user_groups"),
+        ("max_fanotify_marks", "fanotify/max_user_marks"),
+    ] {
+        let limit = proc.join("sys/user").join(ours);
+        let Some(host) = fs::read_to_string(proc.join("sys").join(host)).ok().and_then(|v| v.trim().parse::<u64>().ok())
+        else {
+            continue;
+        };
+        if limit.exists() {
+            fs::write(&limit, (host / 2).max(1).to_string()).step(|| format!("limit {ours} in the sandbox"))?;
+        }
+    }
     Ok(())
 }
 
