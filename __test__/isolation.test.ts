@@ -461,7 +461,11 @@ for name, call in calls:
     async () => {
       const host = Number(readFileSync('/proc/sys/fs/inotify/max_user_instances', 'utf8'))
       const r = await py(sb, 'import ctypes\nl = ctypes.CDLL(None)\nn = 0\nwhile l.inotify_init() >= 0: n += 1\nprint(n)\n')
-      expect(r).toEqual({ exitCode: 0, stdout: `${Math.floor(host / 2)}\n`, stderr: '' })
+      expect(r.exitCode).toBe(0)
+      // Fewer when the host user holds more than half already.
+      const n = Number(r.stdout)
+      expect(n).toBeGreaterThan(0)
+      expect(n).toBeLessThanOrEqual(Math.floor(host / 2))
     },
   )
 
