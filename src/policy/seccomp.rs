@@ -78,7 +78,8 @@
 //! instructions in all with the preamble and the `RET`; up to 4 more for the
 //! five calls whose arguments are checked), the program has 128
 //! instructions on x86_64 and 125 on aarch64, and installing it takes 80 to
-//! 115 µs. The ignored test `apply_cost` measures it.
+//! 115 µs. The ignored test `apply_cost` measures it. It is installed once
+//! per sandbox, by PID 1 at the end of its setup; commands inherit it.
 //!
 //! The program is shorter than 256 instructions, so every forward jump fits
 //! the 8-bit offsets of a conditional jump; `Assembler::finish` checks each
