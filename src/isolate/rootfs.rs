@@ -254,9 +254,7 @@ fn read_only_tree(at: &Path, nodev: bool) -> std::io::Result<()> {
 
 /// Mount points at `at` or below it in this mount namespace, outermost first.
 fn mounts_at_or_below(at: &Path) -> Vec<PathBuf> {
-    let info = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let points = info.lines().filter_map(|line| line.split(' ').nth(4)).map(crate::policy::plan::unescape_mount_point);
-    points.filter(|p| p.starts_with(at)).collect()
+    crate::policy::plan::mount_points().into_iter().filter(|p| p.starts_with(at)).collect()
 }
 
 /// A bind remounted read-only. The remount must keep the flags the kernel

@@ -272,14 +272,15 @@ pub fn root_plan(
     Ok(RootPlan { scratch: scratch.into(), scratch_size: disk_bytes, mounts, root_size })
 }
 
-/// The host's mount points, from `/proc/self/mountinfo`.
-fn mount_points() -> Vec<PathBuf> {
+/// The mount points of this process's mount namespace (the host's, when the
+/// supervisor asks), from `/proc/self/mountinfo`.
+pub(crate) fn mount_points() -> Vec<PathBuf> {
     let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else { return Vec::new() };
     info.lines().filter_map(|line| line.split(' ').nth(4)).map(unescape_mount_point).collect()
 }
 
 /// mountinfo writes space, tab, newline and backslash as `\ooo`.
-pub(crate) fn unescape_mount_point(field: &str) -> PathBuf {
+fn unescape_mount_point(field: &str) -> PathBuf {
     use std::os::unix::ffi::OsStringExt;
     let bytes = field.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
