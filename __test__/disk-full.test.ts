@@ -8,7 +8,10 @@
 //   will not put a copy-on-write layer over: a clear error before anything
 //   starts;
 // - a host directory with another filesystem mounted below it (a disk under
-//   /mnt): bound in read-only, the filesystem below it too.
+//   /mnt): bound in read-only, the filesystem below it too;
+// - a WORKDIR on a filesystem that cannot be idmapped (an overlay): the
+//   root host user's sandbox user is uid 0 outside, said in a warning, and
+//   root's credential stores are masked.
 import { describe, expect, test } from 'bun:test'
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
@@ -28,6 +31,10 @@ function onSmallDisk(opts: string, script: string): string {
 
 /** Runs `script` with bun in a private mount namespace after the shell commands `setup(dir)` returns. */
 function inMountNamespace(setup: (dir: string) => string, script: string): string {
+  return inMountNamespaceWithStderr(setup, script).stdout
+}
+
+function inMountNamespaceWithStderr(setup: (dir: string) => string, script: string): { stdout: string; stderr: string } {
   const dir = mkdtempSync(join(tmpdir(), 'bun-sandbox-mountns-'))
   const file = join(dir, 'script.js')
   const project = join(dir, 'project')
@@ -38,7 +45,7 @@ function inMountNamespace(setup: (dir: string) => string, script: string): strin
     `mount --make-rprivate / && ${setup(dir)} && exec "${process.execPath}" "${file}"`,
   ], { encoding: 'utf8', timeout: 60_000 })
   if (r.status !== 0) throw new Error(`the script failed (${r.status}): ${r.stdout}${r.stderr}`)
-  return r.stdout
+  return { stdout: r.stdout, stderr: r.stderr }
 }
 
 describe.skipIf(!isRoot)('the state directory\'s disk is full', () => {
@@ -120,5 +127,26 @@ describe.skipIf(!isRoot || !existsSync('/srv'))('a host directory with a filesys
       }),
       'host ["file","null"] kept',
     ])
+  })
+})
+
+describe.skipIf(!isRoot)('a root host user with a WORKDIR that cannot be idmapped (on an overlay)', () => {
+  test('gets a sandbox whose user is uid 0 outside, a warning that says so, and root\'s credential views masked', () => {
+    const { stdout, stderr } = inMountNamespaceWithStderr((dir) => {
+      const [lower, upper, work] = ['lower', 'upper', 'work'].map((d) => join(dir, d))
+      return `mkdir -p "${lower}" "${upper}" "${work}" && echo kept > "${lower}/file" && ` +
+        `mount -t overlay -o lowerdir="${lower}",upperdir="${upper}",workdir="${work}" none "${join(dir, 'project')}"`
+    }, `
+      const sb = new Sandbox(parseSandboxfile('FROM host\\nWORKDIR .\\n'), { cwd: project })
+      const r = await sb.exec("tr -s ' ' < /proc/self/uid_map; cat file; echo changed > file && cat file; wc -c < /proc/keys")
+      console.log(JSON.stringify(r))
+      await sb.stop()
+      console.log(fs.readFileSync(project + '/file', 'utf8').trim())
+    `)
+    expect(stdout.trim().split('\n')).toEqual([
+      JSON.stringify({ exitCode: 0, stdout: ' 1000 0 1\nkept\nchanged\n0\n', stderr: '' }),
+      'kept',
+    ])
+    expect(stderr).toMatch(/^bun-sandbox: warning: this sandbox's user is host uid 0 \(root\), not an unprivileged uid: idmap the mount of .*project .*: Invalid argument \(os error 22\); only a list of root's credential files is hidden from it\n$/)
   })
 })

@@ -214,13 +214,10 @@ describe('filesystem', () => {
   test('a write deeper in the host tree (/usr/bin) never reaches the host either', async () => {
     const deep = probes[3]
     const r = await sb.exec(['/bin/sh', '-c', 'echo probe > "$1" && cat "$1"', 'sh', deep])
-    if (HOST_UID === 0) {
-      // The host's root-owned files belong to the (unprivileged) user inside: copy-on-write.
-      expect(r).toEqual({ exitCode: 0, stdout: 'probe\n', stderr: '' })
-    } else {
-      // Files of host users other than the invoker are unmapped (nobody) inside.
-      expect(r).toEqual({ exitCode: 2, stdout: '', stderr: `sh: 1: cannot create ${deep}: Permission denied\n` })
-    }
+    // Files of host users other than the invoker are unmapped (nobody)
+    // inside; for a root host user all of them, root's too: its sandbox
+    // user is an unprivileged uid outside.
+    expect(r).toEqual({ exitCode: 2, stdout: '', stderr: `sh: 1: cannot create ${deep}: Permission denied\n` })
     expect(existsSync(deep)).toBe(false)
   })
 
@@ -252,21 +249,33 @@ describe('filesystem', () => {
       'echo $(cat /proc/sys/kernel/printk_ratelimit) > /proc/sys/kernel/printk_ratelimit; ' +
         'awk \'$5 ~ /^\\/proc\\/(sys|irq|bus|fs)$/ { print $5, substr($6, 1, 3) }\' /proc/self/mountinfo | sort',
     ])
-    // The file is root's, and a root host user's sandbox user is uid 0 outside.
+    // The file is root's, and a root host user's sandbox user may be uid 0 outside.
     expect(r.stderr).toBe('/bin/sh: 1: cannot create /proc/sys/kernel/printk_ratelimit: Read-only file system\n')
     const present = ['bus', 'fs', 'irq', 'sys'].filter((d) => existsSync(`/proc/${d}`))
     expect(r.stdout).toBe(present.map((d) => `/proc/${d} ro,\n`).join(''))
   })
 
-  test.skipIf(HOST_UID !== 0)("a root host user's sandbox (uid 0 outside) reads none of the host kernel's root-only views", async () => {
-    const files = ['/proc/keys', '/proc/timer_list', '/proc/slabinfo', '/proc/vmallocinfo', '/proc/kcore'].filter((f) => existsSync(f))
-    const dirs = ['/sys/kernel/tracing', '/sys/kernel/debug', '/sys/firmware', '/sys/fs/pstore'].filter((d) => existsSync(d))
-    const r = await sb.exec([
-      '/bin/sh',
-      '-c',
-      `for f in ${files.join(' ')}; do echo "$f $(cat $f | wc -c)"; done; for d in ${dirs.join(' ')}; do echo "$d $(ls -A $d | wc -l)"; done`,
-    ])
-    expect(r).toEqual({ exitCode: 0, stdout: [...files, ...dirs].map((p) => `${p} 0\n`).join(''), stderr: '' })
+  test.skipIf(HOST_UID !== 0)("a root host user's sandbox user is an unprivileged uid outside: host root's own files refuse it", async () => {
+    const secret = `/var/tmp/bsb-root-only-${TAG}`
+    writeFileSync(secret, 'root only\n', { mode: 0o600 })
+    // The host kernel's views that only root may read.
+    const files = ['/proc/keys', '/proc/timer_list', '/proc/slabinfo', '/proc/vmallocinfo', '/proc/kcore']
+      .filter((f) => existsSync(f) && (statSync(f).mode & 0o004) === 0)
+    const dirs = ['/sys/kernel/tracing', '/sys/kernel/debug', '/sys/firmware', '/sys/fs/pstore']
+      .filter((d) => existsSync(d) && (statSync(d).mode & 0o005) === 0)
+    try {
+      const r = await sb.exec([
+        '/bin/sh',
+        '-c',
+        `tr -s ' ' < /proc/self/uid_map; tr -s ' ' < /proc/self/gid_map; cat ${secret}; ` +
+          `for f in ${files.join(' ')}; do echo "$f $(cat $f 2>/dev/null | wc -c)"; done; ` +
+          `for d in ${dirs.join(' ')}; do echo "$d $(ls -A $d 2>/dev/null | wc -l)"; done`,
+      ])
+      expect(r.stdout).toBe(' 1000 2147483645 1\n 1000 2147483645 1\n' + [...files, ...dirs].map((p) => `${p} 0\n`).join(''))
+      expect(r.stderr).toBe(`cat: ${secret}: Permission denied\n`)
+    } finally {
+      rmSync(secret, { force: true })
+    }
   })
 
   // Top-level host directories that are empty, someone else's and not writable by us (often /srv, /media).

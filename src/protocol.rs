@@ -55,6 +55,22 @@ pub struct Ids {
     pub outer_gid: u32,
     pub inner_uid: u32,
     pub inner_gid: u32,
+    /// For a root host user: the unprivileged host uid/gid the sandbox user
+    /// is outside, and the WORKDIR shown to it through an idmapped mount.
+    #[serde(default)]
+    pub remap: Option<Remap>,
+}
+
+/// A root host user's sandbox runs as `uid`/`gid` outside, not as root
+/// (see `isolate::remap`); `project` (the WORKDIR) is shown with its owner
+/// mapped to the sandbox user. `state_dir` is made that uid's by the
+/// supervisor, and given back to root when the WORKDIR cannot be idmapped.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Remap {
+    pub uid: u32,
+    pub gid: u32,
+    pub project: PathBuf,
+    pub state_dir: PathBuf,
 }
 
 /// Everything PID 1 needs to build the sandbox: computed and checked on the
@@ -85,6 +101,11 @@ pub struct RootPlan {
     /// The size of the tmpfs that becomes `/` (64 MiB when unset).
     #[serde(default)]
     pub root_size: Option<u64>,
+    /// Masks applied only when the sandbox user is host uid 0: a root host
+    /// user whose WORKDIR could not be idmapped (root's credential stores
+    /// and the kernel's root-only views).
+    #[serde(default)]
+    pub host_root_masks: Vec<Mount>,
 }
 
 /// One step of building the root filesystem. Targets are absolute paths as the
@@ -110,6 +131,10 @@ pub enum Mount {
         pass_upper: bool,
         #[serde(default)]
         volatile: bool,
+        /// The WORKDIR's overlay: for a root host user its lower is the
+        /// idmapped mount the helper made (`isolate::remap`).
+        #[serde(default)]
+        project: bool,
     },
     /// A read-only recursive bind of a host path.
     RoBind { source: PathBuf, target: PathBuf },
@@ -191,6 +216,9 @@ pub enum Event {
     /// plan has `pass_upper`, the fd of its upper directory rides on this
     /// message.
     Ready,
+    /// Something the user should know about how the sandbox was built,
+    /// printed once by the supervisor (sent before `Ready`).
+    Warning { message: String },
     /// Setup failed; init exits after this.
     SetupFailed { message: String },
     /// A command started. Sent with `SCM_CREDENTIALS` naming the process, so

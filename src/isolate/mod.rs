@@ -14,6 +14,7 @@
 mod caps;
 mod filter;
 mod net;
+mod remap;
 mod rootfs;
 mod server;
 mod spawn;
@@ -102,16 +103,32 @@ fn run(parent: i32, cgroup: Option<CgroupJoin>) -> Result<i32, SetupError> {
     // makes it while PID 1 builds the root, which joins it after.
     let netns = net::Deferred::prepare();
     let flags = if netns.is_some() { flags } else { flags | CloneFlags::CLONE_NEWNET };
-    unshare(flags).step(|| "create the namespaces (unshare)".into())?;
-    userns::write_maps(&ids)?;
+    let mapped = match &ids.remap {
+        // A root host user: the maps are written from outside (`remap`).
+        Some(remap) => Some(remap::unshare_mapped(&ids, remap, flags)?),
+        None => {
+            unshare(flags).step(|| "create the namespaces (unshare)".into())?;
+            userns::write_maps(&ids)?;
+            None
+        }
+    };
 
     // SAFETY: single-threaded process; the child goes on to be PID 1.
     match unsafe { fork() }.step(|| "fork PID 1".into())? {
-        ForkResult::Child => server::pid1(netns.map(net::Deferred::into_joiner), cgroup),
+        ForkResult::Child => server::pid1(netns.map(net::Deferred::into_joiner), cgroup, mapped),
         ForkResult::Parent { child } => {
             // Only PID 1 talks to the supervisor from here on.
             let _ = nix::unistd::close(CONTROL_FD);
             drop(cgroup);
+            if let Some(remap::Mapped::Unprivileged(remapped)) = mapped {
+                drop(remapped.project);
+                remap::become_user(remapped.uid, remapped.gid)?;
+                // As at the start: the parent-death signal, armed again by
+                // `become_user`, came too late if the host process is gone.
+                if getppid().as_raw() != parent {
+                    return Ok(1);
+                }
+            }
             if let Some(netns) = netns {
                 netns.make();
             }

@@ -7,20 +7,80 @@ use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sys::statvfs::{FsFlags, statvfs};
 use nix::unistd::{chdir, pivot_root};
 use std::fs;
-use std::os::fd::OwnedFd;
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
 const NONE: Option<&str> = None;
 
+/// How PID 1 reaches the host's files while it builds the root.
+pub enum Host {
+    /// As the sandbox user's own host uid: an ordinary host user (or host
+    /// root, whose WORKDIR could not be idmapped: root's masks apply).
+    Direct,
+    /// As an unprivileged uid that may not reach all the plan names (tools
+    /// under `/root`, a state dir below a private directory): each bind's
+    /// source and the state root opened before PID 1 became that uid, and
+    /// the idmapped WORKDIR (`super::remap`).
+    Remapped { project: OwnedFd, sources: HashMap<PathBuf, OwnedFd>, state: Option<(PathBuf, OwnedFd)> },
+}
+
+impl Host {
+    /// Opens (`O_PATH`) the sources of the plan's binds and the state root
+    /// (where the scratch mount point and the state dir are), while PID 1
+    /// may still reach them.
+    pub fn remapped(plan: &Plan, project: OwnedFd) -> Host {
+        let binds = plan.root.mounts.iter().filter_map(|m| match m {
+            Mount::RoBind { source, .. } => Some(source),
+            _ => None,
+        });
+        let sources = binds.filter_map(|source| Some((source.clone(), open_path(source)?))).collect();
+        let state = plan.root.scratch.parent().and_then(|root| Some((root.to_path_buf(), open_path(root)?)));
+        Host::Remapped { project, sources, state }
+    }
+
+    /// The path by which `source` is bound: through its fd, if opened.
+    fn source(&self, source: &Path) -> PathBuf {
+        match self {
+            Host::Remapped { sources, .. } => match sources.get(source) {
+                Some(fd) => fd_path(fd),
+                None => self.state(source),
+            },
+            Host::Direct => source.into(),
+        }
+    }
+
+    /// A path in the state root, reached through the root's fd if opened:
+    /// the lookup goes on from there, crossing what is mounted below it.
+    fn state(&self, path: &Path) -> PathBuf {
+        match self {
+            Host::Remapped { state: Some((root, fd)), .. } => match path.strip_prefix(root) {
+                Ok(rest) => fd_path(fd).join(rest),
+                Err(_) => path.into(),
+            },
+            _ => path.into(),
+        }
+    }
+}
+
+fn open_path(path: &Path) -> Option<OwnedFd> {
+    let file = fs::OpenOptions::new().read(true).custom_flags(libc::O_PATH | libc::O_CLOEXEC).open(path).ok()?;
+    Some(file.into())
+}
+
+fn fd_path(fd: &OwnedFd) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
 /// Mounts the new root's tree (still outside it: `enter` moves in).
 /// Returns where the root is and the fd of the upper directory of the overlay
 /// marked `pass_upper`, opened before the host paths vanish.
-pub fn build(plan: &Plan) -> Result<(PathBuf, Option<OwnedFd>), SetupError> {
+pub fn build(plan: &Plan, host: &Host) -> Result<(PathBuf, Option<OwnedFd>), SetupError> {
     // Nothing mounted from here on may propagate back to the host.
     mount(NONE, "/", NONE, MsFlags::MS_REC | MsFlags::MS_PRIVATE, NONE)
         .step(|| "make the mount namespace private".into())?;
-    let scratch = &plan.root.scratch;
+    let scratch = &host.state(&plan.root.scratch);
     let mut opts = "mode=0700".to_string();
     if let Some(size) = plan.root.scratch_size {
         opts.push_str(&format!(",size={size}"));
@@ -33,15 +93,20 @@ pub fn build(plan: &Plan) -> Result<(PathBuf, Option<OwnedFd>), SetupError> {
     mount(Some("tmpfs"), &root, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(root_opts.as_str()))
         .step(|| format!("mount the root tmpfs on {}", root.display()))?;
     let mut upper_fd = None;
-    for m in &plan.root.mounts {
-        apply(&root, m)?;
+    // Root's masks matter only where the sandbox user is uid 0 outside.
+    let root_masks = match host {
+        Host::Direct => plan.root.host_root_masks.as_slice(),
+        Host::Remapped { .. } => &[],
+    };
+    for m in plan.root.mounts.iter().chain(root_masks) {
+        apply(&root, m, host)?;
         if let Mount::Overlay { upper, pass_upper: true, .. } = m {
             // A path on the scratch tmpfs, in this mount namespace only: the
             // supervisor reads the layer through this fd.
             let dir = fs::OpenOptions::new()
                 .read(true)
                 .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
-                .open(upper)
+                .open(host.state(upper))
                 .step(|| format!("open the WORKDIR's upper layer {}", upper.display()))?;
             upper_fd = Some(OwnedFd::from(dir));
         }
@@ -70,13 +135,24 @@ fn overlay_path(p: &Path) -> String {
     out
 }
 
-fn apply(root: &Path, m: &Mount) -> Result<(), SetupError> {
+fn apply(root: &Path, m: &Mount, host: &Host) -> Result<(), SetupError> {
     match m {
-        Mount::Overlay { lower, upper, work, target, fallback_ro_bind, volatile, .. } => {
+        Mount::Overlay { lower, upper, work, target, fallback_ro_bind, volatile, project, .. } => {
             let at = under(root, target);
+            let (upper, work) = (&host.state(upper), &host.state(work));
             mkdir_p(&at, 0o755)?;
             mkdir_p(upper, 0o755)?;
             mkdir_p(work, 0o700)?;
+            // The idmapped WORKDIR goes where the overlay will be, as its
+            // lower (the overlay resolves its layers before it covers them).
+            let lower = match (project, host) {
+                (true, Host::Remapped { project, .. }) => {
+                    attach(project, &at).step(|| format!("attach the idmapped {}", lower.display()))?;
+                    at.clone()
+                }
+                _ => lower.clone(),
+            };
+            let lower = &lower;
             let opts = format!(
                 "lowerdir={},upperdir={},workdir={},userxattr",
                 overlay_path(lower),
@@ -98,6 +174,7 @@ fn apply(root: &Path, m: &Mount) -> Result<(), SetupError> {
         }
         Mount::RoBind { source, target } => {
             let at = under(root, target);
+            let source = &host.source(source);
             // A file already there is bound over as it is (opening it to
             // write would copy it up into the layer for nothing).
             if source.is_dir() {
@@ -134,7 +211,7 @@ fn apply(root: &Path, m: &Mount) -> Result<(), SetupError> {
             // What in it acts on the host rather than on the sandbox, read-only
             // (as bubblewrap and container runtimes do): sysctls, most of them
             // host-wide, and IRQ, bus and filesystem settings. Their files are
-            // root's, and a root host user's sandbox user is uid 0 outside.
+            // root's, and a root host user's sandbox user may be uid 0 outside.
             for host_wide in ["sys", "sysrq-trigger", "irq", "bus", "fs"] {
                 let path = at.join(host_wide);
                 if path.symlink_metadata().is_ok() {
@@ -231,6 +308,24 @@ fn bind_read_only(source: &Path, at: &Path, nodev: bool) -> Result<(), SetupErro
 /// `mount_setattr(AT_RECURSIVE)`: read-only, nosuid (and nodev), the whole
 /// tree at once. Flags the kernel locked on a mount are only ever added to.
 fn read_only_tree(at: &Path, nodev: bool) -> std::io::Result<()> {
+    const MOUNT_ATTR_RDONLY: u64 = 0x1;
+    const MOUNT_ATTR_NOSUID: u64 = 0x2;
+    const MOUNT_ATTR_NODEV: u64 = 0x4;
+    const AT_RECURSIVE: libc::c_uint = 0x8000;
+    let path = std::ffi::CString::new(at.as_os_str().as_encoded_bytes()).map_err(std::io::Error::other)?;
+    let nodev = if nodev { MOUNT_ATTR_NODEV } else { 0 };
+    set_mount_attr(libc::AT_FDCWD, &path, AT_RECURSIVE, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | nodev, 0)
+}
+
+/// `mount_setattr(2)`: sets `attr_set` on the mount at `dirfd`/`path`
+/// (`userns_fd` for an idmapping).
+pub(super) fn set_mount_attr(
+    dirfd: RawFd,
+    path: &std::ffi::CStr,
+    flags: libc::c_uint,
+    attr_set: u64,
+    userns_fd: u64,
+) -> std::io::Result<()> {
     #[repr(C)]
     struct MountAttr {
         attr_set: u64,
@@ -238,16 +333,19 @@ fn read_only_tree(at: &Path, nodev: bool) -> std::io::Result<()> {
         propagation: u64,
         userns_fd: u64,
     }
-    const MOUNT_ATTR_RDONLY: u64 = 0x1;
-    const MOUNT_ATTR_NOSUID: u64 = 0x2;
-    const MOUNT_ATTR_NODEV: u64 = 0x4;
-    const AT_RECURSIVE: libc::c_uint = 0x8000;
-    let path = std::ffi::CString::new(at.as_os_str().as_encoded_bytes()).map_err(std::io::Error::other)?;
-    let nodev = if nodev { MOUNT_ATTR_NODEV } else { 0 };
-    let attr = MountAttr { attr_set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | nodev, attr_clr: 0, propagation: 0, userns_fd: 0 };
+    let attr = MountAttr { attr_set, attr_clr: 0, propagation: 0, userns_fd };
     // SAFETY: a C string and a mount_attr of the size passed.
+    let r = unsafe { libc::syscall(libc::SYS_mount_setattr, dirfd, path.as_ptr(), flags, &attr, size_of::<MountAttr>()) };
+    if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+}
+
+/// Attaches the detached mount `tree` (from `open_tree`) at `at`.
+fn attach(tree: &OwnedFd, at: &Path) -> std::io::Result<()> {
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+    let to = std::ffi::CString::new(at.as_os_str().as_encoded_bytes()).map_err(std::io::Error::other)?;
+    // SAFETY: C strings and an fd we own.
     let r = unsafe {
-        libc::syscall(libc::SYS_mount_setattr, libc::AT_FDCWD, path.as_ptr(), AT_RECURSIVE, &attr, size_of::<MountAttr>())
+        libc::syscall(libc::SYS_move_mount, tree.as_raw_fd(), c"".as_ptr(), libc::AT_FDCWD, to.as_ptr(), MOVE_MOUNT_F_EMPTY_PATH)
     };
     if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
 }

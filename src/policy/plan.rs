@@ -30,10 +30,12 @@ const MASKED_FILES: &[&str] = &[
 /// Host directories of credentials: hidden behind an empty read-only tmpfs.
 const MASKED_DIRS: &[&str] = &["/etc/sudoers.d", "/etc/ssl/private"];
 
-/// Only for a root host user, whose sandbox user is uid 0 outside and so the
-/// owner of every file only root may read: well-known stores of host
-/// credentials, hidden behind an empty read-only tmpfs. A deny-list cannot be
-/// complete (docs/ARCHITECTURE.md, "Root host users").
+/// Only when a root host user's sandbox user is uid 0 outside (its WORKDIR
+/// could not be idmapped, `isolate::remap`) and so the owner of every file
+/// only root may read: well-known stores of host credentials, hidden behind
+/// an empty read-only tmpfs. A deny-list cannot be complete, which is why a
+/// root host user's sandbox normally runs as an unprivileged host uid
+/// (docs/ARCHITECTURE.md, "Root host users").
 const ROOT_MASKED_DIRS: &[&str] = &[
     "/etc/kubernetes",
     "/etc/rancher",
@@ -57,7 +59,8 @@ const ROOT_MASKED_DIRS: &[&str] = &[
     "/proc/acpi",
     "/proc/scsi",
 ];
-/// Only for a root host user: files of the host kernel root may read
+/// Likewise only for a sandbox user that is host uid 0: files of the host
+/// kernel root may read
 /// (keyrings of host root, kernel memory layout, timers), hidden behind an
 /// empty file.
 const ROOT_MASKED_FILES: &[&str] = &[
@@ -216,6 +219,7 @@ pub fn root_plan(
                 pass_upper: false,
                 // On the scratch tmpfs, where syncing costs nothing.
                 volatile: false,
+                project: false,
             });
         } else if meta.is_file() {
             mounts.push(Mount::RoBind { source, target });
@@ -229,19 +233,11 @@ pub fn root_plan(
     for (target, mode) in [("/tmp", 0o1777), ("/run", 0o755), ("/home", 0o755), ("/root", 0o700)] {
         mounts.push(Mount::Tmpfs { target: target.into(), mode, size: disk_bytes });
     }
+    let mut host_root_masks = Vec::new();
     if *base == Base::Host {
-        let host_root = nix::unistd::geteuid().is_root();
-        let root_files = ROOT_MASKED_FILES.iter().filter(|_| host_root);
-        for file in MASKED_FILES.iter().chain(root_files).map(PathBuf::from).chain(ssh_host_keys()).chain(swap_files()) {
-            if file.exists() {
-                mounts.push(Mount::Mask { target: file });
-            }
-        }
-        let root_dirs = ROOT_MASKED_DIRS.iter().filter(|_| host_root);
-        for d in MASKED_DIRS.iter().chain(root_dirs) {
-            if Path::new(d).is_dir() {
-                mounts.push(Mount::MaskDir { target: d.into() });
-            }
+        mounts.extend(masks(MASKED_FILES.iter().map(PathBuf::from).chain(ssh_host_keys()).chain(swap_files()), MASKED_DIRS));
+        if nix::unistd::geteuid().is_root() {
+            host_root_masks = masks(ROOT_MASKED_FILES.iter().map(PathBuf::from), ROOT_MASKED_DIRS);
         }
     }
     // An empty home at the same path, wherever the host keeps it.
@@ -267,9 +263,17 @@ pub fn root_plan(
         fallback_ro_bind: false,
         pass_upper: disk_bytes.is_some(),
         volatile: disk_bytes.is_none(),
+        project: true,
     });
     let root_size = disk_bytes.map(|d| d.min(ROOT_SIZE));
-    Ok(RootPlan { scratch: scratch.into(), scratch_size: disk_bytes, mounts, root_size })
+    Ok(RootPlan { scratch: scratch.into(), scratch_size: disk_bytes, mounts, root_size, host_root_masks })
+}
+
+/// Masks for those of `files` and `dirs` the host has.
+fn masks(files: impl Iterator<Item = PathBuf>, dirs: &[&str]) -> Vec<Mount> {
+    let files = files.filter(|f| f.exists()).map(|target| Mount::Mask { target });
+    let dirs = dirs.iter().filter(|d| Path::new(d).is_dir()).map(|d| Mount::MaskDir { target: d.into() });
+    files.chain(dirs).collect()
 }
 
 /// The mount points of this process's mount namespace (the host's, when the
@@ -442,6 +446,7 @@ mod tests {
                 fallback_ro_bind: false,
                 pass_upper: false,
                 volatile: true,
+                project: true,
             }
         );
         for m in &plan.mounts {

@@ -176,6 +176,10 @@ async fn route(fd: Arc<AsyncFd<OwnedFd>>, waiters: Arc<Mutex<Waiters>>) {
                 guard.clear_ready();
                 continue;
             }
+            // init exited with a request of ours unread (setup failed as a
+            // command came in): the socket reports that before the messages
+            // still queued, why setup failed among them, and only once.
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => continue,
             Err(e) => break format!("control socket failed: {e}"),
             Ok(None) => break "the sandbox's init process exited".to_string(),
             Ok(Some(msg)) => msg,
@@ -191,6 +195,7 @@ async fn route(fd: Arc<AsyncFd<OwnedFd>>, waiters: Arc<Mutex<Waiters>>) {
                     let _ = tx.send(Ok(msg.fds.into_iter().next()));
                 }
             }
+            Event::Warning { message } => eprintln!("bun-sandbox: warning: {message}"),
             Event::SetupFailed { message } => {
                 if let Some(tx) = w.ready.take() {
                     let _ = tx.send(Err(message.clone()));

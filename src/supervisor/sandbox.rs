@@ -12,7 +12,7 @@ use crate::policy::seccomp;
 use crate::policy::trust;
 use crate::net::{SandboxCa, UpstreamTrust};
 use crate::secrets::{Redactor, SecretMode, Secrets};
-use crate::protocol::{Ids, Plan, Request, Rlimit, RlimitKind, Spawn};
+use crate::protocol::{Ids, Plan, Remap, Request, Rlimit, RlimitKind, Spawn};
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -156,6 +156,10 @@ pub struct Sandbox {
 
 /// Default process limit per sandbox: room for a build, not for a fork bomb.
 const DEFAULT_PIDS: u64 = 4096;
+
+/// A root host user's sandbox user, outside: an unprivileged uid and gid
+/// that no account uses, below 2^31 (some tools take uid_t as signed).
+pub const ROOT_SANDBOX_ID: u32 = 2_147_483_645;
 /// How long a killed command's output may take to close.
 const KILL_WAIT: Duration = Duration::from_secs(2);
 /// How long `stop()` waits for PID 1 to kill everything and exit.
@@ -206,10 +210,15 @@ impl Sandbox {
         let root = state::root();
         let workdir = plan::resolve_workdir(opts.workdir.as_deref(), &opts.base_dir, &root)?;
         let seccomp_words = filter_words()?;
-        let state_dir = state::create(&root).map_err(io_err(format!("cannot create a state directory in {}", root.display())))?;
-
         let outer_uid = nix::unistd::getuid().as_raw();
         let outer_gid = nix::unistd::getgid().as_raw();
+        // A root host user's sandbox user is an unprivileged uid outside,
+        // with the WORKDIR idmapped to it (`isolate::remap`).
+        let owner = (outer_uid == 0).then_some((ROOT_SANDBOX_ID, ROOT_SANDBOX_ID));
+        let state_dir =
+            state::create(&root, owner).map_err(io_err(format!("cannot create a state directory in {}", root.display())))?;
+        let remap = owner.map(|(uid, gid)| Remap { uid, gid, project: workdir.clone(), state_dir: state_dir.clone() });
+
         // Many tools refuse to run as root: a root host user is 1000 inside.
         let inner_uid = opts.uid.unwrap_or(if outer_uid == 0 { 1000 } else { outer_uid });
         let inner_gid = opts.gid.unwrap_or(if outer_gid == 0 { 1000 } else { outer_gid });
@@ -232,7 +241,7 @@ impl Sandbox {
                 None => None,
             };
             // init starts (and makes its namespaces) while the plan is built.
-            let ids = crate::protocol::encode(&Ids { outer_uid, outer_gid, inner_uid, inner_gid })
+            let ids = crate::protocol::encode(&Ids { outer_uid, outer_gid, inner_uid, inner_gid, remap })
                 .map_err(io_err("cannot encode the ids"))?;
             let launched = launcher::launch(opts.init.clone(), ids, join)
                 .await
@@ -262,10 +271,13 @@ impl Sandbox {
                     trust::install(&state_dir, base.dir(), &added_roots).map_err(io_err("cannot write the sandbox's CA bundle"))?
                 };
                 root_plan.mounts.extend(trust.mounts);
-                let mut rlimits = vec![
-                    Rlimit { resource: RlimitKind::Core, soft: 0, hard: 0 },
-                    Rlimit { resource: RlimitKind::Nproc, soft: pids, hard: pids },
-                ];
+                let mut rlimits = vec![Rlimit { resource: RlimitKind::Core, soft: 0, hard: 0 }];
+                // A root host user's sandboxes all run as one uid outside,
+                // whose process count RLIMIT_NPROC would share among them:
+                // their pids cgroup limits each instead.
+                if outer_uid != 0 {
+                    rlimits.push(Rlimit { resource: RlimitKind::Nproc, soft: pids, hard: pids });
+                }
                 // RLIMIT_DATA, not RLIMIT_AS: JavaScript engines reserve far more
                 // address space than they use, and reservations are not data.
                 if let Some(bytes) = opts.memory_bytes {

@@ -17,25 +17,36 @@ pub fn root() -> PathBuf {
     }
 }
 
-/// Creates a fresh state dir for this process's next sandbox.
-pub fn create(root: &Path) -> io::Result<PathBuf> {
+/// Creates a fresh state dir for this process's next sandbox. With `owner`
+/// (a root host user's sandbox user outside, `protocol::Remap`), the state
+/// dir is that uid's, and the root is `0711` so that it may reach it and
+/// the scratch mount point (but list nothing).
+pub fn create(root: &Path, owner: Option<(u32, u32)>) -> io::Result<PathBuf> {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     fs::DirBuilder::new().recursive(true).mode(0o700).create(root)?;
     let meta = fs::symlink_metadata(root)?;
+    let others = if owner.is_some() { 0o066 } else { 0o077 };
     // Another user's directory (or a link planted in /tmp) is never used.
-    if !meta.is_dir() || meta.uid() != nix::unistd::getuid().as_raw() || meta.mode() & 0o077 != 0 {
+    if !meta.is_dir() || meta.uid() != nix::unistd::getuid().as_raw() || meta.mode() & others != 0 {
         return Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
             format!("{} is not a private directory of this user", root.display()),
         ));
     }
+    if owner.is_some() && meta.mode() & 0o777 != 0o711 {
+        fs::set_permissions(root, fs::Permissions::from_mode(0o711))?;
+    }
     clean_stale(root);
-    match fs::DirBuilder::new().mode(0o700).create(scratch(root)) {
+    let scratch = scratch(root);
+    match fs::DirBuilder::new().mode(0o700).create(&scratch) {
         Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
         _ => {}
     }
     let dir = root.join(format!("sb-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
     fs::DirBuilder::new().mode(0o700).create(&dir)?;
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::chown(&dir, Some(uid), Some(gid))?;
+    }
     Ok(dir)
 }
 
