@@ -103,9 +103,10 @@ fn run(parent: i32, cgroup: Option<CgroupJoin>) -> Result<i32, SetupError> {
     // makes it while PID 1 builds the root, which joins it after.
     let netns = net::Deferred::prepare();
     let flags = if netns.is_some() { flags } else { flags | CloneFlags::CLONE_NEWNET };
-    let mapped = match &ids.remap {
-        // A root host user: the maps are written from outside (`remap`).
-        Some(remap) => Some(remap::unshare_mapped(&ids, remap, flags)?),
+    let mapping = match &ids.remap {
+        // A root host user: the maps are written from outside, by a mapper
+        // that works on while PID 1 starts and waits for its plan (`remap`).
+        Some(remap) => Some((remap::unshare_mapping(&ids, remap, flags)?, remap)),
         None => {
             unshare(flags).step(|| "create the namespaces (unshare)".into())?;
             userns::write_maps(&ids)?;
@@ -115,14 +116,16 @@ fn run(parent: i32, cgroup: Option<CgroupJoin>) -> Result<i32, SetupError> {
 
     // SAFETY: single-threaded process; the child goes on to be PID 1.
     match unsafe { fork() }.step(|| "fork PID 1".into())? {
-        ForkResult::Child => server::pid1(netns.map(net::Deferred::into_joiner), cgroup, mapped),
+        ForkResult::Child => {
+            let mapping = mapping.map(|(m, _)| m.into_pid1());
+            server::pid1(netns.map(net::Deferred::into_joiner), cgroup, mapping)
+        }
         ForkResult::Parent { child } => {
             // Only PID 1 talks to the supervisor from here on.
             let _ = nix::unistd::close(CONTROL_FD);
             drop(cgroup);
-            if let Some(remap::Mapped::Unprivileged(remapped)) = mapped {
-                drop(remapped.project);
-                remap::become_user(remapped.uid, remapped.gid)?;
+            if let Some((mapping, remap)) = mapping {
+                mapping.hand_over(&ids, remap)?;
                 // As at the start: the parent-death signal, armed again by
                 // `become_user`, came too late if the host process is gone.
                 if getppid().as_raw() != parent {

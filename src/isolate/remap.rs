@@ -18,6 +18,7 @@
 use super::{SetupError, Step};
 use crate::protocol::{Ids, Remap};
 use nix::sched::{CloneFlags, unshare};
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 use nix::unistd::{Gid, Uid, setresgid, setresuid};
 use std::fs;
 use std::io;
@@ -38,18 +39,44 @@ pub struct Remapped {
     pub project: OwnedFd,
     pub uid: u32,
     pub gid: u32,
-    /// A pidfd of the helper, for PID 1 to see whether it died while PID 1
-    /// had no parent-death signal (`exited`).
-    pub helper: OwnedFd,
 }
 
-/// `unshare(flags)` with the id maps written from outside (see the module).
-pub fn unshare_mapped(ids: &Ids, remap: &Remap, flags: CloneFlags) -> Result<Mapped, SetupError> {
+/// The mapper at work: `unshare` is done, the maps are being written.
+pub struct Mapping {
+    mapper: i32,
+    /// Every pipe end stays open until the mapper is gone: it shares this
+    /// fd table, so closing one here would close it under the mapper.
+    go: (OwnedFd, OwnedFd),
+    back_r: OwnedFd,
+    back_w: OwnedFd,
+    /// PID 1's end of the hand-over socket (`Mapping::hand_over`).
+    pid1: OwnedFd,
+    helper: OwnedFd,
+    link: OwnedFd,
+}
+
+/// `unshare(flags)` with the id maps written from outside (see the module),
+/// by a mapper that goes on while the helper forks PID 1.
+pub fn unshare_mapping(ids: &Ids, remap: &Remap, flags: CloneFlags) -> Result<Mapping, SetupError> {
     // Root's own supplementary groups (group 0 among them) go first.
     nix::unistd::setgroups(&[]).step(|| "drop root's supplementary groups".into())?;
     let (go_r, go_w) = pipe().step(|| "make the id mapper's pipes".into())?;
     let (back_r, back_w) = pipe().step(|| "make the id mapper's pipes".into())?;
-    let helper = nix::unistd::getpid().as_raw();
+    let (link, pid1) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .step(|| "make the hand-over socket".into())?;
+    let me = nix::unistd::getpid().as_raw();
+    // SAFETY: pidfd_open of our own pid; the result is checked.
+    let helper = unsafe { libc::syscall(libc::SYS_pidfd_open, me, 0) };
+    if helper < 0 {
+        return Err(io::Error::last_os_error()).step(|| "open a pidfd of the helper".into());
+    }
+    // SAFETY: a new fd, ours.
+    let helper = unsafe { OwnedFd::from_raw_fd(helper as RawFd) };
     // SAFETY: a fork-like clone of a single-threaded process; the child
     // reports through a pipe and leaves with `_exit`.
     let child = unsafe { libc::syscall(libc::SYS_clone, libc::CLONE_FILES | libc::SIGCHLD, 0, 0, 0, 0) };
@@ -59,7 +86,7 @@ pub fn unshare_mapped(ids: &Ids, remap: &Remap, flags: CloneFlags) -> Result<Map
     if child == 0 {
         let mut go = [0u8];
         let report = match nix::unistd::read(&go_r, &mut go) {
-            Ok(1) if go[0] == 1 => mapper(helper, ids, remap),
+            Ok(1) if go[0] == 1 => mapper(me, ids, remap),
             _ => Report::Failed(Stage::Aborted, 0),
         };
         let _ = nix::unistd::write(&back_w, &report.encode());
@@ -68,34 +95,107 @@ pub fn unshare_mapped(ids: &Ids, remap: &Remap, flags: CloneFlags) -> Result<Map
     }
     let unshared = unshare(flags);
     let _ = nix::unistd::write(&go_w, &[u8::from(unshared.is_ok())]);
-    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child as i32), None);
-    // The mapper is gone: with the last write end closed, a mapper that
-    // died without a word reads as the end of the pipe.
-    drop(back_w);
-    let mut bytes = [0u8; 12];
-    let got = read_all(&back_r, &mut bytes);
-    unshared.step(|| "create the namespaces (unshare)".into())?;
-    got.step(|| "hear from the id mapper".into())?;
-    match Report::decode(&bytes) {
-        Report::Mapped(fd) => {
-            // SAFETY: the mapper opened it in the fd table we share, for us.
-            let project = unsafe { OwnedFd::from_raw_fd(fd) };
-            // SAFETY: pidfd_open of our own pid; the result is checked.
-            let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, helper, 0) };
-            if pidfd < 0 {
-                return Err(io::Error::last_os_error()).step(|| "open a pidfd of the helper".into());
-            }
-            // SAFETY: a new fd, ours.
-            let helper = unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) };
-            Ok(Mapped::Unprivileged(Remapped { project, uid: ids.inner_uid, gid: ids.inner_gid, helper }))
+    let mapping = Mapping { mapper: child as i32, go: (go_r, go_w), back_r, back_w, pid1, helper, link };
+    match unshared {
+        Ok(()) => Ok(mapping),
+        Err(e) => {
+            let _ = mapping.finish(ids, remap);
+            Err(e).step(|| "create the namespaces (unshare)".into())
         }
-        Report::HostRoot(stage, errno) => Ok(Mapped::HostRoot(format!(
-            "{}: {}",
-            stage.describe(&remap.project),
-            io::Error::from_raw_os_error(errno)
-        ))),
-        Report::Failed(stage, errno) => {
-            Err(io::Error::from_raw_os_error(errno)).step(|| stage.describe(&remap.project))
+    }
+}
+
+/// What the helper tells PID 1 once the mapper is done; the idmapped
+/// WORKDIR rides along.
+#[derive(serde::Serialize, serde::Deserialize)]
+enum HandOver {
+    Unprivileged { uid: u32, gid: u32 },
+    HostRoot { why: String },
+    Failed { step: String, errno: i32 },
+}
+
+impl Mapping {
+    /// In PID 1 (a copy of the helper's fds): its side only.
+    pub fn into_pid1(self) -> Pid1Side {
+        Pid1Side { link: self.pid1, helper: self.helper }
+    }
+
+    /// Waits for the mapper's report.
+    fn finish(self, ids: &Ids, remap: &Remap) -> Result<Mapped, SetupError> {
+        let Mapping { mapper, go, back_r, back_w, .. } = self;
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(mapper), None);
+        drop(go);
+        // The mapper is gone: with the last write end closed, a mapper that
+        // died without a word reads as the end of the pipe.
+        drop(back_w);
+        let mut bytes = [0u8; 12];
+        read_all(&back_r, &mut bytes).step(|| "hear from the id mapper".into())?;
+        match Report::decode(&bytes) {
+            // SAFETY: the mapper opened it in the fd table we share, for us.
+            Report::Mapped(fd) => Ok(Mapped::Unprivileged(Remapped {
+                project: unsafe { OwnedFd::from_raw_fd(fd) },
+                uid: ids.inner_uid,
+                gid: ids.inner_gid,
+            })),
+            Report::HostRoot(stage, errno) => Ok(Mapped::HostRoot(format!(
+                "{}: {}",
+                stage.describe(&remap.project),
+                io::Error::from_raw_os_error(errno)
+            ))),
+            Report::Failed(stage, errno) => {
+                Err(io::Error::from_raw_os_error(errno)).step(|| stage.describe(&remap.project))
+            }
+        }
+    }
+
+    /// In the helper, after forking PID 1: waits for the mapper, tells PID 1
+    /// how it went, and becomes the sandbox user too when there is one.
+    pub fn hand_over(self, ids: &Ids, remap: &Remap) -> Result<(), SetupError> {
+        let link = self.link.try_clone().step(|| "keep the hand-over socket".into())?;
+        let (msg, fds, user) = match self.finish(ids, remap) {
+            Ok(Mapped::Unprivileged(r)) => {
+                (HandOver::Unprivileged { uid: r.uid, gid: r.gid }, Some(r.project), Some((r.uid, r.gid)))
+            }
+            Ok(Mapped::HostRoot(why)) => (HandOver::HostRoot { why }, None, None),
+            Err(e) => {
+                let errno = e.source.raw_os_error().unwrap_or(libc::EIO);
+                (HandOver::Failed { step: e.step, errno }, None, None)
+            }
+        };
+        let raw: Vec<RawFd> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
+        crate::protocol::send(link.as_raw_fd(), &msg, &raw).step(|| "hand the mapping to PID 1".into())?;
+        match user {
+            Some((uid, gid)) => become_user(uid, gid),
+            None => Ok(()),
+        }
+    }
+}
+
+/// PID 1's side of a `Mapping`: the hand-over socket, and a pidfd of the
+/// helper, to see whether it died while PID 1 had no parent-death signal
+/// (`exited`).
+pub struct Pid1Side {
+    link: OwnedFd,
+    pub helper: OwnedFd,
+}
+
+impl Pid1Side {
+    /// Waits for the helper's word on the mapping.
+    pub fn receive(&self) -> Result<Mapped, SetupError> {
+        let link = &self.link;
+        let mut buf = Vec::new();
+        let got = crate::protocol::recv(link.as_raw_fd(), &mut buf, false).step(|| "hear how the ids were mapped".into())?;
+        let Some(mut got) = got else {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the helper exited")).step(|| "hear how the ids were mapped".into());
+        };
+        let msg: HandOver = got.parse().step(|| "decode the mapping".into())?;
+        match msg {
+            HandOver::Unprivileged { uid, gid } => {
+                let project = got.fds.pop().ok_or_else(|| io::Error::other("no WORKDIR mount came with it")).step(|| "hear how the ids were mapped".into())?;
+                Ok(Mapped::Unprivileged(Remapped { project, uid, gid }))
+            }
+            HandOver::HostRoot { why } => Ok(Mapped::HostRoot(why)),
+            HandOver::Failed { step, errno } => Err(SetupError { step, source: io::Error::from_raw_os_error(errno) }),
         }
     }
 }
@@ -241,27 +341,28 @@ const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 
 /// A user namespace whose only mapping is `owner` → `uid` (and the same for
 /// groups), as the idmapping of a mount: a child made in it waits while its
-/// maps are written and its namespace is opened, then goes.
+/// maps are written and its namespace is opened, then is killed. (Not told
+/// by closing a pipe: PID 1, forked meanwhile from the table the mapper
+/// shares, may hold a copy of any fd the mapper has open.)
 fn idmap_namespace(owner: u32, group: u32, uid: u32, gid: u32) -> io::Result<OwnedFd> {
-    let (wait_r, wait_w) = pipe()?;
-    // SAFETY: fork-like; the child only waits on a pipe and leaves.
+    // SAFETY: fork-like; the child only waits to be killed.
     let child = unsafe { libc::syscall(libc::SYS_clone, libc::CLONE_NEWUSER | libc::SIGCHLD, 0, 0, 0, 0) };
     if child < 0 {
         return Err(io::Error::last_os_error());
     }
     if child == 0 {
-        drop(wait_w);
-        let _ = nix::unistd::read(&wait_r, &mut [0u8]);
-        // SAFETY: leaves without running anything of the mapper's.
-        unsafe { libc::_exit(0) }
+        loop {
+            // SAFETY: waits for a signal; SIGKILL ends it.
+            unsafe { libc::pause() };
+        }
     }
-    drop(wait_r);
     let proc = format!("/proc/{child}");
     let ns = fs::write(format!("{proc}/uid_map"), format!("{owner} {uid} 1\n"))
         .and_then(|()| fs::write(format!("{proc}/gid_map"), format!("{group} {gid} 1\n")))
         .and_then(|()| open(&format!("{proc}/ns/user")));
-    drop(wait_w);
-    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child as i32), None);
+    let child = nix::unistd::Pid::from_raw(child as i32);
+    let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+    let _ = nix::sys::wait::waitpid(child, None);
     ns
 }
 

@@ -12,7 +12,7 @@ use nix::unistd::Pid;
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
-pub fn pid1(netns: Option<net::Joiner>, cgroup: Option<(std::fs::File, CgroupJoin)>, mapped: Option<remap::Mapped>) -> ! {
+pub fn pid1(netns: Option<net::Joiner>, cgroup: Option<(std::fs::File, CgroupJoin)>, mapping: Option<remap::Pid1Side>) -> ! {
     // PID 1 dies with the helper that forked it (which dies with the host),
     // armed before it waits for anything.
     if let Err(e) = prctl::set_pdeathsig(Signal::SIGKILL) {
@@ -41,6 +41,7 @@ pub fn pid1(netns: Option<net::Joiner>, cgroup: Option<(std::fs::File, CgroupJoi
         Ok(None) => std::process::exit(0),
         Err(e) => fail(e),
     };
+    let mapped = mapping.as_ref().map(|m| m.receive().unwrap_or_else(|e| fail(e)));
     let host = match mapped {
         // The binds' sources are opened while PID 1 is still the host's
         // root (tools may live under `/root`); then it becomes the sandbox
@@ -52,7 +53,7 @@ pub fn pid1(netns: Option<net::Joiner>, cgroup: Option<(std::fs::File, CgroupJoi
             }
             // The parent-death signal went with the old uid; armed again,
             // then the helper must still be there.
-            if remap::exited(&remapped.helper) {
+            if mapping.as_ref().is_some_and(|m| remap::exited(&m.helper)) {
                 std::process::exit(1)
             }
             host
@@ -71,6 +72,7 @@ pub fn pid1(netns: Option<net::Joiner>, cgroup: Option<(std::fs::File, CgroupJoi
         Err(e) => fail(e),
     };
     drop(host);
+    drop(mapping);
     // The WORKDIR's upper (with a disk limit) goes to the supervisor;
     // PID 1 itself needs no copy.
     let fds: Vec<_> = upper.iter().map(|fd| fd.as_raw_fd()).collect();
