@@ -251,3 +251,25 @@ async fn route(fd: Arc<AsyncFd<OwnedFd>>, waiters: Arc<Mutex<Waiters>>) {
         w.counts.clear();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+
+    /// init's setup failed while a request of ours sat unread in its
+    /// socket (the first command goes right behind the plan): its exit makes
+    /// the socket report a reset first, and why setup failed must still
+    /// arrive.
+    #[tokio::test]
+    async fn why_setup_failed_arrives_behind_a_reset() {
+        let (ours, init) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).unwrap();
+        protocol::send_raw(ours.as_raw_fd(), b"{\"a request\":\"init never reads\"}").unwrap();
+        let failed = Event::SetupFailed { message: "mount the scratch tmpfs: Permission denied".into() };
+        protocol::send(init.as_raw_fd(), &failed, &[]).unwrap();
+        drop(init);
+        let (_conn, ready) = Connection::new(ours).unwrap();
+        let why = ready.await.unwrap().err();
+        assert_eq!(why.as_deref(), Some("mount the scratch tmpfs: Permission denied"));
+    }
+}
