@@ -131,7 +131,7 @@ describe.skipIf(!isRoot || !existsSync('/srv'))('a host directory with a filesys
 })
 
 describe.skipIf(!isRoot)('a root host user with a WORKDIR that cannot be idmapped (on an overlay)', () => {
-  test('gets a sandbox whose user is uid 0 outside, a warning that says so, and root\'s credential views masked', () => {
+  test('gets a sandbox whose user is uid 0 outside, a warning that says so (once), and root\'s credential views masked', () => {
     const { stdout, stderr } = inMountNamespaceWithStderr((dir) => {
       const [lower, upper, work] = ['lower', 'upper', 'work'].map((d) => join(dir, d))
       return `mkdir -p "${lower}" "${upper}" "${work}" && echo kept > "${lower}/file" && ` +
@@ -141,10 +141,15 @@ describe.skipIf(!isRoot)('a root host user with a WORKDIR that cannot be idmappe
       const r = await sb.exec("tr -s ' ' < /proc/self/uid_map; cat file; echo changed > file && cat file; wc -c < /proc/keys")
       console.log(JSON.stringify(r))
       await sb.stop()
+      // A second sandbox of the same WORKDIR: the same warning is not repeated.
+      const again = new Sandbox(parseSandboxfile('FROM host\\nWORKDIR .\\n'), { cwd: project })
+      console.log((await again.exec('cat file')).stdout.trim())
+      await again.stop()
       console.log(fs.readFileSync(project + '/file', 'utf8').trim())
     `)
     expect(stdout.trim().split('\n')).toEqual([
       JSON.stringify({ exitCode: 0, stdout: ' 1000 0 1\nkept\nchanged\n0\n', stderr: '' }),
+      'kept',
       'kept',
     ])
     expect(stderr).toMatch(/^bun-sandbox: warning: this sandbox's user is host uid 0 \(root\), not an unprivileged uid: idmap the mount of .*project .*: Invalid argument \(os error 22\); only a list of root's credential files is hidden from it\n$/)

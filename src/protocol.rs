@@ -217,7 +217,8 @@ pub enum Event {
     /// message.
     Ready,
     /// Something the user should know about how the sandbox was built,
-    /// printed once by the supervisor (sent before `Ready`).
+    /// printed by the supervisor, once per process for the same words (sent
+    /// before `Ready`).
     Warning { message: String },
     /// Setup failed; init exits after this.
     SetupFailed { message: String },
