@@ -109,7 +109,7 @@ fn run(parent: i32, cgroup: Option<CgroupJoin>) -> Result<i32, SetupError> {
         Some(remap) => Some((remap::unshare_mapping(&ids, remap, flags)?, remap)),
         None => {
             unshare(flags).step(|| "create the namespaces (unshare)".into())?;
-            userns::write_maps(&ids)?;
+            userns::write_maps("/proc/self", &ids, ids.outer_uid, ids.outer_gid)?;
             None
         }
     };

@@ -287,14 +287,16 @@ impl Report {
 /// WORKDIR, then write the helper's maps — to the unprivileged uid, or to
 /// uid 0 when idmapping failed (the state dir is root's again then).
 fn mapper(helper: i32, ids: &Ids, remap: &Remap) -> Report {
+    let proc = format!("/proc/{helper}");
+    let write_maps = |uid, gid| super::userns::write_maps(&proc, ids, uid, gid).map_err(|e| e.source);
     match idmapped_project(helper, remap) {
-        Ok(fd) => match write_maps(helper, ids, remap.uid, remap.gid) {
+        Ok(fd) => match write_maps(remap.uid, remap.gid) {
             Ok(()) => Report::Mapped(fd),
             Err(e) => Report::Failed(Stage::Maps, errno(&e)),
         },
         Err((stage, e)) => {
             let given_back = std::os::unix::fs::chown(&remap.state_dir, Some(ids.outer_uid), Some(ids.outer_gid));
-            match given_back.and_then(|()| write_maps(helper, ids, ids.outer_uid, ids.outer_gid)) {
+            match given_back.and_then(|()| write_maps(ids.outer_uid, ids.outer_gid)) {
                 Ok(()) => Report::HostRoot(stage, errno(&e)),
                 Err(e) => Report::Failed(Stage::Maps, errno(&e)),
             }
@@ -304,13 +306,6 @@ fn mapper(helper: i32, ids: &Ids, remap: &Remap) -> Report {
 
 fn errno(e: &io::Error) -> i32 {
     e.raw_os_error().unwrap_or(libc::EIO)
-}
-
-fn write_maps(pid: i32, ids: &Ids, uid: u32, gid: u32) -> io::Result<()> {
-    let proc = format!("/proc/{pid}");
-    fs::write(format!("{proc}/setgroups"), "deny")?;
-    fs::write(format!("{proc}/uid_map"), format!("{} {uid} 1\n", ids.inner_uid))?;
-    fs::write(format!("{proc}/gid_map"), format!("{} {gid} 1\n", ids.inner_gid))
 }
 
 /// A detached mount of the WORKDIR, made in the helper's mount namespace,

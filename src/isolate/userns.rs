@@ -1,15 +1,18 @@
-//! The user namespace's id maps: the invoking user outside is `inner_uid`
-//! inside, and nobody else is mapped.
+//! The user namespace's id maps: `inner_uid` inside is one uid outside (the
+//! invoking user, or for a root host user the unprivileged uid of
+//! `super::remap`), and nobody else is mapped.
 
 use super::{SetupError, Step};
 use crate::protocol::Ids;
 
-pub fn write_maps(ids: &Ids) -> Result<(), SetupError> {
+/// Writes the maps of the process whose `/proc` directory is `proc`:
+/// `ids.inner_uid`/`inner_gid` inside are `uid`/`gid` outside.
+pub fn write_maps(proc: &str, ids: &Ids, uid: u32, gid: u32) -> Result<(), SetupError> {
     // An unprivileged process may only write gid_map after denying setgroups.
-    std::fs::write("/proc/self/setgroups", "deny").step(|| "deny setgroups in the user namespace".into())?;
-    std::fs::write("/proc/self/uid_map", format!("{} {} 1\n", ids.inner_uid, ids.outer_uid))
-        .step(|| format!("map uid {} to {} inside", ids.outer_uid, ids.inner_uid))?;
-    std::fs::write("/proc/self/gid_map", format!("{} {} 1\n", ids.inner_gid, ids.outer_gid))
-        .step(|| format!("map gid {} to {} inside", ids.outer_gid, ids.inner_gid))?;
+    std::fs::write(format!("{proc}/setgroups"), "deny").step(|| "deny setgroups in the user namespace".into())?;
+    std::fs::write(format!("{proc}/uid_map"), format!("{} {uid} 1\n", ids.inner_uid))
+        .step(|| format!("map uid {uid} to {} inside", ids.inner_uid))?;
+    std::fs::write(format!("{proc}/gid_map"), format!("{} {gid} 1\n", ids.inner_gid))
+        .step(|| format!("map gid {gid} to {} inside", ids.inner_gid))?;
     Ok(())
 }

@@ -37,8 +37,7 @@ pub fn create(root: &Path, owner: Option<(u32, u32)>) -> io::Result<PathBuf> {
         fs::set_permissions(root, fs::Permissions::from_mode(0o711))?;
     }
     clean_stale(root);
-    let scratch = scratch(root);
-    match fs::DirBuilder::new().mode(0o700).create(&scratch) {
+    match fs::DirBuilder::new().mode(0o700).create(scratch(root)) {
         Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
         _ => {}
     }
