@@ -14,7 +14,7 @@
 //   root's credential stores are masked.
 import { describe, expect, test } from 'bun:test'
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 
@@ -36,6 +36,9 @@ function inMountNamespace(setup: (dir: string) => string, script: string): strin
 
 function inMountNamespaceWithStderr(setup: (dir: string) => string, script: string): { stdout: string; stderr: string } {
   const dir = mkdtempSync(join(tmpdir(), 'bun-sandbox-mountns-'))
+  // A root host user's sandbox user (an unprivileged uid) must pass
+  // through every directory above its state directory.
+  chmodSync(dir, 0o711)
   const file = join(dir, 'script.js')
   const project = join(dir, 'project')
   mkdirSync(project)

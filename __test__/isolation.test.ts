@@ -278,6 +278,47 @@ describe('filesystem', () => {
     }
   })
 
+  test.skipIf(HOST_UID !== 0)("a root host user's tool below a directory closed to others works inside, read-only, alone", async () => {
+    // Like a tool in /root/.bun/bin: the sandbox's uid outside could not
+    // reach it by its path, so it comes in as a mount made on the host.
+    const closed = tempDir('bsb-iso-closed-')
+    expect(statSync(closed).mode & 0o777).toBe(0o700)
+    mkdirSync(join(closed, 'tools'))
+    writeFileSync(join(closed, 'tools', 'bsb-hello'), '#!/bin/sh\necho "hello from $0"\n', { mode: 0o755 })
+    writeFileSync(join(closed, 'beside-the-tools'), 'not for the sandbox\n')
+    const tools = join(closed, 'tools')
+    const other = newSandbox(tempDir('bsb-iso-closed-proj-'), { env: { PATH: `${tools}:/usr/bin:/bin` } })
+    try {
+      const r = await other.exec([
+        '/bin/sh',
+        '-c',
+        `bsb-hello; ls -A ${closed}; touch ${tools}/new; ` +
+          `awk '$5 == "${tools}" { split($6, o, ","); print o[1], o[2], o[3] }' /proc/self/mountinfo`,
+      ])
+      expect(r.stdout).toBe(`hello from ${tools}/bsb-hello\ntools\nro nosuid nodev\n`)
+      expect(r.stderr).toBe(`touch: cannot touch '${tools}/new': Read-only file system\n`)
+      expect(existsSync(join(tools, 'new'))).toBe(false)
+    } finally {
+      await other.stop()
+    }
+  })
+
+  test.skipIf(HOST_UID !== 0)("a root host user's state directory below a directory closed to others is an error naming it", () => {
+    const closed = tempDir('bsb-iso-closed-state-')
+    const state = join(closed, 'state')
+    const script = join(tempDir('bsb-iso-script-'), 'start.js')
+    writeFileSync(script, `const { Sandbox, parseSandboxfile } = require(${JSON.stringify(REPO)})
+      const sb = new Sandbox(parseSandboxfile('FROM host\\nWORKDIR .\\n'), { cwd: ${JSON.stringify(tempDir('bsb-iso-proj-'))} })
+      sb.exec('true').then(() => console.log('started'), (e) => console.log(e.message)).finally(() => sb.stop())`)
+    const r = spawnSync(process.execPath, [script], { encoding: 'utf8', env: { ...process.env, BUN_SANDBOX_STATE_DIR: state } })
+    expect(r.stdout).toBe(
+      `cannot create a state directory in ${state}: ${closed} (mode 0700) is closed to the sandbox's user (host uid 2147483645), ` +
+        'which must reach its state directory: set BUN_SANDBOX_STATE_DIR to a directory below none that is closed to other users\n',
+    )
+    // Nothing was started in it.
+    expect(readdirSync(state).filter((n) => n.startsWith('sb-'))).toEqual([])
+  })
+
   // Top-level host directories that are empty, someone else's and not writable by us (often /srv, /media).
   const emptyNotOurs = readdirSync('/')
     .map((n) => `/${n}`)

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 /// The largest message either side sends or accepts.
 pub const MAX_MESSAGE: usize = 1 << 20;
 /// At most this many fds ride on one message.
-pub const MAX_FDS: usize = 4;
+pub const MAX_FDS: usize = 128;
 /// The fd number the control socket has in `bun-sandbox-init`.
 pub const CONTROL_FD: RawFd = 3;
 
@@ -56,21 +56,18 @@ pub struct Ids {
     pub inner_uid: u32,
     pub inner_gid: u32,
     /// For a root host user: the unprivileged host uid/gid the sandbox user
-    /// is outside, and the WORKDIR shown to it through an idmapped mount.
+    /// is outside.
     #[serde(default)]
     pub remap: Option<Remap>,
 }
 
-/// A root host user's sandbox runs as `uid`/`gid` outside, not as root
-/// (see `isolate::remap`); `project` (the WORKDIR) is shown with its owner
-/// mapped to the sandbox user. `state_dir` is made that uid's by the
-/// supervisor, and given back to root when the WORKDIR cannot be idmapped.
+/// A root host user's sandbox user is `uid`/`gid` outside, not root
+/// (`supervisor::remap`): the helper becomes them before it makes its user
+/// namespace.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Remap {
     pub uid: u32,
     pub gid: u32,
-    pub project: PathBuf,
-    pub state_dir: PathBuf,
 }
 
 /// Everything PID 1 needs to build the sandbox: computed and checked on the
@@ -101,11 +98,17 @@ pub struct RootPlan {
     /// The size of the tmpfs that becomes `/` (64 MiB when unset).
     #[serde(default)]
     pub root_size: Option<u64>,
-    /// Masks applied only when the sandbox user is host uid 0: a root host
-    /// user whose WORKDIR could not be idmapped (root's credential stores
-    /// and the kernel's root-only views).
-    #[serde(default)]
+    /// Masks that matter only where the sandbox user is host uid 0 (root's
+    /// credential stores, the kernel's root-only views): the supervisor
+    /// adds them to `mounts` then (`supervisor::remap`).
+    #[serde(skip)]
     pub host_root_masks: Vec<Mount>,
+    /// The mounts (indices into `mounts`) whose lower or source is not a
+    /// host path but a detached mount sent with the plan, in this order: a
+    /// root host user's idmapped WORKDIR, and host paths its unprivileged
+    /// uid may not reach (`supervisor::remap`).
+    #[serde(default)]
+    pub detached: Vec<usize>,
 }
 
 /// One step of building the root filesystem. Targets are absolute paths as the
@@ -131,8 +134,8 @@ pub enum Mount {
         pass_upper: bool,
         #[serde(default)]
         volatile: bool,
-        /// The WORKDIR's overlay: for a root host user its lower is the
-        /// idmapped mount the helper made (`isolate::remap`).
+        /// The WORKDIR's overlay: for a root host user its lower is an
+        /// idmapped mount of it (`supervisor::remap`).
         #[serde(default)]
         project: bool,
     },
@@ -216,10 +219,6 @@ pub enum Event {
     /// plan has `pass_upper`, the fd of its upper directory rides on this
     /// message.
     Ready,
-    /// Something the user should know about how the sandbox was built,
-    /// printed by the supervisor, once per process for the same words (sent
-    /// before `Ready`).
-    Warning { message: String },
     /// Setup failed; init exits after this.
     SetupFailed { message: String },
     /// A command started. Sent with `SCM_CREDENTIALS` naming the process, so
@@ -254,6 +253,9 @@ fn send_bytes(sock: RawFd, bytes: &[u8], fds: &[RawFd]) -> io::Result<()> {
     use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
     if bytes.len() > MAX_MESSAGE {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "message too large"));
+    }
+    if fds.len() > MAX_FDS {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("more than {MAX_FDS} fds on one message")));
     }
     let iov = [io::IoSlice::new(bytes)];
     let rights = [ControlMessage::ScmRights(fds)];

@@ -2,8 +2,9 @@
 //! filesystem, then serve the supervisor as PID 1. Linux only; single-threaded
 //! throughout, so `unshare(CLONE_NEWUSER)` and `fork` are safe to call.
 //!
-//! The order follows bubblewrap's: pdeathsig · unshare · id maps · fork PID 1 ·
-//! mounts on a tmpfs · pivot_root · detach the old root · hostname · `lo` up ·
+//! The order follows bubblewrap's: pdeathsig · (a root host user's helper:
+//! become the sandbox user's unprivileged uid) · unshare · id maps · fork
+//! PID 1 · mounts on a tmpfs · pivot_root · detach the old root · hostname · `lo` up ·
 //! then, last of setup, what every command inherits: bounding set emptied,
 //! securebits locked, no_new_privs, seccomp (PID 1 never calls `execve`, and
 //! nothing after this needs a call the filter refuses); per command: setsid ·
@@ -13,8 +14,8 @@
 
 mod caps;
 mod filter;
+pub(crate) mod mount_api;
 mod net;
-mod remap;
 mod rootfs;
 mod server;
 mod spawn;
@@ -68,10 +69,14 @@ fn fail(e: SetupError) -> ! {
 }
 
 /// Waits for the supervisor's next message, `what` (the ids, the plan), into
-/// `buf`; `None` when the supervisor closed the socket instead.
-fn read<T: for<'de> serde::Deserialize<'de>>(buf: &mut Vec<u8>, what: &str) -> Result<Option<T>, SetupError> {
+/// `buf`, with the fds that came with it; `None` when the supervisor closed
+/// the socket instead.
+fn read<T: for<'de> serde::Deserialize<'de>>(
+    buf: &mut Vec<u8>,
+    what: &str,
+) -> Result<Option<(T, Vec<std::os::fd::OwnedFd>)>, SetupError> {
     match protocol::recv(CONTROL_FD, buf, false).step(|| format!("read the {what}"))? {
-        Some(msg) => msg.parse().step(|| format!("decode the {what}")).map(Some),
+        Some(msg) => Ok(Some((msg.parse().step(|| format!("decode the {what}"))?, msg.fds))),
         None => Ok(None),
     }
 }
@@ -91,7 +96,19 @@ fn run(parent: i32, cgroup: Option<CgroupJoin>) -> Result<i32, SetupError> {
         // The parent died before the signal was armed (bubblewrap #730).
         return Ok(1);
     }
-    let Some(ids): Option<Ids> = read(&mut Vec::new(), "ids")? else { return Ok(0) };
+    let Some((ids, _)): Option<(Ids, _)> = read(&mut Vec::new(), "ids")? else { return Ok(0) };
+    let (outer_uid, outer_gid) = match &ids.remap {
+        Some(remap) => {
+            userns::become_unprivileged(remap)?;
+            // As above: the signal, armed again, came too late if the host
+            // process is gone.
+            if getppid().as_raw() != parent {
+                return Ok(1);
+            }
+            (remap.uid, remap.gid)
+        }
+        None => (ids.outer_uid, ids.outer_gid),
+    };
 
     let flags = CloneFlags::CLONE_NEWUSER
         | CloneFlags::CLONE_NEWNS
@@ -103,35 +120,16 @@ fn run(parent: i32, cgroup: Option<CgroupJoin>) -> Result<i32, SetupError> {
     // makes it while PID 1 builds the root, which joins it after.
     let netns = net::Deferred::prepare();
     let flags = if netns.is_some() { flags } else { flags | CloneFlags::CLONE_NEWNET };
-    let mapping = match &ids.remap {
-        // A root host user: the maps are written from outside, by a mapper
-        // that works on while PID 1 starts and waits for its plan (`remap`).
-        Some(remap) => Some((remap::unshare_mapping(&ids, remap, flags)?, remap)),
-        None => {
-            unshare(flags).step(|| "create the namespaces (unshare)".into())?;
-            userns::write_maps("/proc/self", &ids, ids.outer_uid, ids.outer_gid)?;
-            None
-        }
-    };
+    unshare(flags).step(|| "create the namespaces (unshare)".into())?;
+    userns::write_maps(&ids, outer_uid, outer_gid)?;
 
     // SAFETY: single-threaded process; the child goes on to be PID 1.
     match unsafe { fork() }.step(|| "fork PID 1".into())? {
-        ForkResult::Child => {
-            let mapping = mapping.map(|(m, _)| m.into_pid1());
-            server::pid1(netns.map(net::Deferred::into_joiner), cgroup, mapping)
-        }
+        ForkResult::Child => server::pid1(netns.map(net::Deferred::into_joiner), cgroup),
         ForkResult::Parent { child } => {
             // Only PID 1 talks to the supervisor from here on.
             let _ = nix::unistd::close(CONTROL_FD);
             drop(cgroup);
-            if let Some((mapping, remap)) = mapping {
-                mapping.hand_over(&ids, remap)?;
-                // As at the start: the parent-death signal, armed again by
-                // `become_user`, came too late if the host process is gone.
-                if getppid().as_raw() != parent {
-                    return Ok(1);
-                }
-            }
             if let Some(netns) = netns {
                 netns.make();
             }

@@ -1,86 +1,34 @@
 //! Builds the sandbox's root filesystem from the plan's mounts, then moves
 //! into it with `pivot_root` and detaches the host's root.
 
-use super::{SetupError, Step};
+use super::{SetupError, Step, mount_api};
 use crate::protocol::{Mount, Plan};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sys::statvfs::{FsFlags, statvfs};
 use nix::unistd::{chdir, pivot_root};
 use std::fs;
 use std::collections::HashMap;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
 const NONE: Option<&str> = None;
 
-/// How PID 1 reaches the host's files while it builds the root.
-pub enum Host {
-    /// As the sandbox user's own host uid: an ordinary host user (or host
-    /// root, whose WORKDIR could not be idmapped: root's masks apply).
-    Direct,
-    /// As an unprivileged uid that may not reach all the plan names (tools
-    /// under `/root`, a state dir below a private directory): each bind's
-    /// source and the state root opened before PID 1 became that uid, and
-    /// the idmapped WORKDIR (`super::remap`).
-    Remapped { project: OwnedFd, sources: HashMap<PathBuf, OwnedFd>, state: Option<(PathBuf, OwnedFd)> },
-}
-
-impl Host {
-    /// Opens (`O_PATH`) the sources of the plan's binds and the state root
-    /// (where the scratch mount point and the state dir are), while PID 1
-    /// may still reach them.
-    pub fn remapped(plan: &Plan, project: OwnedFd) -> Host {
-        let binds = plan.root.mounts.iter().filter_map(|m| match m {
-            Mount::RoBind { source, .. } => Some(source),
-            _ => None,
-        });
-        let sources = binds.filter_map(|source| Some((source.clone(), open_path(source)?))).collect();
-        let state = plan.root.scratch.parent().and_then(|root| Some((root.to_path_buf(), open_path(root)?)));
-        Host::Remapped { project, sources, state }
-    }
-
-    /// The path by which `source` is bound: through its fd, if opened.
-    fn source(&self, source: &Path) -> PathBuf {
-        match self {
-            Host::Remapped { sources, .. } => match sources.get(source) {
-                Some(fd) => fd_path(fd),
-                None => self.state(source),
-            },
-            Host::Direct => source.into(),
-        }
-    }
-
-    /// A path in the state root, reached through the root's fd if opened:
-    /// the lookup goes on from there, crossing what is mounted below it.
-    fn state(&self, path: &Path) -> PathBuf {
-        match self {
-            Host::Remapped { state: Some((root, fd)), .. } => match path.strip_prefix(root) {
-                Ok(rest) => fd_path(fd).join(rest),
-                Err(_) => path.into(),
-            },
-            _ => path.into(),
-        }
-    }
-}
-
-fn open_path(path: &Path) -> Option<OwnedFd> {
-    let file = fs::OpenOptions::new().read(true).custom_flags(libc::O_PATH | libc::O_CLOEXEC).open(path).ok()?;
-    Some(file.into())
-}
-
-fn fd_path(fd: &OwnedFd) -> PathBuf {
-    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
-}
-
 /// Mounts the new root's tree (still outside it: `enter` moves in).
-/// Returns where the root is and the fd of the upper directory of the overlay
-/// marked `pass_upper`, opened before the host paths vanish.
-pub fn build(plan: &Plan, host: &Host) -> Result<(PathBuf, Option<OwnedFd>), SetupError> {
+/// `detached` came with the plan: the mounts `plan.root.detached` names get
+/// theirs (a root host user's, `supervisor::remap`). Returns where the root
+/// is and the fd of the upper directory of the overlay marked `pass_upper`,
+/// opened before the host paths vanish.
+pub fn build(plan: &Plan, detached: Vec<OwnedFd>) -> Result<(PathBuf, Option<OwnedFd>), SetupError> {
+    if detached.len() != plan.root.detached.len() {
+        return Err(std::io::Error::other(format!("{} came, {} named", detached.len(), plan.root.detached.len())))
+            .step(|| "receive the plan's detached mounts".into());
+    }
+    let mut detached: HashMap<usize, OwnedFd> = plan.root.detached.iter().copied().zip(detached).collect();
     // Nothing mounted from here on may propagate back to the host.
     mount(NONE, "/", NONE, MsFlags::MS_REC | MsFlags::MS_PRIVATE, NONE)
         .step(|| "make the mount namespace private".into())?;
-    let scratch = &host.state(&plan.root.scratch);
+    let scratch = &plan.root.scratch;
     let mut opts = "mode=0700".to_string();
     if let Some(size) = plan.root.scratch_size {
         opts.push_str(&format!(",size={size}"));
@@ -93,20 +41,15 @@ pub fn build(plan: &Plan, host: &Host) -> Result<(PathBuf, Option<OwnedFd>), Set
     mount(Some("tmpfs"), &root, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(root_opts.as_str()))
         .step(|| format!("mount the root tmpfs on {}", root.display()))?;
     let mut upper_fd = None;
-    // Root's masks matter only where the sandbox user is uid 0 outside.
-    let root_masks = match host {
-        Host::Direct => plan.root.host_root_masks.as_slice(),
-        Host::Remapped { .. } => &[],
-    };
-    for m in plan.root.mounts.iter().chain(root_masks) {
-        apply(&root, m, host)?;
+    for (i, m) in plan.root.mounts.iter().enumerate() {
+        apply(&root, m, detached.remove(&i))?;
         if let Mount::Overlay { upper, pass_upper: true, .. } = m {
             // A path on the scratch tmpfs, in this mount namespace only: the
             // supervisor reads the layer through this fd.
             let dir = fs::OpenOptions::new()
                 .read(true)
                 .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
-                .open(host.state(upper))
+                .open(upper)
                 .step(|| format!("open the WORKDIR's upper layer {}", upper.display()))?;
             upper_fd = Some(OwnedFd::from(dir));
         }
@@ -135,22 +78,24 @@ fn overlay_path(p: &Path) -> String {
     out
 }
 
-fn apply(root: &Path, m: &Mount, host: &Host) -> Result<(), SetupError> {
+/// Applies one mount; `detached`, when the plan sent one for it, is its
+/// lower or source as a detached mount (the idmapped WORKDIR, or a host
+/// path the sandbox user may not reach).
+fn apply(root: &Path, m: &Mount, detached: Option<OwnedFd>) -> Result<(), SetupError> {
     match m {
-        Mount::Overlay { lower, upper, work, target, fallback_ro_bind, volatile, project, .. } => {
+        Mount::Overlay { lower, upper, work, target, fallback_ro_bind, volatile, .. } => {
             let at = under(root, target);
-            let (upper, work) = (&host.state(upper), &host.state(work));
             mkdir_p(&at, 0o755)?;
             mkdir_p(upper, 0o755)?;
             mkdir_p(work, 0o700)?;
-            // The idmapped WORKDIR goes where the overlay will be, as its
-            // lower (the overlay resolves its layers before it covers them).
-            let lower = match (project, host) {
-                (true, Host::Remapped { project, .. }) => {
-                    attach(project, &at).step(|| format!("attach the idmapped {}", lower.display()))?;
+            // A detached lower goes where the overlay will be (the overlay
+            // resolves its layers before it covers them).
+            let lower = match detached {
+                Some(tree) => {
+                    mount_api::attach(&tree, &at).step(|| format!("attach the detached mount of {}", lower.display()))?;
                     at.clone()
                 }
-                _ => lower.clone(),
+                None => lower.clone(),
             };
             let lower = &lower;
             let opts = format!(
@@ -174,15 +119,22 @@ fn apply(root: &Path, m: &Mount, host: &Host) -> Result<(), SetupError> {
         }
         Mount::RoBind { source, target } => {
             let at = under(root, target);
-            let source = &host.source(source);
+            let is_dir = match &detached {
+                Some(tree) => nix::sys::stat::fstat(tree).map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR),
+                None => Ok(source.is_dir()),
+            };
             // A file already there is bound over as it is (opening it to
             // write would copy it up into the layer for nothing).
-            if source.is_dir() {
+            if is_dir.step(|| format!("stat the detached mount of {}", source.display()))? {
                 mkdir_p(&at, 0o755)?
             } else if at.symlink_metadata().is_err() {
                 touch(&at)?
             }
-            ro_bind(source, &at)
+            match detached {
+                // Made read-only, nosuid and nodev by the supervisor.
+                Some(tree) => mount_api::attach(&tree, &at).step(|| format!("attach the detached mount of {}", source.display())),
+                None => ro_bind(source, &at),
+            }
         }
         Mount::Tmpfs { target, mode, size } => {
             let at = under(root, target);
@@ -308,46 +260,11 @@ fn bind_read_only(source: &Path, at: &Path, nodev: bool) -> Result<(), SetupErro
 /// `mount_setattr(AT_RECURSIVE)`: read-only, nosuid (and nodev), the whole
 /// tree at once. Flags the kernel locked on a mount are only ever added to.
 fn read_only_tree(at: &Path, nodev: bool) -> std::io::Result<()> {
-    const MOUNT_ATTR_RDONLY: u64 = 0x1;
-    const MOUNT_ATTR_NOSUID: u64 = 0x2;
-    const MOUNT_ATTR_NODEV: u64 = 0x4;
-    const AT_RECURSIVE: libc::c_uint = 0x8000;
+    use mount_api::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
     let path = std::ffi::CString::new(at.as_os_str().as_encoded_bytes()).map_err(std::io::Error::other)?;
     let nodev = if nodev { MOUNT_ATTR_NODEV } else { 0 };
-    set_mount_attr(libc::AT_FDCWD, &path, AT_RECURSIVE, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | nodev, 0)
-}
-
-/// `mount_setattr(2)`: sets `attr_set` on the mount at `dirfd`/`path`
-/// (`userns_fd` for an idmapping).
-pub(super) fn set_mount_attr(
-    dirfd: RawFd,
-    path: &std::ffi::CStr,
-    flags: libc::c_uint,
-    attr_set: u64,
-    userns_fd: u64,
-) -> std::io::Result<()> {
-    #[repr(C)]
-    struct MountAttr {
-        attr_set: u64,
-        attr_clr: u64,
-        propagation: u64,
-        userns_fd: u64,
-    }
-    let attr = MountAttr { attr_set, attr_clr: 0, propagation: 0, userns_fd };
-    // SAFETY: a C string and a mount_attr of the size passed.
-    let r = unsafe { libc::syscall(libc::SYS_mount_setattr, dirfd, path.as_ptr(), flags, &attr, size_of::<MountAttr>()) };
-    if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
-}
-
-/// Attaches the detached mount `tree` (from `open_tree`) at `at`.
-fn attach(tree: &OwnedFd, at: &Path) -> std::io::Result<()> {
-    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
-    let to = std::ffi::CString::new(at.as_os_str().as_encoded_bytes()).map_err(std::io::Error::other)?;
-    // SAFETY: C strings and an fd we own.
-    let r = unsafe {
-        libc::syscall(libc::SYS_move_mount, tree.as_raw_fd(), c"".as_ptr(), libc::AT_FDCWD, to.as_ptr(), MOVE_MOUNT_F_EMPTY_PATH)
-    };
-    if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+    let attrs = mount_api::Attrs { set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | nodev, ..Default::default() };
+    mount_api::set_attrs(libc::AT_FDCWD, &path, mount_api::AT_RECURSIVE, attrs)
 }
 
 /// Mount points at `at` or below it in this mount namespace, outermost first.

@@ -1,7 +1,7 @@
 //! PID 1 of the sandbox: builds the world, then serves the supervisor's
 //! requests and reaps every process until the supervisor goes away.
 
-use super::{SetupError, Step, fail, net, read, remap, rootfs, spawn};
+use super::{SetupError, Step, fail, net, read, rootfs, spawn};
 use crate::protocol::{self, CONTROL_FD, CgroupJoin, Event, Plan, Received, Request, Spawn};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::prctl;
@@ -12,7 +12,7 @@ use nix::unistd::Pid;
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
-pub fn pid1(netns: Option<net::Joiner>, cgroup: Option<(std::fs::File, CgroupJoin)>, mapping: Option<remap::Pid1Side>) -> ! {
+pub fn pid1(netns: Option<net::Joiner>, cgroup: Option<(std::fs::File, CgroupJoin)>) -> ! {
     // PID 1 dies with the helper that forked it (which dies with the host),
     // armed before it waits for anything.
     if let Err(e) = prctl::set_pdeathsig(Signal::SIGKILL) {
@@ -33,46 +33,19 @@ pub fn pid1(netns: Option<net::Joiner>, cgroup: Option<(std::fs::File, CgroupJoi
         }
     };
     // The plan follows the ids in the socket once the supervisor has made
-    // it; the buffer is the one PID 1 serves with.
+    // it, with the detached mounts it names; the buffer is the one PID 1
+    // serves with.
     let mut buf = Vec::new();
-    let plan: Plan = match read(&mut buf, "plan") {
-        Ok(Some(plan)) => plan,
+    let (plan, detached): (Plan, _) = match read(&mut buf, "plan") {
+        Ok(Some(got)) => got,
         // The supervisor gave up before sending it.
         Ok(None) => std::process::exit(0),
         Err(e) => fail(e),
     };
-    let mapped = mapping.as_ref().map(|m| m.receive().unwrap_or_else(|e| fail(e)));
-    let host = match mapped {
-        // The binds' sources are opened while PID 1 is still the host's
-        // root (tools may live under `/root`); then it becomes the sandbox
-        // user, an unprivileged uid outside, for the rest of its life.
-        Some(remap::Mapped::Unprivileged(remapped)) => {
-            let host = rootfs::Host::remapped(&plan, remapped.project);
-            if let Err(e) = remap::become_user(remapped.uid, remapped.gid) {
-                fail(e)
-            }
-            // The parent-death signal went with the old uid; armed again,
-            // then the helper must still be there.
-            if mapping.as_ref().is_some_and(|m| remap::exited(&m.helper)) {
-                std::process::exit(1)
-            }
-            host
-        }
-        Some(remap::Mapped::HostRoot(why)) => {
-            let message = format!(
-                "this sandbox's user is host uid 0 (root), not an unprivileged uid: {why}; only a list of root's credential files is hidden from it"
-            );
-            let _ = protocol::send(CONTROL_FD, &Event::Warning { message }, &[]);
-            rootfs::Host::Direct
-        }
-        None => rootfs::Host::Direct,
-    };
-    let upper = match setup(&plan, netns, joining, &host) {
+    let upper = match setup(&plan, detached, netns, joining) {
         Ok(upper) => upper,
         Err(e) => fail(e),
     };
-    drop(host);
-    drop(mapping);
     // The WORKDIR's upper (with a disk limit) goes to the supervisor;
     // PID 1 itself needs no copy.
     let fds: Vec<_> = upper.iter().map(|fd| fd.as_raw_fd()).collect();
@@ -94,8 +67,8 @@ enum Cgroup {
     Joining(std::thread::JoinHandle<std::io::Result<()>>),
 }
 
-fn setup(plan: &Plan, netns: Option<net::Joiner>, cgroup: Cgroup, host: &rootfs::Host) -> Result<Option<OwnedFd>, SetupError> {
-    let (root, upper) = rootfs::build(plan, host)?;
+fn setup(plan: &Plan, detached: Vec<OwnedFd>, netns: Option<net::Joiner>, cgroup: Cgroup) -> Result<Option<OwnedFd>, SetupError> {
+    let (root, upper) = rootfs::build(plan, detached)?;
     if let Some(netns) = netns {
         netns.join().step(|| "create the network namespace".into())?;
     }

@@ -266,7 +266,7 @@ pub fn root_plan(
         project: true,
     });
     let root_size = disk_bytes.map(|d| d.min(ROOT_SIZE));
-    Ok(RootPlan { scratch: scratch.into(), scratch_size: disk_bytes, mounts, root_size, host_root_masks })
+    Ok(RootPlan { scratch: scratch.into(), scratch_size: disk_bytes, mounts, root_size, host_root_masks, detached: Vec::new() })
 }
 
 /// Masks for those of `files` and `dirs` the host has.

@@ -195,7 +195,6 @@ async fn route(fd: Arc<AsyncFd<OwnedFd>>, waiters: Arc<Mutex<Waiters>>) {
                     let _ = tx.send(Ok(msg.fds.into_iter().next()));
                 }
             }
-            Event::Warning { message } => warn_once(message),
             Event::SetupFailed { message } => {
                 if let Some(tx) = w.ready.take() {
                     let _ = tx.send(Err(message.clone()));
@@ -249,16 +248,6 @@ async fn route(fd: Arc<AsyncFd<OwnedFd>>, waiters: Arc<Mutex<Waiters>>) {
         }
         w.sockets.clear();
         w.counts.clear();
-    }
-}
-
-/// Prints a warning init sent, once per process for the same words: every
-/// sandbox of a run that makes many would say the same.
-fn warn_once(message: String) {
-    static SAID: Mutex<std::collections::BTreeSet<String>> = Mutex::new(std::collections::BTreeSet::new());
-    let first = SAID.lock().map(|mut said| said.insert(message.clone())).unwrap_or(true);
-    if first {
-        eprintln!("bun-sandbox: warning: {message}");
     }
 }
 

@@ -7,6 +7,7 @@ pub mod jobs;
 pub mod launcher;
 pub mod logs;
 mod reaper;
+pub mod remap;
 mod sandbox;
 pub mod state;
 pub mod watch;

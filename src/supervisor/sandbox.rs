@@ -13,6 +13,7 @@ use crate::policy::trust;
 use crate::net::{SandboxCa, UpstreamTrust};
 use crate::secrets::{Redactor, SecretMode, Secrets};
 use crate::protocol::{Ids, Plan, Remap, Request, Rlimit, RlimitKind, Spawn};
+use super::remap::{self, ROOT_SANDBOX_ID, RootUser};
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -157,9 +158,6 @@ pub struct Sandbox {
 /// Default process limit per sandbox: room for a build, not for a fork bomb.
 const DEFAULT_PIDS: u64 = 4096;
 
-/// A root host user's sandbox user, outside: an unprivileged uid and gid
-/// that no account uses, below 2^31 (some tools take uid_t as signed).
-pub const ROOT_SANDBOX_ID: u32 = 2_147_483_645;
 /// How long a killed command's output may take to close.
 const KILL_WAIT: Duration = Duration::from_secs(2);
 /// How long `stop()` waits for PID 1 to kill everything and exit.
@@ -213,11 +211,15 @@ impl Sandbox {
         let outer_uid = nix::unistd::getuid().as_raw();
         let outer_gid = nix::unistd::getgid().as_raw();
         // A root host user's sandbox user is an unprivileged uid outside,
-        // with the WORKDIR idmapped to it (`isolate::remap`).
-        let owner = (outer_uid == 0).then_some((ROOT_SANDBOX_ID, ROOT_SANDBOX_ID));
+        // with the WORKDIR idmapped to it, where it can be (`remap`).
+        let root_user = (outer_uid == 0).then(|| remap::choose(&workdir));
+        let remap = match root_user {
+            Some(RootUser::Unprivileged { .. }) => Some(Remap { uid: ROOT_SANDBOX_ID, gid: ROOT_SANDBOX_ID }),
+            _ => None,
+        };
+        let owner = remap.as_ref().map(|r| (r.uid, r.gid));
         let state_dir =
             state::create(&root, owner).map_err(io_err(format!("cannot create a state directory in {}", root.display())))?;
-        let remap = owner.map(|(uid, gid)| Remap { uid, gid, project: workdir.clone(), state_dir: state_dir.clone() });
 
         // Many tools refuse to run as root: a root host user is 1000 inside.
         let inner_uid = opts.uid.unwrap_or(if outer_uid == 0 { 1000 } else { outer_uid });
@@ -271,6 +273,18 @@ impl Sandbox {
                     trust::install(&state_dir, base.dir(), &added_roots).map_err(io_err("cannot write the sandbox's CA bundle"))?
                 };
                 root_plan.mounts.extend(trust.mounts);
+                let detached = match root_user {
+                    Some(RootUser::Unprivileged { project }) => {
+                        remap::detach(&mut root_plan, project).map_err(io_err("cannot prepare the host paths for the sandbox's user"))?
+                    }
+                    // The sandbox user is host uid 0: root's own files are hidden.
+                    Some(RootUser::HostRoot) => {
+                        let masks = std::mem::take(&mut root_plan.host_root_masks);
+                        root_plan.mounts.extend(masks);
+                        Vec::new()
+                    }
+                    None => Vec::new(),
+                };
                 let mut rlimits = vec![Rlimit { resource: RlimitKind::Core, soft: 0, hard: 0 }];
                 // A root host user's sandboxes all run as one uid outside,
                 // whose process count RLIMIT_NPROC would share among them:
@@ -287,7 +301,8 @@ impl Sandbox {
                     rlimits.push(Rlimit { resource: RlimitKind::Cpu, soft: cpu, hard: cpu + 1 });
                 }
                 let plan = Plan { hostname: "sandbox".into(), root: root_plan, seccomp: seccomp_words.clone(), rlimits };
-                conn.send(&plan, &[]).await.map_err(io_err("cannot send the plan to init"))?;
+                let fds: Vec<_> = detached.iter().map(|fd| fd.as_raw_fd()).collect();
+                conn.send(&plan, &fds).await.map_err(io_err("cannot send the plan to init"))?;
                 Ok::<_, SandboxError>(trust.env)
             }
             .await;

@@ -18,14 +18,16 @@ pub fn root() -> PathBuf {
 }
 
 /// Creates a fresh state dir for this process's next sandbox. With `owner`
-/// (a root host user's sandbox user outside, `protocol::Remap`), the state
-/// dir is that uid's, and the root is `0711` so that it may reach it and
-/// the scratch mount point (but list nothing).
+/// (a root host user's sandbox user outside, `super::remap`), the state dir
+/// is that uid's, and the root is `0711` so that it may reach it and the
+/// scratch mount point (but list nothing); so must every directory above.
 pub fn create(root: &Path, owner: Option<(u32, u32)>) -> io::Result<PathBuf> {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     fs::DirBuilder::new().recursive(true).mode(0o700).create(root)?;
     let meta = fs::symlink_metadata(root)?;
-    let others = if owner.is_some() { 0o066 } else { 0o077 };
+    // A root host user's root may be 0711 (its sandbox user may be host
+    // root or not, from one sandbox to the next).
+    let others = if nix::unistd::getuid().is_root() { 0o066 } else { 0o077 };
     // Another user's directory (or a link planted in /tmp) is never used.
     if !meta.is_dir() || meta.uid() != nix::unistd::getuid().as_raw() || meta.mode() & others != 0 {
         return Err(io::Error::new(
@@ -33,8 +35,19 @@ pub fn create(root: &Path, owner: Option<(u32, u32)>) -> io::Result<PathBuf> {
             format!("{} is not a private directory of this user", root.display()),
         ));
     }
-    if owner.is_some() && meta.mode() & 0o777 != 0o711 {
-        fs::set_permissions(root, fs::Permissions::from_mode(0o711))?;
+    if let Some((uid, _)) = owner {
+        if meta.mode() & 0o777 != 0o711 {
+            fs::set_permissions(root, fs::Permissions::from_mode(0o711))?;
+        }
+        if let Some((dir, mode)) = super::remap::closed_above(root) {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "{} (mode {mode:04o}) is closed to the sandbox's user (host uid {uid}), which must reach its state directory: set BUN_SANDBOX_STATE_DIR to a directory below none that is closed to other users",
+                    dir.display()
+                ),
+            ));
+        }
     }
     clean_stale(root);
     match fs::DirBuilder::new().mode(0o700).create(scratch(root)) {
