@@ -205,7 +205,7 @@ pub fn root_plan(
             // (they are locked in a user namespace): a read-only bind shows
             // the directory with what is mounted in it.
             mounts.push(Mount::RoBind { source, target });
-        } else if meta.is_dir() && empty_and_not_ours(&source) {
+        } else if meta.is_dir() && empty_and_not_ours(&source, &meta) {
             // Nothing to see and nothing the user may write there: a bind
             // shows the same for a fraction of an overlay's cost.
             mounts.push(Mount::RoBind { source, target });
@@ -371,11 +371,13 @@ pub fn workdir_upper(state_dir: &Path) -> PathBuf {
 /// refuses them too (EROFS) and costs a bind instead of an overlay mount
 /// (about 0.13 ms per start). A root host user may write anywhere, so for
 /// them every directory keeps its overlay.
-fn empty_and_not_ours(dir: &Path) -> bool {
+fn empty_and_not_ours(dir: &Path, meta: &fs::Metadata) -> bool {
     use std::os::unix::fs::MetadataExt;
-    let empty = fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none());
-    let owned = fs::metadata(dir).is_ok_and(|m| m.uid() == nix::unistd::geteuid().as_raw());
-    empty && !owned && nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK).is_err()
+    // Cheapest first: most top-level directories are root's, so a root host
+    // user reads none of them.
+    meta.uid() != nix::unistd::geteuid().as_raw()
+        && nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK).is_err()
+        && fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none())
 }
 
 /// Swap files in use (`/proc/swaps`; partitions are not files).
@@ -554,11 +556,11 @@ mod tests {
         // Ours (the owner may chmod it back), or not empty: a layer. (Root,
         // who may write anywhere, always gets one; the other case is in
         // __test__/isolation.test.ts, run as an ordinary user too.)
-        assert!(!empty_and_not_ours(&empty));
-        assert!(!empty_and_not_ours(&full));
+        assert!(!empty_and_not_ours(&empty, &fs::metadata(&empty).unwrap()));
+        assert!(!empty_and_not_ours(&full, &fs::metadata(&full).unwrap()));
         if nix::unistd::geteuid().is_root() {
             nix::unistd::chown(&empty, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
-            assert!(!empty_and_not_ours(&empty), "root may write to it");
+            assert!(!empty_and_not_ours(&empty, &fs::metadata(&empty).unwrap()), "root may write to it");
         }
         fs::set_permissions(&empty, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         fs::set_permissions(&full, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();

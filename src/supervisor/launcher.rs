@@ -81,15 +81,16 @@ fn launcher() -> &'static Mutex<mpsc::Sender<Job>> {
 /// Starts a helper with its first message waiting in its control socket.
 /// With `cgroup` (an open `tasks` or `cgroup.procs`), the sandbox's PID 1
 /// joins that cgroup before it forks anything, so no command ever runs
-/// outside it.
-pub async fn launch(init: PathBuf, first: Vec<u8>, cgroup: Option<CgroupFile>) -> io::Result<Launched> {
+/// outside it. The launcher thread has the job when this returns; the
+/// future resolves once the helper runs (the caller works meanwhile).
+pub fn launch(init: PathBuf, first: Vec<u8>, cgroup: Option<CgroupFile>) -> impl Future<Output = io::Result<Launched>> {
+    let gone = || io::Error::other("the launcher thread is gone");
     let (tx, rx) = tokio::sync::oneshot::channel();
-    launcher()
-        .lock()
-        .map_err(|_| io::Error::other("the launcher thread is gone"))?
-        .send((init, first, cgroup, tx))
-        .map_err(|_| io::Error::other("the launcher thread is gone"))?;
-    rx.await.map_err(|_| io::Error::other("the launcher thread is gone"))?
+    let queued = launcher().lock().map_err(|_| gone()).and_then(|l| l.send((init, first, cgroup, tx)).map_err(|_| gone()));
+    async move {
+        queued?;
+        rx.await.map_err(|_| gone())?
+    }
 }
 
 /// A close-on-exec copy of `fd` numbered 10 or above, so that laying out 3 and

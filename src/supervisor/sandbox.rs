@@ -242,28 +242,12 @@ impl Sandbox {
                 Some(cg) => Some(cg.join_file().map_err(|e| SandboxError::Setup(format!("cannot open the sandbox's pids cgroup: {e}")))?),
                 None => None,
             };
-            // init starts (and makes its namespaces) while the plan is built.
+            // init starts (and makes its namespaces) while the plan is built:
+            // the launcher thread spawns it meanwhile.
             let ids = crate::protocol::encode(&Ids { outer_uid, outer_gid, inner_uid, inner_gid, remap })
                 .map_err(io_err("cannot encode the ids"))?;
-            let launched = launcher::launch(opts.init.clone(), ids, join)
-                .await
-                .map_err(io_err("cannot start the sandbox's init process"));
-            let launched = match launched {
-                Ok(l) => l,
-                Err(e) => {
-                    reaper::finish(None, cgroup, None);
-                    return Err(e);
-                }
-            };
-            let child = launched.child;
-            let (conn, ready) = match Connection::new(launched.control).map_err(io_err("control socket")) {
-                Ok(c) => c,
-                Err(e) => {
-                    abandon(child, cgroup);
-                    return Err(e);
-                }
-            };
-            let sent = async {
+            let launching = launcher::launch(opts.init.clone(), ids, join);
+            let planned = (|| {
                 let path_env = opts.env.get("PATH").cloned().unwrap_or_else(|| std::env::var("PATH").unwrap_or_default());
                 let scratch = state::scratch(&root);
                 let mut root_plan = plan::root_plan(&base, &workdir, &home, &state_dir, &scratch, &path_env, opts.disk_bytes)?;
@@ -301,9 +285,29 @@ impl Sandbox {
                     rlimits.push(Rlimit { resource: RlimitKind::Cpu, soft: cpu, hard: cpu + 1 });
                 }
                 let plan = Plan { hostname: "sandbox".into(), root: root_plan, seccomp: seccomp_words.clone(), rlimits };
+                Ok::<_, SandboxError>((plan, detached, trust.env))
+            })();
+            let launched = launching.await.map_err(io_err("cannot start the sandbox's init process"));
+            let launched = match launched {
+                Ok(l) => l,
+                Err(e) => {
+                    reaper::finish(None, cgroup, None);
+                    return Err(e);
+                }
+            };
+            let child = launched.child;
+            let (conn, ready) = match Connection::new(launched.control).map_err(io_err("control socket")) {
+                Ok(c) => c,
+                Err(e) => {
+                    abandon(child, cgroup);
+                    return Err(e);
+                }
+            };
+            let sent = async {
+                let (plan, detached, trust_env) = planned?;
                 let fds: Vec<_> = detached.iter().map(|fd| fd.as_raw_fd()).collect();
                 conn.send(&plan, &fds).await.map_err(io_err("cannot send the plan to init"))?;
-                Ok::<_, SandboxError>(trust.env)
+                Ok::<_, SandboxError>(trust_env)
             }
             .await;
             let trust_env = match sent {
