@@ -31,7 +31,7 @@ const MASKED_FILES: &[&str] = &[
 const MASKED_DIRS: &[&str] = &["/etc/sudoers.d", "/etc/ssl/private"];
 
 /// Only when a root host user's sandbox user is uid 0 outside (its WORKDIR
-/// could not be idmapped, `isolate::remap`) and so the owner of every file
+/// could not be idmapped, `supervisor::remap`) and so the owner of every file
 /// only root may read: well-known stores of host credentials, hidden behind
 /// an empty read-only tmpfs. A deny-list cannot be complete, which is why a
 /// root host user's sandbox normally runs as an unprivileged host uid
