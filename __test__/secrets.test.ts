@@ -376,6 +376,17 @@ describe('network.extraCaCerts', () => {
     const refused = await none.exec(curl('https://api.example.com/no-extra-ca'))
     expect(refused.exitCode).toBe(60) // curl: peer certificate cannot be authenticated
   })
+
+  test('the added roots can be read inside whatever the host umask (a root host user\'s sandbox user is another uid)', () => {
+    const pem = join(work, 'umask.pem')
+    writeFileSync(pem, testCa)
+    const script = join(work, 'umask.js')
+    writeFileSync(script, `const { Sandbox, parseSandboxfile } = require(${JSON.stringify(join(import.meta.dir, '..'))})
+      const sb = new Sandbox(parseSandboxfile('FROM host\\nWORKDIR .\\n'), { cwd: ${JSON.stringify(project())}, network: { extraCaCerts: ${JSON.stringify(pem)} } })
+      sb.exec('cat "$NODE_EXTRA_CA_CERTS"').then((r) => console.log(JSON.stringify(r)), (e) => console.log(e.message)).finally(() => sb.stop())`)
+    const r = spawnSync('/bin/sh', ['-c', `umask 077 && exec "${process.execPath}" "${script}"`], { encoding: 'utf8' })
+    expect(JSON.parse(r.stdout)).toEqual({ exitCode: 0, stdout: testCa.trimEnd() + '\n', stderr: '' })
+  })
 })
 
 describe('bad input', () => {

@@ -19,6 +19,7 @@
 use crate::protocol::Mount;
 use std::collections::BTreeMap;
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -50,18 +51,21 @@ pub struct Trust {
 pub fn install(state_dir: &Path, base_dir: &Path, added_pem: &str) -> io::Result<Trust> {
     let dir = state_dir.join("trust");
     fs::create_dir_all(&dir)?;
+    // Certificates are public, and the sandbox's user may be another uid
+    // than ours (a root host user's): readable by all, whatever the umask.
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))?;
     let ca = dir.join("ca.pem");
     let bundle = dir.join("ca-bundle.pem");
     let mut added = added_pem.trim_end().to_string();
     added.push('\n');
-    fs::write(&ca, &added)?;
+    write_public(&ca, &added)?;
     let system = system_bundles(base_dir);
     let mut all = system.first().and_then(|p| fs::read_to_string(base_dir.join(strip_root(p))).ok()).unwrap_or_default();
     if !all.is_empty() && !all.ends_with('\n') {
         all.push('\n');
     }
     all.push_str(&added);
-    fs::write(&bundle, &all)?;
+    write_public(&bundle, &all)?;
 
     let mut mounts: Vec<Mount> =
         system.into_iter().map(|target| Mount::RoBind { source: bundle.clone(), target }).collect();
@@ -73,6 +77,11 @@ pub fn install(state_dir: &Path, base_dir: &Path, added_pem: &str) -> io::Result
     }
     env.insert("NODE_EXTRA_CA_CERTS".into(), CA_FILE.into());
     Ok(Trust { mounts, env })
+}
+
+fn write_public(path: &Path, contents: &str) -> io::Result<()> {
+    fs::write(path, contents)?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o644))
 }
 
 /// The system bundle paths (as seen inside) that are regular files in the
