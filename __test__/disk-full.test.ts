@@ -133,6 +133,36 @@ describe.skipIf(!isRoot || !existsSync('/srv'))('a host directory with a filesys
   })
 })
 
+describe.skipIf(!isRoot)('a state directory on an overlayfs (a container\'s /tmp)', () => {
+  test('keeps the WORKDIR\'s layer on the scratch tmpfs: writes work, diff and extract see them, nothing is left', () => {
+    const out = inMountNamespace((dir) => {
+      const [lower, upper, work, state] = ['lower', 'upper', 'work', 'state'].map((d) => join(dir, d))
+      return `mkdir -p "${lower}" "${upper}" "${work}" "${state}" && echo kept > "${dir}/project/file" && ` +
+        `mount -t overlay -o lowerdir="${lower}",upperdir="${upper}",workdir="${work}" none "${state}" && ` +
+        `export BUN_SANDBOX_STATE_DIR="${state}/root"`
+    }, `
+      const sb = new Sandbox(parseSandboxfile('FROM host\\nWORKDIR .\\nOUTPUT *\\n'), { cwd: project })
+      const r = await sb.exec('cat file; echo new > made && echo changed > file && cat made file')
+      console.log(JSON.stringify(r))
+      console.log(JSON.stringify(await sb.diff()))
+      console.log(JSON.stringify(await sb.extractOutputs(project)))
+      await sb.stop()
+      console.log(fs.readFileSync(project + '/file', 'utf8').trim() + ' ' + fs.readFileSync(project + '/made', 'utf8').trim())
+      // Removed just after stop(), off its path (as above).
+      const names = () => fs.readdirSync(state).filter((n) => n !== 'scratch')
+      for (let i = 0; i < 200 && names().length > 0; i++) await new Promise((r) => setTimeout(r, 10))
+      console.log('left ' + JSON.stringify(names()))
+    `)
+    expect(out.trim().split('\n')).toEqual([
+      JSON.stringify({ exitCode: 0, stdout: 'kept\nnew\nchanged\n', stderr: '' }),
+      JSON.stringify({ added: ['made'], modified: ['file'], deleted: [] }),
+      JSON.stringify(['file', 'made']),
+      'changed new',
+      'left []',
+    ])
+  })
+})
+
 describe.skipIf(!isRoot)('a root host user with a WORKDIR that cannot be idmapped (on an overlay)', () => {
   test('gets a sandbox whose user is uid 0 outside, a warning that says so (once), and root\'s credential views masked', () => {
     const { stdout, stderr } = inMountNamespaceWithStderr((dir) => {

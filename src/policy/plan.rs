@@ -250,10 +250,13 @@ pub fn root_plan(
         mounts.extend(tool_binds(path_env, home, workdir));
     }
     // The WORKDIR's layer: on the host disk, where diff and extract read it;
-    // with a disk limit on the scratch, read through the fd init passes out.
-    let (upper, work) = match disk_bytes {
-        None => (workdir_upper(state_dir), state_dir.join("workdir-work")),
-        Some(_) => (scratch.join("workdir-upper"), scratch.join("workdir-work")),
+    // on the scratch, read through the fd init passes out, with a disk limit
+    // or where the state dir's filesystem cannot hold an overlay's upper
+    // layer (an overlayfs: a container's `/tmp`).
+    let on_scratch = disk_bytes.is_some() || !holds_upper_layers(state_dir);
+    let (upper, work) = match on_scratch {
+        false => (workdir_upper(state_dir), state_dir.join("workdir-work")),
+        true => (scratch.join("workdir-upper"), scratch.join("workdir-work")),
     };
     mounts.push(Mount::Overlay {
         lower: workdir.into(),
@@ -261,8 +264,8 @@ pub fn root_plan(
         work,
         target: workdir.into(),
         fallback_ro_bind: false,
-        pass_upper: disk_bytes.is_some(),
-        volatile: disk_bytes.is_none(),
+        pass_upper: on_scratch,
+        volatile: !on_scratch,
         project: true,
     });
     let root_size = disk_bytes.map(|d| d.min(ROOT_SIZE));
@@ -356,6 +359,12 @@ pub fn tool_binds(path_env: &str, home: &Path, workdir: &Path) -> Vec<Mount> {
         add(dir, &mut dirs);
     }
     dirs.into_iter().map(|d| Mount::RoBind { source: d.clone(), target: d }).collect()
+}
+
+/// Whether an overlay may have its upper layer in `dir`: not on an overlayfs,
+/// which the kernel refuses as an upper layer.
+fn holds_upper_layers(dir: &Path) -> bool {
+    nix::sys::statfs::statfs(dir).map_or(true, |fs| fs.filesystem_type() != nix::sys::statfs::OVERLAYFS_SUPER_MAGIC)
 }
 
 /// Where the WORKDIR's changes collect on the host (read by diff and extract)

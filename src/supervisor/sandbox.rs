@@ -12,7 +12,7 @@ use crate::policy::seccomp;
 use crate::policy::trust;
 use crate::net::{SandboxCa, UpstreamTrust};
 use crate::secrets::{Redactor, SecretMode, Secrets};
-use crate::protocol::{Ids, Plan, Remap, Request, Rlimit, RlimitKind, Spawn};
+use crate::protocol::{Ids, Mount, Plan, Remap, Request, Rlimit, RlimitKind, Spawn};
 use super::remap::{self, ROOT_SANDBOX_ID, RootUser};
 use std::collections::{BTreeMap, HashMap};
 use std::io;
@@ -284,8 +284,9 @@ impl Sandbox {
                 if let Some(cpu) = opts.cpu_seconds {
                     rlimits.push(Rlimit { resource: RlimitKind::Cpu, soft: cpu, hard: cpu + 1 });
                 }
+                let passes_upper = root_plan.mounts.iter().any(|m| matches!(m, Mount::Overlay { pass_upper: true, .. }));
                 let plan = Plan { hostname: "sandbox".into(), root: root_plan, seccomp: seccomp_words.clone(), rlimits };
-                Ok::<_, SandboxError>((plan, detached, trust.env))
+                Ok::<_, SandboxError>((plan, detached, trust.env, passes_upper))
             })();
             let launched = launching.await.map_err(io_err("cannot start the sandbox's init process"));
             let launched = match launched {
@@ -304,14 +305,14 @@ impl Sandbox {
                 }
             };
             let sent = async {
-                let (plan, detached, trust_env) = planned?;
+                let (plan, detached, trust_env, passes_upper) = planned?;
                 let fds: Vec<_> = detached.iter().map(|fd| fd.as_raw_fd()).collect();
                 conn.send(&plan, &fds).await.map_err(io_err("cannot send the plan to init"))?;
-                Ok::<_, SandboxError>(trust_env)
+                Ok::<_, SandboxError>((trust_env, passes_upper))
             }
             .await;
-            let trust_env = match sent {
-                Ok(env) => env,
+            let (trust_env, passes_upper) = match sent {
+                Ok(sent) => sent,
                 Err(e) => {
                     // init waits for a plan that will not come.
                     abandon(child, cgroup);
@@ -336,7 +337,7 @@ impl Sandbox {
                 _ => None,
             };
             let why = match tokio::join!(ready, start_proxy(&conn, proxy, proxy_asked)) {
-                (Ok(Ok(upper)), Ok(task)) if upper.is_some() || opts.disk_bytes.is_none() => {
+                (Ok(Ok(upper)), Ok(task)) if upper.is_some() || !passes_upper => {
                     return Ok((conn, child, cgroup, task, env, upper, first));
                 }
                 (Ok(Ok(_)), Ok(task)) => {
