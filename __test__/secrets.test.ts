@@ -404,7 +404,11 @@ describe('bad input', () => {
   })
 
   test('extraCaCerts that is not PEM is refused when the sandbox starts', async () => {
-    const { sb } = secretSandbox('SECRET API_KEY\n', { network: { extraCaCerts: '-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n' } })
+    const bad = '-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n'
+    const { sb } = secretSandbox('SECRET API_KEY\n', { network: { extraCaCerts: bad } })
     await expect(sb.exec('true')).rejects.toThrow(/extraCaCerts/)
+    // Without secrets (nothing intercepted) as well.
+    const plain = sandbox(parseSandboxfile(`FROM host\nWORKDIR .\n${NET}`), { cwd: project(), network: { resolve, extraCaCerts: bad } })
+    await expect(plain.exec('true')).rejects.toThrow(/^the sandbox could not be built: network\.extraCaCerts is not valid PEM: /)
   })
 })

@@ -50,7 +50,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use crate::policy::net::{Host, NetPolicy};
 
 pub use policy::ResolveKeyError;
-pub use tls::{SandboxCa, TlsError, UpstreamTrust};
+pub use tls::{SandboxCa, TlsError, UpstreamTrust, check_extra_pem};
 
 /// A refused connection, reported once per refused request.
 #[derive(Debug, Clone, PartialEq, Eq)]

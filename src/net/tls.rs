@@ -235,6 +235,12 @@ impl UpstreamTrust {
     }
 }
 
+/// Checks `network.extraCaCerts` alone: one or more PEM certificates that
+/// can be trusted, as [`UpstreamTrust::new`] requires.
+pub fn check_extra_pem(pem: &str) -> Result<(), TlsError> {
+    add_pem(&mut RootCertStore::empty(), pem)
+}
+
 fn add_pem(roots: &mut RootCertStore, pem: &str) -> Result<(), TlsError> {
     let mut count = 0;
     for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {

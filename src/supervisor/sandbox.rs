@@ -196,12 +196,15 @@ impl Sandbox {
             if secrets.mode() == SecretMode::Proxy {
                 let ca = SandboxCa::generate().map_err(|e| SandboxError::Setup(format!("cannot make the sandbox's CA: {e}")))?;
                 let trust = UpstreamTrust::new(opts.extra_ca_certs.as_deref())
-                    .map_err(|e| SandboxError::Setup(format!("network.extraCaCerts: {e}")))?;
+                    .map_err(|e| SandboxError::Setup(e.to_string()))?;
                 added_roots.push_str(&ca.cert_pem());
                 proxy = proxy.intercept_with(Arc::new(ca), Arc::new(trust));
             }
         }
         if let Some(extra) = &opts.extra_ca_certs {
+            // Checked here too when nothing is intercepted: programs inside
+            // would otherwise get a bundle they cannot read.
+            crate::net::check_extra_pem(extra).map_err(|e| SandboxError::Setup(e.to_string()))?;
             added_roots.push_str(extra.trim_end());
             added_roots.push('\n');
         }
