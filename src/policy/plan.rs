@@ -368,7 +368,8 @@ fn holds_upper_layers(dir: &Path) -> bool {
 }
 
 /// Where the WORKDIR's changes collect on the host (read by diff and extract)
-/// when the sandbox has no disk limit.
+/// when they are not on the scratch tmpfs (no disk limit, and a state dir
+/// that can hold an upper layer).
 pub fn workdir_upper(state_dir: &Path) -> PathBuf {
     state_dir.join("workdir-upper")
 }

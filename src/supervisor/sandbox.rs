@@ -148,8 +148,9 @@ pub struct Sandbox {
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Accept loops of published ports: ended by `stop()`.
     listeners: Mutex<Vec<tokio::task::JoinHandle<()>>>,
-    /// With `limits.diskBytes`: the WORKDIR's upper directory (on the
-    /// scratch tmpfs in the sandbox's mount namespace), passed out by init.
+    /// With `limits.diskBytes`, or a state dir on an overlayfs: the
+    /// WORKDIR's upper directory (on the scratch tmpfs in the sandbox's
+    /// mount namespace), passed out by init.
     /// Its number stays taken for the sandbox's life: `workdir_upper()`
     /// names it as `/proc/self/fd/<n>`.
     upper_fd: Option<OwnedFd>,
@@ -430,8 +431,9 @@ impl Sandbox {
     }
 
     /// The host directory where the WORKDIR's changes collect: in the state
-    /// dir, or (with a disk limit) `/proc/self/fd/<n>`, a link into the
-    /// sandbox's mount namespace that this process can follow.
+    /// dir, or (with a disk limit, or a state dir on an overlayfs)
+    /// `/proc/self/fd/<n>`, a link into the sandbox's mount namespace that
+    /// this process can follow.
     pub fn workdir_upper(&self) -> PathBuf {
         match &self.upper_fd {
             Some(fd) => PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())),
