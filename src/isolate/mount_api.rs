@@ -15,7 +15,8 @@ pub const MOUNT_ATTR_NODEV: u64 = 0x4;
 pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 pub const AT_RECURSIVE: libc::c_uint = 0x8000;
 
-fn c_path(p: &Path) -> io::Result<CString> {
+/// A path as a C string (a path with a NUL byte names no file).
+pub fn c_path(p: &Path) -> io::Result<CString> {
     CString::new(p.as_os_str().as_encoded_bytes()).map_err(io::Error::other)
 }
 

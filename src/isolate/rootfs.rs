@@ -261,7 +261,7 @@ fn bind_read_only(source: &Path, at: &Path, nodev: bool) -> Result<(), SetupErro
 /// tree at once. Flags the kernel locked on a mount are only ever added to.
 fn read_only_tree(at: &Path, nodev: bool) -> std::io::Result<()> {
     use mount_api::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
-    let path = std::ffi::CString::new(at.as_os_str().as_encoded_bytes()).map_err(std::io::Error::other)?;
+    let path = mount_api::c_path(at)?;
     let nodev = if nodev { MOUNT_ATTR_NODEV } else { 0 };
     let attrs = mount_api::Attrs { set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | nodev, ..Default::default() };
     mount_api::set_attrs(libc::AT_FDCWD, &path, mount_api::AT_RECURSIVE, attrs)
