@@ -16,6 +16,12 @@
 //         them all, then VmRSS of the two bun-sandbox-init processes of one
 //         sandbox (the outer helper and the sandbox's PID 1); then stops them.
 //
+// Each sandbox after the first in a process may take a spare (an init started
+// ahead with the host's part of the root built: docs/ARCHITECTURE.md
+// "Spares"). Cold and rate are measured with spares, as the product runs, and
+// again in a child process with BUN_SANDBOX_SPARE=0: there every sandbox
+// starts as the first one of a process does.
+//
 // Options: --runs=<n> (50), --warmup=<n> (5), --seconds=<s> (3), --idle=<n> (100),
 //          --json-only. Needs the built addon (`node scripts/build.js`, release)
 //          and bwrap on PATH (`apt-get install -y bubblewrap`).
@@ -205,7 +211,6 @@ function initProcesses() {
 }
 
 async function idle() {
-  const before = new Set(initProcesses().map((p) => p.pid))
   const boxes = []
   const t0 = now()
   try {
@@ -214,7 +219,11 @@ async function idle() {
     const results = await Promise.all(boxes.map((sb) => sb.exec(['/bin/true'])))
     const startMs = now() - t0
     const failed = results.filter((r) => r.exitCode !== 0).length
-    const procs = initProcesses().filter((p) => !before.has(p.pid))
+    // This process's helpers and their PID 1s: the sandboxes', and the
+    // spare made for the next sandbox when it has started.
+    const all = initProcesses()
+    const helpers = new Set(all.filter((p) => p.ppid === process.pid).map((p) => p.pid))
+    const procs = all.filter((p) => helpers.has(p.pid) || helpers.has(p.ppid))
     const outer = procs.filter((p) => !p.pid1)
     const inner = procs.filter((p) => p.pid1)
     const med = (xs) => (xs.length ? stats(xs).median : null)
@@ -254,13 +263,31 @@ function machine() {
 
 const f = (x, d = 2) => (x == null ? '-' : x.toFixed(d))
 
+// Cold and rate in a child process without spares.
+function withoutSpares() {
+  const r = spawnSync(process.execPath, [__filename, '--no-spares-part', `--runs=${RUNS}`, `--warmup=${WARMUP}`, `--seconds=${SECONDS}`], {
+    env: { ...childEnv, BUN_SANDBOX_SPARE: '0' },
+    encoding: 'utf8',
+  })
+  if (r.status !== 0) throw new Error(`the run without spares failed: ${r.stderr}`)
+  return JSON.parse(r.stdout.trim().split('\n').pop())
+}
+
 async function main() {
+  if (args['no-spares-part']) {
+    const c = await cold()
+    const r = await rate()
+    fs.rmSync(projectDir, { recursive: true, force: true })
+    console.log(JSON.stringify({ cold: c, rate: r }))
+    return
+  }
   const m = machine()
   const c = await cold()
   const w = await warm()
   const r = await rate()
   const i = await idle()
   fs.rmSync(projectDir, { recursive: true, force: true })
+  const n = withoutSpares()
 
   const result = {
     machine: m,
@@ -277,6 +304,11 @@ async function main() {
       runs: w.ours.n,
     },
     rate: { oursPerSec: r.ours, bwrapPerSec: r.bwrap, ratio: r.ours / r.bwrap, seconds: SECONDS },
+    withoutSpares: {
+      coldOursMedianMs: n.cold.ours.median, coldBwrapMedianMs: n.cold.bwrap.median,
+      coldRatioMedian: n.cold.ours.median / n.cold.bwrap.median,
+      rateOursPerSec: n.rate.ours, rateBwrapPerSec: n.rate.bwrap, rateRatio: n.rate.ours / n.rate.bwrap,
+    },
     idle: i,
   }
 
@@ -287,7 +319,9 @@ async function main() {
       ['cold p90 (ms)', f(c.ours.p90), `${f(c.bwrap.p90)} bwrap`, f(result.cold.ratioP90), '<= 1.0'],
       ['warm median (ms)', f(w.ours.median, 3), `${f(w.spawn.median, 3)} spawn`, f(result.warm.ratioMedian), '<= 1.5'],
       ['warm p90 (ms)', f(w.ours.p90, 3), `${f(w.spawn.p90, 3)} spawn`, f(result.warm.ratioP90), '<= 1.5'],
-      ['rate (/s)', f(r.ours, 1), `${f(r.bwrap, 1)} bwrap`, f(result.rate.ratio), ''],
+      ['rate (/s)', f(r.ours, 1), `${f(r.bwrap, 1)} bwrap`, f(result.rate.ratio), '>= 1.0'],
+      ['cold median, no spares (ms)', f(n.cold.ours.median), `${f(n.cold.bwrap.median)} bwrap`, f(result.withoutSpares.coldRatioMedian), '<= 1.0'],
+      ['rate, no spares (/s)', f(n.rate.ours, 1), `${f(n.rate.bwrap, 1)} bwrap`, f(result.withoutSpares.rateRatio), '>= 1.0'],
       [`start ${IDLE} idle (ms)`, f(i.startMs, 0), '', '', ''],
       [`stop ${IDLE} idle (ms)`, f(i.stopMs, 0), '', '', ''],
       ['idle outer init RSS (KiB)', String(i.outerRssKiB), '', '', ''],
@@ -296,7 +330,7 @@ async function main() {
     const widths = rows[0].map((_, k) => Math.max(...rows.map((row) => row[k].length)))
     console.log(`bun-sandbox isolation bench — ${m.runtime}, ${m.nproc} CPU (${m.cpu}), Linux ${m.kernel}, ${m.bwrap}`)
     console.log(`cold phases (median ms): new Sandbox ${f(c.phases.construct, 3)}, first exec ${f(c.phases.firstExec)}, stop ${f(c.phases.stop)}`)
-    console.log(`idle: ${i.initProcesses} init processes for ${IDLE} sandboxes (${i.failed} failed), total init RSS ${(i.totalRssKiB / 1024).toFixed(1)} MiB, host RSS ${(i.hostRssKiB / 1024).toFixed(1)} MiB`)
+    console.log(`idle: ${i.initProcesses} init processes for ${IDLE} sandboxes and the spare (${i.failed} failed), total init RSS ${(i.totalRssKiB / 1024).toFixed(1)} MiB, host RSS ${(i.hostRssKiB / 1024).toFixed(1)} MiB`)
     for (const row of rows) console.log(row.map((cell, k) => cell.padEnd(widths[k])).join('  '))
   }
   console.log(JSON.stringify(result))

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Runs the isolation and secrets suites as an ordinary user (DESIGN "Tests": CI runs as
+# Runs the isolation, secrets and spare suites as an ordinary user (DESIGN "Tests": CI runs as
 # root, users do not; SPEC §3 promises isolation without any privilege).
 #
 #   scripts/test-unprivileged.sh [extra `bun test` arguments]
@@ -8,7 +8,7 @@
 # `useradd -m` when it is missing, checks that it can reach and read the
 # checkout (the addon, the init helper, node_modules/.bin/bun, __test__/),
 # and runs `bun test ./__test__/isolation.test.ts` as that user with
-# `runuser` (the secrets suite too), from the checkout, in a clean environment with HOME set to the
+# `runuser` (the secrets and spare suites too), from the checkout, in a clean environment with HOME set to the
 # user's home. Ancestor directories of the checkout that the user cannot
 # enter get `o+x` (search only, never read or write), and the script says
 # which; anything else it cannot fix is reported, and it stops.
@@ -16,8 +16,8 @@
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd -P)
-# Word-split on purpose: two files.
-suite="./__test__/isolation.test.ts ./__test__/secrets.test.ts"
+# Word-split on purpose: three files.
+suite="./__test__/isolation.test.ts ./__test__/secrets.test.ts ./__test__/spare.test.ts"
 bun="$root/node_modules/.bin/bun"
 user=${BSANDBOX_USER:-bsandbox}
 

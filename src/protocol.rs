@@ -20,8 +20,10 @@ pub const MAX_FDS: usize = 128;
 pub const CONTROL_FD: RawFd = 3;
 
 /// How the sandbox's PID 1 joins its pids cgroup (root host users): the
-/// file on fd 4 it writes "0" into, named in init's `argv[2]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// file it writes "0" into comes as the last fd of the message that names
+/// the way (`Prebuild` or `Plan`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum CgroupJoin {
     /// cgroup v1 `tasks`: moves the writing thread alone, at once. PID 1
     /// writes it while single-threaded, which moves all of it.
@@ -32,23 +34,10 @@ pub enum CgroupJoin {
     Procs,
 }
 
-impl CgroupJoin {
-    pub fn arg(self) -> &'static str {
-        match self {
-            CgroupJoin::Tasks => "cgroup-tasks",
-            CgroupJoin::Procs => "cgroup-procs",
-        }
-    }
-
-    pub fn from_arg(arg: &str) -> Option<CgroupJoin> {
-        [CgroupJoin::Tasks, CgroupJoin::Procs].into_iter().find(|j| j.arg() == arg)
-    }
-}
-
 /// The helper's first message, waiting in the socket when it starts: who
 /// the invoking user is inside, all it needs to make the user namespace.
 /// The plan follows once the supervisor has built it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ids {
     /// uid/gid outside (the invoking user) and inside.
     pub outer_uid: u32,
@@ -64,10 +53,30 @@ pub struct Ids {
 /// A root host user's sandbox user is `uid`/`gid` outside, not root
 /// (`supervisor::remap`): the helper becomes them before it makes its user
 /// namespace.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Remap {
     pub uid: u32,
     pub gid: u32,
+}
+
+/// What PID 1 reads after the ids: a plan, or first what it can build of
+/// one ahead of time (a spare, `supervisor::spare`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "setup", rename_all = "snake_case")]
+pub enum Setup {
+    Prebuild(Prebuild),
+    Plan(Plan),
+}
+
+/// The part of a root that depends on the host alone, built by a spare's
+/// PID 1 before it has a sandbox: the mounts of `root` (its `detached` ones
+/// come with the message, then the cgroup's file when `cgroup` says how).
+/// The plan that follows must begin with exactly these mounts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Prebuild {
+    pub root: RootPlan,
+    #[serde(default)]
+    pub cgroup: Option<CgroupJoin>,
 }
 
 /// Everything PID 1 needs to build the sandbox: computed and checked on the
@@ -80,6 +89,14 @@ pub struct Plan {
     pub seccomp: Vec<u64>,
     /// Resource limits applied to every command.
     pub rlimits: Vec<Rlimit>,
+    /// How many of `root.mounts` a `Prebuild` already made (0 without one).
+    /// Only the rest's `detached` fds come with the plan.
+    #[serde(default)]
+    pub prebuilt: usize,
+    /// How PID 1 joins its pids cgroup, if it has one and has not joined it
+    /// with a `Prebuild`: the file is the message's last fd.
+    #[serde(default)]
+    pub cgroup: Option<CgroupJoin>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -103,6 +120,10 @@ pub struct RootPlan {
     /// adds them to `mounts` then (`supervisor::remap`).
     #[serde(skip)]
     pub host_root_masks: Vec<Mount>,
+    /// How many of `mounts`, from the first, depend on the host alone (not
+    /// on the WORKDIR's layer or the state dir): what a spare can build.
+    #[serde(skip)]
+    pub shared: usize,
     /// The mounts (indices into `mounts`) whose lower or source is not a
     /// host path but a detached mount sent with the plan, in this order: a
     /// root host user's idmapped WORKDIR, and host paths its unprivileged
@@ -234,9 +255,9 @@ pub enum Event {
     Socket { id: u64, port: u16, error: Option<String> },
 }
 
-/// Sends one already-encoded message.
-pub fn send_raw(sock: RawFd, bytes: &[u8]) -> io::Result<()> {
-    send_bytes(sock, bytes, &[])
+/// Sends one already-encoded message with fds attached.
+pub fn send_raw(sock: RawFd, bytes: &[u8], fds: &[RawFd]) -> io::Result<()> {
+    send_bytes(sock, bytes, fds)
 }
 
 /// Encodes a message (as `send` would send it).
@@ -284,20 +305,28 @@ impl Received {
     }
 }
 
-/// Receives one message into `buf` (grown to `MAX_MESSAGE` once and reused).
-/// `Ok(None)` is the peer closing the socket.
+/// Receives one message into `buf` (grown to the largest message yet and
+/// reused). `Ok(None)` is the peer closing the socket.
 pub fn recv(sock: RawFd, buf: &mut Vec<u8>, nonblocking: bool) -> io::Result<Option<Received>> {
     use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
-    if buf.len() < MAX_MESSAGE {
-        // Zeroed by the allocator (fresh pages from mmap), not by writing:
-        // only the bytes a message fills become resident.
-        *buf = vec![0; MAX_MESSAGE];
+    let wait = if nonblocking { MsgFlags::MSG_DONTWAIT } else { MsgFlags::empty() };
+    // The next packet's length first (MSG_TRUNC reports all of it): a
+    // buffer of `MAX_MESSAGE` for every message was a megabyte to zero and
+    // fault in on each side of every sandbox.
+    let next = loop {
+        match nix::sys::socket::recv(sock, &mut [0u8; 1], wait | MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            other => break other?,
+        }
+    };
+    if next > MAX_MESSAGE {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("a message of {next} bytes, more than {MAX_MESSAGE}")));
+    }
+    if buf.len() < next.max(1) {
+        buf.resize(next.max(1), 0);
     }
     let mut cmsg = nix::cmsg_space!([RawFd; MAX_FDS], libc::ucred);
-    let mut flags = MsgFlags::MSG_CMSG_CLOEXEC;
-    if nonblocking {
-        flags |= MsgFlags::MSG_DONTWAIT;
-    }
+    let flags = MsgFlags::MSG_CMSG_CLOEXEC | wait;
     let (len, fds, cred_pid, truncated) = loop {
         let mut iov = [io::IoSliceMut::new(buf.as_mut_slice())];
         match recvmsg::<()>(sock, &mut iov, Some(&mut cmsg), flags) {

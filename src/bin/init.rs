@@ -5,14 +5,11 @@
 fn main() {
     // argv[1]: the host process's pid (to check the parent-death race).
     let parent = std::env::args().nth(1).and_then(|p| p.parse().ok()).unwrap_or(-1);
-    // argv[2] "cgroup-tasks" / "cgroup-procs": fd 4 is the file by which PID 1
-    // joins its pids cgroup before it forks anything.
-    let cgroup = std::env::args().nth(2).as_deref().and_then(bun_sandbox::protocol::CgroupJoin::from_arg);
     if parent <= 0 || std::env::var_os("BUN_SANDBOX_INIT").is_none() {
         eprintln!("bun-sandbox-init is started by the bun-sandbox addon, not by hand");
         std::process::exit(2);
     }
-    bun_sandbox::isolate::main(parent, cgroup)
+    bun_sandbox::isolate::main(parent)
 }
 
 #[cfg(not(target_os = "linux"))]

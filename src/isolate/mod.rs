@@ -4,7 +4,8 @@
 //!
 //! The order follows bubblewrap's: pdeathsig · (a root host user's helper:
 //! become the sandbox user's unprivileged uid) · unshare · id maps · fork
-//! PID 1 · mounts on a tmpfs · pivot_root · detach the old root · hostname · `lo` up ·
+//! PID 1 · mounts on a tmpfs (a spare's PID 1 makes the host's part of them
+//! before its plan comes: `supervisor::spare`) · pivot_root · detach the old root · hostname · `lo` up ·
 //! then, last of setup, what every command inherits: bounding set emptied,
 //! securebits locked, no_new_privs, seccomp (PID 1 never calls `execve`, and
 //! nothing after this needs a call the filter refuses); per command: setsid ·
@@ -21,7 +22,7 @@ mod server;
 mod spawn;
 mod userns;
 
-use crate::protocol::{self, CONTROL_FD, CgroupJoin, Event, Ids};
+use crate::protocol::{self, CONTROL_FD, Event, Ids};
 use nix::sched::{CloneFlags, unshare};
 use nix::sys::prctl;
 use nix::sys::signal::Signal;
@@ -55,8 +56,8 @@ impl<T, E: Into<std::io::Error>> Step<T> for Result<T, E> {
 
 /// The whole life of init. `parent` is the pid of the host process that
 /// started it, to close the race in setting the parent-death signal.
-pub fn main(parent: i32, cgroup: Option<CgroupJoin>) -> ! {
-    match run(parent, cgroup) {
+pub fn main(parent: i32) -> ! {
+    match run(parent) {
         Ok(code) => std::process::exit(code),
         Err(e) => fail(e),
     }
@@ -81,14 +82,7 @@ fn read<T: for<'de> serde::Deserialize<'de>>(
     }
 }
 
-/// The fd of the pids cgroup's `cgroup.procs` (see the supervisor's launcher).
-const CGROUP_FD: std::os::fd::RawFd = 4;
-
-fn run(parent: i32, cgroup: Option<CgroupJoin>) -> Result<i32, SetupError> {
-    // PID 1 joins the pids cgroup (the helper only waits): everything the
-    // sandbox starts descends from it.
-    // SAFETY: fd 4 was laid out by the launcher; it is ours to close.
-    let cgroup = cgroup.map(|how| (unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(CGROUP_FD) }, how));
+fn run(parent: i32) -> Result<i32, SetupError> {
     // Die with the host process. The signal fires when the parent *thread*
     // exits: the supervisor starts init from one long-lived thread.
     prctl::set_pdeathsig(Signal::SIGKILL).step(|| "set the parent-death signal".into())?;
@@ -125,11 +119,10 @@ fn run(parent: i32, cgroup: Option<CgroupJoin>) -> Result<i32, SetupError> {
 
     // SAFETY: single-threaded process; the child goes on to be PID 1.
     match unsafe { fork() }.step(|| "fork PID 1".into())? {
-        ForkResult::Child => server::pid1(netns.map(net::Deferred::into_joiner), cgroup),
+        ForkResult::Child => server::pid1(netns.map(net::Deferred::into_joiner)),
         ForkResult::Parent { child } => {
             // Only PID 1 talks to the supervisor from here on.
             let _ = nix::unistd::close(CONTROL_FD);
-            drop(cgroup);
             if let Some(netns) = netns {
                 netns.make();
             }

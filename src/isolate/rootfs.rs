@@ -2,7 +2,7 @@
 //! into it with `pivot_root` and detaches the host's root.
 
 use super::{SetupError, Step, mount_api};
-use crate::protocol::{Mount, Plan};
+use crate::protocol::{Mount, RootPlan};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sys::statvfs::{FsFlags, statvfs};
 use nix::unistd::{chdir, pivot_root};
@@ -14,47 +14,89 @@ use std::path::{Path, PathBuf};
 
 const NONE: Option<&str> = None;
 
-/// Mounts the new root's tree (still outside it: `enter` moves in).
-/// `detached` came with the plan: the mounts `plan.root.detached` names get
-/// theirs (a root host user's, `supervisor::remap`). Returns where the root
-/// is and the fd of the upper directory of the overlay marked `pass_upper`,
-/// opened before the host paths vanish.
-pub fn build(plan: &Plan, detached: Vec<OwnedFd>) -> Result<(PathBuf, Option<OwnedFd>), SetupError> {
-    if detached.len() != plan.root.detached.len() {
-        return Err(std::io::Error::other(format!("{} came, {} named", detached.len(), plan.root.detached.len())))
-            .step(|| "receive the plan's detached mounts".into());
-    }
-    let mut detached: HashMap<usize, OwnedFd> = plan.root.detached.iter().copied().zip(detached).collect();
-    // Nothing mounted from here on may propagate back to the host.
-    mount(NONE, "/", NONE, MsFlags::MS_REC | MsFlags::MS_PRIVATE, NONE)
-        .step(|| "make the mount namespace private".into())?;
-    let scratch = &plan.root.scratch;
-    let mut opts = "mode=0700".to_string();
-    if let Some(size) = plan.root.scratch_size {
-        opts.push_str(&format!(",size={size}"));
-    }
-    mount(Some("tmpfs"), scratch, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(opts.as_str()))
-        .step(|| format!("mount the scratch tmpfs on {}", scratch.display()))?;
-    let root = scratch.join("root");
-    mkdir_p(&root, 0o755)?;
-    let root_opts = format!("mode=0755,size={}", plan.root.root_size.unwrap_or(crate::policy::plan::ROOT_SIZE));
-    mount(Some("tmpfs"), &root, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(root_opts.as_str()))
-        .step(|| format!("mount the root tmpfs on {}", root.display()))?;
-    let mut upper_fd = None;
-    for (i, m) in plan.root.mounts.iter().enumerate() {
-        apply(&root, m, detached.remove(&i))?;
-        if let Mount::Overlay { upper, pass_upper: true, .. } = m {
-            // A path on the scratch tmpfs, in this mount namespace only: the
-            // supervisor reads the layer through this fd.
-            let dir = fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
-                .open(upper)
-                .step(|| format!("open the WORKDIR's upper layer {}", upper.display()))?;
-            upper_fd = Some(OwnedFd::from(dir));
+/// A root being built, still outside it (`enter` moves in): where it is,
+/// what of the plan it was begun with, the mounts made so far, and the fd of
+/// the upper directory of the overlay marked `pass_upper`, opened before the
+/// host paths vanish. A spare's PID 1 makes the host's part of it before it
+/// has a sandbox (`Prebuild`); the plan that comes then adds the rest.
+pub struct Building {
+    root: PathBuf,
+    scratch: PathBuf,
+    scratch_size: Option<u64>,
+    root_size: Option<u64>,
+    made: Vec<Mount>,
+    upper: Option<OwnedFd>,
+}
+
+impl Building {
+    /// Mounts the scratch tmpfs and the tmpfs that becomes `/`.
+    pub fn begin(plan: &RootPlan) -> Result<Building, SetupError> {
+        // Nothing mounted from here on may propagate back to the host.
+        mount(NONE, "/", NONE, MsFlags::MS_REC | MsFlags::MS_PRIVATE, NONE)
+            .step(|| "make the mount namespace private".into())?;
+        let scratch = &plan.scratch;
+        let mut opts = "mode=0700".to_string();
+        if let Some(size) = plan.scratch_size {
+            opts.push_str(&format!(",size={size}"));
         }
+        mount(Some("tmpfs"), scratch, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(opts.as_str()))
+            .step(|| format!("mount the scratch tmpfs on {}", scratch.display()))?;
+        let root = scratch.join("root");
+        mkdir_p(&root, 0o755)?;
+        let root_opts = format!("mode=0755,size={}", plan.root_size.unwrap_or(crate::policy::plan::ROOT_SIZE));
+        mount(Some("tmpfs"), &root, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(root_opts.as_str()))
+            .step(|| format!("mount the root tmpfs on {}", root.display()))?;
+        Ok(Building {
+            root,
+            scratch: plan.scratch.clone(),
+            scratch_size: plan.scratch_size,
+            root_size: plan.root_size,
+            made: Vec::new(),
+            upper: None,
+        })
     }
-    Ok((root, upper_fd))
+
+    /// Whether this was begun as `plan` would begin it and its mounts are
+    /// exactly the first `n` of `plan`'s.
+    pub fn is_start_of(&self, plan: &RootPlan, n: usize) -> bool {
+        self.scratch == plan.scratch
+            && self.scratch_size == plan.scratch_size
+            && self.root_size == plan.root_size
+            && self.made.len() == n
+            && plan.mounts.get(..n) == Some(&self.made[..])
+    }
+
+    /// Makes `plan.mounts[from..]`. `detached` came with them: the mounts
+    /// `plan.detached` names (all at `from` or after) get theirs, in order
+    /// (a root host user's, `supervisor::remap`).
+    pub fn apply(&mut self, plan: &RootPlan, from: usize, detached: Vec<OwnedFd>) -> Result<(), SetupError> {
+        let named = plan.detached.iter().all(|&i| i >= from && i < plan.mounts.len());
+        if !named || detached.len() != plan.detached.len() {
+            return Err(std::io::Error::other(format!("{} came, {} named", detached.len(), plan.detached.len())))
+                .step(|| "receive the plan's detached mounts".into());
+        }
+        let mut detached: HashMap<usize, OwnedFd> = plan.detached.iter().copied().zip(detached).collect();
+        for (i, m) in plan.mounts.iter().enumerate().skip(from) {
+            apply(&self.root, m, detached.remove(&i))?;
+            if let Mount::Overlay { upper, pass_upper: true, .. } = m {
+                // A path on the scratch tmpfs, in this mount namespace only:
+                // the supervisor reads the layer through this fd.
+                let dir = fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+                    .open(upper)
+                    .step(|| format!("open the WORKDIR's upper layer {}", upper.display()))?;
+                self.upper = Some(OwnedFd::from(dir));
+            }
+            self.made.push(m.clone());
+        }
+        Ok(())
+    }
+
+    /// Where the root is, and the passed-out upper's fd.
+    pub fn finish(self) -> (PathBuf, Option<OwnedFd>) {
+        (self.root, self.upper)
+    }
 }
 
 /// `target` (absolute, as the sandbox sees it) under the new root.

@@ -2,7 +2,7 @@
 //! requests and reaps every process until the supervisor goes away.
 
 use super::{SetupError, Step, fail, net, read, rootfs, spawn};
-use crate::protocol::{self, CONTROL_FD, CgroupJoin, Event, Plan, Received, Request, Spawn};
+use crate::protocol::{self, CONTROL_FD, CgroupJoin, Event, Plan, Received, Request, Setup, Spawn};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::prctl;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
@@ -12,37 +12,17 @@ use nix::unistd::Pid;
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
-pub fn pid1(netns: Option<net::Joiner>, cgroup: Option<(std::fs::File, CgroupJoin)>) -> ! {
+pub fn pid1(netns: Option<net::Joiner>) -> ! {
     // PID 1 dies with the helper that forked it (which dies with the host),
     // armed before it waits for anything.
     if let Err(e) = prctl::set_pdeathsig(Signal::SIGKILL) {
         fail(SetupError { step: "set the parent-death signal".into(), source: e.into() });
     }
-    // The pids cgroup, before anything is forked: "0" names the writer.
-    let joining = match cgroup {
-        None => Cgroup::Outside,
-        // cgroup v1 `tasks` moves this thread, the only one, at once.
-        Some((tasks, CgroupJoin::Tasks)) => match std::io::Write::write_all(&mut &tasks, b"0") {
-            Ok(()) => Cgroup::Joined,
-            Err(e) => fail(SetupError { step: "join the sandbox's pids cgroup".into(), source: e }),
-        },
-        // `cgroup.procs` waits out an RCU grace period (milliseconds): a
-        // thread writes it while this one builds the root.
-        Some((procs, CgroupJoin::Procs)) => {
-            Cgroup::Joining(std::thread::spawn(move || std::io::Write::write_all(&mut &procs, b"0")))
-        }
-    };
-    // The plan follows the ids in the socket once the supervisor has made
-    // it, with the detached mounts it names; the buffer is the one PID 1
-    // serves with.
-    let mut buf = Vec::new();
-    let (plan, detached): (Plan, _) = match read(&mut buf, "plan") {
-        Ok(Some(got)) => got,
-        // The supervisor gave up before sending it.
-        Ok(None) => std::process::exit(0),
+    let (plan, building, cgroup, detached, buf) = match receive() {
+        Ok(got) => got,
         Err(e) => fail(e),
     };
-    let upper = match setup(&plan, detached, netns, joining) {
+    let upper = match setup(&plan, building, detached, netns, cgroup) {
         Ok(upper) => upper,
         Err(e) => fail(e),
     };
@@ -58,6 +38,37 @@ pub fn pid1(netns: Option<net::Joiner>, cgroup: Option<(std::fs::File, CgroupJoi
     std::process::exit(serve(&plan, buf))
 }
 
+/// Reads the plan, which follows the ids in the socket once the supervisor
+/// has made it, with the detached mounts it names. A spare's PID 1 gets a
+/// `Prebuild` first, and builds it while it waits. Gives back what was
+/// built, how far PID 1 is in joining its pids cgroup, and the buffer PID 1
+/// serves with.
+#[allow(clippy::type_complexity)]
+fn receive() -> Result<(Plan, Option<rootfs::Building>, Cgroup, Vec<OwnedFd>, Vec<u8>), SetupError> {
+    let mut buf = Vec::new();
+    let mut building = None;
+    let mut cgroup = Cgroup::Outside;
+    loop {
+        match read(&mut buf, "plan")? {
+            Some((Setup::Prebuild(pre), mut fds)) if building.is_none() => {
+                cgroup = Cgroup::join(pre.cgroup, &mut fds, cgroup)?;
+                let mut b = rootfs::Building::begin(&pre.root)?;
+                b.apply(&pre.root, 0, fds)?;
+                building = Some(b);
+            }
+            Some((Setup::Prebuild(_), _)) => {
+                return Err(std::io::Error::other("a second one came")).step(|| "read the prebuilt part of the plan".into());
+            }
+            Some((Setup::Plan(plan), mut fds)) => {
+                cgroup = Cgroup::join(plan.cgroup, &mut fds, cgroup)?;
+                return Ok((plan, building, cgroup, fds, buf));
+            }
+            // The supervisor gave up before sending it.
+            None => std::process::exit(0),
+        }
+    }
+}
+
 /// Where PID 1 is in joining the sandbox's pids cgroup.
 enum Cgroup {
     /// No cgroup: the host user is not root (RLIMIT_NPROC binds).
@@ -67,8 +78,47 @@ enum Cgroup {
     Joining(std::thread::JoinHandle<std::io::Result<()>>),
 }
 
-fn setup(plan: &Plan, detached: Vec<OwnedFd>, netns: Option<net::Joiner>, cgroup: Cgroup) -> Result<Option<OwnedFd>, SetupError> {
-    let (root, upper) = rootfs::build(plan, detached)?;
+impl Cgroup {
+    /// Joins the cgroup whose file is the last of `fds`, when `how` says
+    /// there is one; before anything is forked: "0" names the writer.
+    fn join(how: Option<CgroupJoin>, fds: &mut Vec<OwnedFd>, now: Cgroup) -> Result<Cgroup, SetupError> {
+        let Some(how) = how else { return Ok(now) };
+        let step = || "join the sandbox's pids cgroup".to_string();
+        if !matches!(now, Cgroup::Outside) {
+            return Err(std::io::Error::other("named twice")).step(step);
+        }
+        let file = std::fs::File::from(fds.pop().ok_or_else(|| std::io::Error::other("its file did not come")).step(step)?);
+        Ok(match how {
+            // cgroup v1 `tasks` moves this thread, the only one, at once.
+            CgroupJoin::Tasks => {
+                std::io::Write::write_all(&mut &file, b"0").step(step)?;
+                Cgroup::Joined
+            }
+            // `cgroup.procs` waits out an RCU grace period (milliseconds): a
+            // thread writes it while this one builds the root.
+            CgroupJoin::Procs => Cgroup::Joining(std::thread::spawn(move || std::io::Write::write_all(&mut &file, b"0"))),
+        })
+    }
+}
+
+fn setup(
+    plan: &Plan,
+    building: Option<rootfs::Building>,
+    detached: Vec<OwnedFd>,
+    netns: Option<net::Joiner>,
+    cgroup: Cgroup,
+) -> Result<Option<OwnedFd>, SetupError> {
+    let mut building = match building {
+        Some(b) if b.is_start_of(&plan.root, plan.prebuilt) => b,
+        None if plan.prebuilt == 0 => rootfs::Building::begin(&plan.root)?,
+        // The supervisor checks this before it sends the plan.
+        _ => {
+            return Err(std::io::Error::other("the plan does not begin with what was built"))
+                .step(|| "finish the prebuilt root".into());
+        }
+    };
+    building.apply(&plan.root, plan.prebuilt, detached)?;
+    let (root, upper) = building.finish();
     if let Some(netns) = netns {
         netns.join().step(|| "create the network namespace".into())?;
     }

@@ -253,6 +253,7 @@ pub fn root_plan(
     // on the scratch, read through the fd init passes out, with a disk limit
     // or where the state dir's filesystem cannot hold an overlay's upper
     // layer (an overlayfs: a container's `/tmp`).
+    let shared = mounts.len();
     let on_scratch = disk_bytes.is_some() || !holds_upper_layers(state_dir);
     let (upper, work) = match on_scratch {
         false => (workdir_upper(state_dir), state_dir.join("workdir-work")),
@@ -269,7 +270,7 @@ pub fn root_plan(
         project: true,
     });
     let root_size = disk_bytes.map(|d| d.min(ROOT_SIZE));
-    Ok(RootPlan { scratch: scratch.into(), scratch_size: disk_bytes, mounts, root_size, host_root_masks, detached: Vec::new() })
+    Ok(RootPlan { scratch: scratch.into(), scratch_size: disk_bytes, mounts, root_size, host_root_masks, shared, detached: Vec::new() })
 }
 
 /// Masks for those of `files` and `dirs` the host has.

@@ -49,8 +49,13 @@ impl PidsCgroup {
         let dir = parent.join(name);
         fs::create_dir(&dir)?;
         let cg = PidsCgroup { dir };
-        fs::write(cg.dir.join("pids.max"), max.to_string())?;
+        cg.set_max(max)?;
         Ok(cg)
+    }
+
+    /// Its process limit.
+    pub fn set_max(&self, max: u64) -> io::Result<()> {
+        fs::write(self.dir.join("pids.max"), max.to_string())
     }
 
     /// The file a process about to start writes "0" into to join, opened:

@@ -263,7 +263,7 @@ mod tests {
     #[tokio::test]
     async fn why_setup_failed_arrives_behind_a_reset() {
         let (ours, init) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).unwrap();
-        protocol::send_raw(ours.as_raw_fd(), b"{\"a request\":\"init never reads\"}").unwrap();
+        protocol::send_raw(ours.as_raw_fd(), b"{\"a request\":\"init never reads\"}", &[]).unwrap();
         let failed = Event::SetupFailed { message: "mount the scratch tmpfs: Permission denied".into() };
         protocol::send(init.as_raw_fd(), &failed, &[]).unwrap();
         drop(init);

@@ -6,7 +6,7 @@
 //! `posix_spawn` (a vfork-style clone): copying the page tables of a large
 //! JavaScript process with `fork` took longer than building the sandbox.
 
-use crate::protocol::{CONTROL_FD, CgroupJoin};
+use crate::protocol::CONTROL_FD;
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, setsockopt, socketpair, sockopt};
 use std::ffi::CString;
 use std::io;
@@ -15,9 +15,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Mutex, OnceLock};
-
-/// The fd a helper finds the file it joins its pids cgroup by, when it has one.
-pub const CGROUP_FD: RawFd = 4;
 
 /// A running helper process.
 pub struct Helper {
@@ -57,10 +54,10 @@ pub struct Launched {
     pub child: Helper,
 }
 
-/// A pids cgroup's open `tasks` or `cgroup.procs`, and which it is.
-pub type CgroupFile = (std::fs::File, CgroupJoin);
+/// An encoded message and the fds that ride on it.
+pub type Message = (Vec<u8>, Vec<OwnedFd>);
 
-type Job = (PathBuf, Vec<u8>, Option<CgroupFile>, tokio::sync::oneshot::Sender<io::Result<Launched>>);
+type Job = (PathBuf, Vec<Message>, tokio::sync::oneshot::Sender<io::Result<Launched>>);
 
 fn launcher() -> &'static Mutex<mpsc::Sender<Job>> {
     static LAUNCHER: OnceLock<Mutex<mpsc::Sender<Job>>> = OnceLock::new();
@@ -69,8 +66,8 @@ fn launcher() -> &'static Mutex<mpsc::Sender<Job>> {
         std::thread::Builder::new()
             .name("bun-sandbox-launcher".into())
             .spawn(move || {
-                for (init, first, cgroup, reply) in rx {
-                    let _ = reply.send(start(&init, &first, cgroup));
+                for (init, first, reply) in rx {
+                    let _ = reply.send(start(&init, &first));
                 }
             })
             .expect("the launcher thread starts");
@@ -78,23 +75,22 @@ fn launcher() -> &'static Mutex<mpsc::Sender<Job>> {
     })
 }
 
-/// Starts a helper with its first message waiting in its control socket.
-/// With `cgroup` (an open `tasks` or `cgroup.procs`), the sandbox's PID 1
-/// joins that cgroup before it forks anything, so no command ever runs
-/// outside it. The launcher thread has the job when this returns; the
-/// future resolves once the helper runs (the caller works meanwhile).
-pub fn launch(init: PathBuf, first: Vec<u8>, cgroup: Option<CgroupFile>) -> impl Future<Output = io::Result<Launched>> {
+/// Starts a helper with its first messages (the ids; a spare's prebuild)
+/// waiting in its control socket. The launcher thread has the job when this
+/// returns; the future resolves once the helper runs (the caller works
+/// meanwhile).
+pub fn launch(init: PathBuf, first: Vec<Message>) -> impl Future<Output = io::Result<Launched>> {
     let gone = || io::Error::other("the launcher thread is gone");
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let queued = launcher().lock().map_err(|_| gone()).and_then(|l| l.send((init, first, cgroup, tx)).map_err(|_| gone()));
+    let queued = launcher().lock().map_err(|_| gone()).and_then(|l| l.send((init, first, tx)).map_err(|_| gone()));
     async move {
         queued?;
         rx.await.map_err(|_| gone())?
     }
 }
 
-/// A close-on-exec copy of `fd` numbered 10 or above, so that laying out 3 and
-/// 4 in the child can never overwrite a source.
+/// A close-on-exec copy of `fd` numbered 10 or above, so that laying out 3
+/// in the child can never overwrite a source.
 fn high(fd: RawFd) -> io::Result<OwnedFd> {
     // SAFETY: F_DUPFD_CLOEXEC returns a new fd we own.
     let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 10) };
@@ -109,21 +105,22 @@ fn check(r: libc::c_int, what: &str) -> io::Result<()> {
     if r == 0 { Ok(()) } else { Err(io::Error::new(io::Error::from_raw_os_error(r).kind(), format!("{what}: {}", io::Error::from_raw_os_error(r)))) }
 }
 
-fn start(init: &Path, first: &[u8], cgroup: Option<CgroupFile>) -> io::Result<Launched> {
+fn start(init: &Path, first: &[Message]) -> io::Result<Launched> {
     let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)?;
     // Spawned events carry credentials naming the process; the kernel
     // translates that pid into ours.
     setsockopt(&ours, sockopt::PassCred, &true)?;
-    // The first message waits in the socket: init reads it the moment it starts.
-    crate::protocol::send_raw(ours.as_raw_fd(), first)?;
+    // The first messages wait in the socket: init reads them the moment it starts.
+    for (bytes, fds) in first {
+        let fds: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
+        crate::protocol::send_raw(ours.as_raw_fd(), bytes, &fds)?;
+    }
     let control = high(theirs.as_raw_fd())?;
     drop(theirs);
-    let cgroup_fd = cgroup.as_ref().map(|(f, _)| high(f.as_raw_fd())).transpose()?;
 
     let path = CString::new(init.as_os_str().as_bytes()).map_err(|_| io::Error::other("init path has a NUL byte"))?;
     let ppid = CString::new(std::process::id().to_string()).expect("digits");
-    let cgroup_flag = CString::new(cgroup.as_ref().map_or("-", |(_, how)| how.arg())).expect("ascii");
-    let argv = [path.as_ptr(), ppid.as_ptr(), cgroup_flag.as_ptr(), std::ptr::null()];
+    let argv = [path.as_ptr(), ppid.as_ptr(), std::ptr::null()];
     let env = CString::new("BUN_SANDBOX_INIT=1").expect("ascii");
     let envp = [env.as_ptr(), std::ptr::null()];
     let dev_null = CString::new("/dev/null").expect("ascii");
@@ -137,9 +134,6 @@ fn start(init: &Path, first: &[u8], cgroup: Option<CgroupFile>) -> io::Result<La
             check(libc::posix_spawn_file_actions_addopen(&mut actions, 0, dev_null.as_ptr(), libc::O_RDONLY, 0), "stdin")?;
             check(libc::posix_spawn_file_actions_addopen(&mut actions, 1, dev_null.as_ptr(), libc::O_WRONLY, 0), "stdout")?;
             check(libc::posix_spawn_file_actions_adddup2(&mut actions, control.as_raw_fd(), CONTROL_FD), "control fd")?;
-            if let Some(cg) = &cgroup_fd {
-                check(libc::posix_spawn_file_actions_adddup2(&mut actions, cg.as_raw_fd(), CGROUP_FD), "cgroup fd")?;
-            }
             let mut pid: libc::pid_t = 0;
             check(
                 libc::posix_spawn(&mut pid, path.as_ptr(), &actions, std::ptr::null(), argv.as_ptr() as *const *mut _, envp.as_ptr() as *const *mut _),

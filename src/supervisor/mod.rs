@@ -9,6 +9,7 @@ pub mod logs;
 mod reaper;
 pub mod remap;
 mod sandbox;
+mod spare;
 pub mod state;
 pub mod watch;
 

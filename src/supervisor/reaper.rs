@@ -62,6 +62,12 @@ pub fn finish(child: Option<Helper>, cgroup: Option<PidsCgroup>, state_dir: Opti
     }
 }
 
+/// Starts the reaper thread now (and so its wait at exit), where it is
+/// about to be needed at exit.
+pub fn prepare() {
+    let _ = worker();
+}
+
 /// The reaper thread's queue, started on first use.
 fn worker() -> Option<&'static Mutex<Sender<Teardown>>> {
     static WORKER: OnceLock<Option<Mutex<Sender<Teardown>>>> = OnceLock::new();
@@ -90,6 +96,8 @@ unsafe extern "C" {
 }
 
 extern "C" fn wait_at_exit() {
+    // A spare would die with the process anyway; this way its cgroup goes too.
+    super::spare::discard_waiting();
     let deadline = Instant::now() + EXIT_WAIT;
     let Ok(mut n) = PENDING.lock() else { return };
     while *n > 0 {

@@ -53,13 +53,13 @@ pub fn choose(workdir: &Path) -> RootUser {
     }
 }
 
-/// The plan's host paths that [`ROOT_SANDBOX_ID`] may not reach become
-/// detached mounts, and the WORKDIR's overlay gets `project` as its lower:
-/// returns them in the order `plan.detached` names their mounts.
-pub fn detach(plan: &mut RootPlan, project: OwnedFd) -> io::Result<Vec<OwnedFd>> {
-    let mut project = Some(project);
+/// The host paths of the plan's mounts from `from` on that
+/// [`ROOT_SANDBOX_ID`] may not reach become detached mounts, and the
+/// WORKDIR's overlay gets `project` as its lower (a spare's prebuild has
+/// none): returns them in the order `plan.detached` names their mounts.
+pub fn detach(plan: &mut RootPlan, mut project: Option<OwnedFd>, from: usize) -> io::Result<Vec<OwnedFd>> {
     let mut fds = Vec::new();
-    for (i, m) in plan.mounts.iter().enumerate() {
+    for (i, m) in plan.mounts.iter().enumerate().skip(from) {
         let fd = match m {
             Mount::Overlay { project: true, .. } => project.take(),
             Mount::Overlay { lower, .. } if closed_above(lower).is_some() => {

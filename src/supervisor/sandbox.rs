@@ -4,7 +4,8 @@
 use super::connection::{AskedSocket, Connection, Exit, SocketFailure};
 use super::jobs::{Hooks, Violation};
 use super::cgroup::PidsCgroup;
-use super::launcher::{self, Helper};
+use super::launcher::{self, Helper, Launched};
+use super::spare;
 use super::{reaper, state};
 use crate::policy::plan::{self, Base, PlanError};
 use crate::policy::net::NetPolicy;
@@ -12,13 +13,14 @@ use crate::policy::seccomp;
 use crate::policy::trust;
 use crate::net::{SandboxCa, UpstreamTrust};
 use crate::secrets::{Redactor, SecretMode, Secrets};
-use crate::protocol::{Ids, Mount, Plan, Remap, Request, Rlimit, RlimitKind, Spawn};
+use crate::protocol::{Ids, Mount, Plan, Remap, Request, Rlimit, RlimitKind, Setup, Spawn};
 use super::remap::{self, ROOT_SANDBOX_ID, RootUser};
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -231,26 +233,13 @@ impl Sandbox {
         let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()));
         let result = async {
             let pids = opts.pids.unwrap_or(DEFAULT_PIDS);
-            // The kernel does not apply RLIMIT_NPROC to the host's root user.
-            let cgroup = if outer_uid == 0 {
-                let name = state_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                Some(PidsCgroup::create(&name, pids).map_err(|e| {
-                    SandboxError::Setup(format!(
-                        "cannot limit the sandbox's processes: RLIMIT_NPROC does not bind the root user and no pids cgroup could be made: {e}"
-                    ))
-                })?)
-            } else {
-                None
+            let key = spare::Key { init: opts.init.clone(), ids: Ids { outer_uid, outer_gid, inner_uid, inner_gid, remap } };
+            // Without a spare, init starts (and makes its namespaces) while
+            // the plan is built: the launcher thread spawns it meanwhile.
+            let mut starting = match spare::take(&key) {
+                Some(spare) => Starting::Spare(spare),
+                None => Starting::fresh(&key)?,
             };
-            let join = match &cgroup {
-                Some(cg) => Some(cg.join_file().map_err(|e| SandboxError::Setup(format!("cannot open the sandbox's pids cgroup: {e}")))?),
-                None => None,
-            };
-            // init starts (and makes its namespaces) while the plan is built:
-            // the launcher thread spawns it meanwhile.
-            let ids = crate::protocol::encode(&Ids { outer_uid, outer_gid, inner_uid, inner_gid, remap })
-                .map_err(io_err("cannot encode the ids"))?;
-            let launching = launcher::launch(opts.init.clone(), ids, join);
             let planned = (|| {
                 let path_env = opts.env.get("PATH").cloned().unwrap_or_else(|| std::env::var("PATH").unwrap_or_default());
                 let scratch = state::scratch(&root);
@@ -261,45 +250,87 @@ impl Sandbox {
                     trust::install(&state_dir, base.dir(), &added_roots).map_err(io_err("cannot write the sandbox's CA bundle"))?
                 };
                 root_plan.mounts.extend(trust.mounts);
-                let detached = match root_user {
-                    Some(RootUser::Unprivileged { project }) => {
-                        remap::detach(&mut root_plan, project).map_err(io_err("cannot prepare the host paths for the sandbox's user"))?
-                    }
-                    // The sandbox user is host uid 0: root's own files are hidden.
-                    Some(RootUser::HostRoot) => {
-                        let masks = std::mem::take(&mut root_plan.host_root_masks);
-                        root_plan.mounts.extend(masks);
-                        Vec::new()
-                    }
-                    None => Vec::new(),
-                };
-                let mut rlimits = vec![Rlimit { resource: RlimitKind::Core, soft: 0, hard: 0 }];
-                // A root host user's sandboxes all run as one uid outside,
-                // whose process count RLIMIT_NPROC would share among them:
-                // their pids cgroup limits each instead.
-                if outer_uid != 0 {
-                    rlimits.push(Rlimit { resource: RlimitKind::Nproc, soft: pids, hard: pids });
+                // The sandbox user is host uid 0: root's own files are hidden.
+                if let Some(RootUser::HostRoot) = root_user {
+                    let masks = std::mem::take(&mut root_plan.host_root_masks);
+                    root_plan.mounts.extend(masks);
                 }
-                // RLIMIT_DATA, not RLIMIT_AS: JavaScript engines reserve far more
-                // address space than they use, and reservations are not data.
-                if let Some(bytes) = opts.memory_bytes {
-                    rlimits.push(Rlimit { resource: RlimitKind::Data, soft: bytes, hard: bytes });
-                }
-                if let Some(cpu) = opts.cpu_seconds {
-                    rlimits.push(Rlimit { resource: RlimitKind::Cpu, soft: cpu, hard: cpu + 1 });
-                }
-                let passes_upper = root_plan.mounts.iter().any(|m| matches!(m, Mount::Overlay { pass_upper: true, .. }));
-                let plan = Plan { hostname: "sandbox".into(), root: root_plan, seccomp: seccomp_words.clone(), rlimits };
-                Ok::<_, SandboxError>((plan, detached, trust.env, passes_upper))
+                Ok::<_, SandboxError>((root_plan, trust.env))
             })();
-            let launched = launching.await.map_err(io_err("cannot start the sandbox's init process"));
-            let launched = match launched {
-                Ok(l) => l,
+            let (mut root_plan, trust_env) = match planned {
+                Ok(planned) => planned,
                 Err(e) => {
-                    reaper::finish(None, cgroup, None);
+                    starting.abandon().await;
                     return Err(e);
                 }
             };
+            // A spare that built something else is of no use.
+            if let Starting::Spare(spare) = &starting {
+                if !spare.fits(&root_plan) {
+                    std::mem::replace(&mut starting, Starting::fresh(&key)?).abandon().await;
+                }
+            }
+            let prebuilt = match &starting {
+                Starting::Spare(spare) => spare.prebuilt(),
+                Starting::Fresh(_) => 0,
+            };
+            let detached = match root_user {
+                Some(RootUser::Unprivileged { project }) => {
+                    match remap::detach(&mut root_plan, Some(project), prebuilt) {
+                        Ok(fds) => fds,
+                        Err(e) => {
+                            starting.abandon().await;
+                            return Err(io_err("cannot prepare the host paths for the sandbox's user")(e));
+                        }
+                    }
+                }
+                _ => Vec::new(),
+            };
+            let mut rlimits = vec![Rlimit { resource: RlimitKind::Core, soft: 0, hard: 0 }];
+            // A root host user's sandboxes all run as one uid outside,
+            // whose process count RLIMIT_NPROC would share among them:
+            // their pids cgroup limits each instead.
+            if outer_uid != 0 {
+                rlimits.push(Rlimit { resource: RlimitKind::Nproc, soft: pids, hard: pids });
+            }
+            // RLIMIT_DATA, not RLIMIT_AS: JavaScript engines reserve far more
+            // address space than they use, and reservations are not data.
+            if let Some(bytes) = opts.memory_bytes {
+                rlimits.push(Rlimit { resource: RlimitKind::Data, soft: bytes, hard: bytes });
+            }
+            if let Some(cpu) = opts.cpu_seconds {
+                rlimits.push(Rlimit { resource: RlimitKind::Cpu, soft: cpu, hard: cpu + 1 });
+            }
+            let passes_upper = root_plan.mounts.iter().any(|m| matches!(m, Mount::Overlay { pass_upper: true, .. }));
+            let mut plan = Plan {
+                hostname: "sandbox".into(),
+                root: root_plan,
+                seccomp: seccomp_words.clone(),
+                rlimits,
+                prebuilt,
+                cgroup: None,
+            };
+            let (launched, cgroup) = match starting.started(pids, &state_dir).await {
+                Ok(started) => started,
+                Err(e) => return Err(e),
+            };
+            // PID 1 joins the pids cgroup it is not in yet before it forks
+            // anything, so no command ever runs outside it.
+            let mut fds: Vec<_> = detached.iter().map(|fd| fd.as_raw_fd()).collect();
+            let join = match (&cgroup, prebuilt) {
+                (Some(cg), 0) => match cg.join_file() {
+                    Ok(join) => Some(join),
+                    Err(e) => {
+                        abandon(launched.child, cgroup);
+                        return Err(SandboxError::Setup(format!("cannot open the sandbox's pids cgroup: {e}")));
+                    }
+                },
+                _ => None,
+            };
+            if let Some((file, how)) = &join {
+                fds.push(file.as_raw_fd());
+                plan.cgroup = Some(*how);
+            }
             let child = launched.child;
             let (conn, ready) = match Connection::new(launched.control).map_err(io_err("control socket")) {
                 Ok(c) => c,
@@ -308,21 +339,14 @@ impl Sandbox {
                     return Err(e);
                 }
             };
-            let sent = async {
-                let (plan, detached, trust_env, passes_upper) = planned?;
-                let fds: Vec<_> = detached.iter().map(|fd| fd.as_raw_fd()).collect();
-                conn.send(&plan, &fds).await.map_err(io_err("cannot send the plan to init"))?;
-                Ok::<_, SandboxError>((trust_env, passes_upper))
+            let setup = Setup::Plan(plan);
+            if let Err(e) = conn.send(&setup, &fds).await {
+                // init waits for a plan that will not come.
+                abandon(child, cgroup);
+                return Err(io_err("cannot send the plan to init")(e));
             }
-            .await;
-            let (trust_env, passes_upper) = match sent {
-                Ok(sent) => sent,
-                Err(e) => {
-                    // init waits for a plan that will not come.
-                    abandon(child, cgroup);
-                    return Err(e);
-                }
-            };
+            drop((detached, join));
+            let Setup::Plan(plan) = setup else { unreachable!("made above") };
             // The environment is known before init is ready (the proxy's port
             // is chosen here), so the first command goes right behind the
             // plan and the proxy's socket, which init makes first.
@@ -342,6 +366,7 @@ impl Sandbox {
             };
             let why = match tokio::join!(ready, start_proxy(&conn, proxy, proxy_asked)) {
                 (Ok(Ok(upper)), Ok(task)) if upper.is_some() || !passes_upper => {
+                    spare::offer(key, &plan.root, pids);
                     return Ok((conn, child, cgroup, task, env, upper, first));
                 }
                 (Ok(Ok(_)), Ok(task)) => {
@@ -790,6 +815,67 @@ fn filter_words() -> Result<Vec<u64>, SandboxError> {
 
 /// Ends a helper whose sandbox could not be built (PID 1 goes with it, by
 /// its parent-death signal), and reaps it off the caller's path.
+/// Where a sandbox's init comes from: a spare, or a helper started now.
+enum Starting {
+    Spare(spare::Spare),
+    Fresh(Pin<Box<dyn Future<Output = std::io::Result<Launched>> + Send>>),
+}
+
+impl Starting {
+    /// A helper started for `key` now, with the ids as its first message.
+    fn fresh(key: &spare::Key) -> Result<Starting, SandboxError> {
+        let ids = crate::protocol::encode(&key.ids).map_err(io_err("cannot encode the ids"))?;
+        Ok(Starting::Fresh(Box::pin(launcher::launch(key.init.clone(), vec![(ids, Vec::new())]))))
+    }
+
+    /// The init, once it runs, and its pids cgroup (a root host user's):
+    /// the spare's own, or one made now and named after the state dir.
+    async fn started(self, pids: u64, state_dir: &Path) -> Result<(Launched, Option<PidsCgroup>), SandboxError> {
+        let limit = |e: std::io::Error| {
+            SandboxError::Setup(format!(
+                "cannot limit the sandbox's processes: RLIMIT_NPROC does not bind the root user and no pids cgroup could be made: {e}"
+            ))
+        };
+        let launching = match self {
+            Starting::Spare(spare) => return spare.into_parts(pids).map_err(limit),
+            Starting::Fresh(launching) => launching,
+        };
+        // The kernel does not apply RLIMIT_NPROC to the host's root user.
+        let cgroup = match nix::unistd::getuid().is_root() {
+            true => {
+                let name = state_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                match PidsCgroup::create(&name, pids) {
+                    Ok(cg) => Some(cg),
+                    Err(e) => {
+                        Starting::Fresh(launching).abandon().await;
+                        return Err(limit(e));
+                    }
+                }
+            }
+            false => None,
+        };
+        match launching.await {
+            Ok(launched) => Ok((launched, cgroup)),
+            Err(e) => {
+                reaper::finish(None, cgroup, None);
+                Err(io_err("cannot start the sandbox's init process")(e))
+            }
+        }
+    }
+
+    /// Ends what was started, for a sandbox that will not be.
+    async fn abandon(self) {
+        match self {
+            Starting::Spare(spare) => spare.discard(),
+            Starting::Fresh(launching) => {
+                if let Ok(launched) = launching.await {
+                    abandon(launched.child, None);
+                }
+            }
+        }
+    }
+}
+
 fn abandon(mut child: Helper, cgroup: Option<PidsCgroup>) {
     let _ = child.kill();
     reaper::finish(Some(child), cgroup, None);

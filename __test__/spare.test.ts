@@ -1,0 +1,218 @@
+// Spares (docs/ARCHITECTURE.md "Spares"): once a sandbox has started, the
+// next one's init is started ahead, with the host's part of the root already
+// mounted. A sandbox that takes a spare must be exactly the sandbox a fresh
+// init builds, and a spare that no longer fits the host must never be used.
+//
+// Runs as root (CI) and as an ordinary user (scripts/test-unprivileged.sh).
+// Which init serves a sandbox is read from the host's /proc: a spare is a
+// helper (a child of this process named bun-sandbox-init) that exists before
+// the sandbox is asked for; a sandbox that takes it keeps it alive, one that
+// does not kills it.
+import { afterAll, describe, expect, test } from 'bun:test'
+import { spawnSync } from 'node:child_process'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Sandbox, parseSandboxfile } from '..'
+
+const REPO = join(import.meta.dir, '..')
+const ROOT = process.getuid!() === 0
+const cleanup: string[] = []
+afterAll(() => {
+  for (const p of cleanup) rmSync(p, { recursive: true, force: true })
+})
+
+function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(realpathSync(tmpdir()), prefix))
+  cleanup.push(dir)
+  return dir
+}
+
+const config = parseSandboxfile('FROM host\nWORKDIR .\n')
+
+/** The helpers this process started that are still alive (not zombies). */
+function helpers(pid = process.pid): number[] {
+  const out: number[] = []
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue
+    try {
+      const status = readFileSync(`/proc/${p}/status`, 'utf8')
+      if (!/^Name:\s+bun-sandbox-ini/m.test(status) || /^State:\s+Z/m.test(status)) continue
+      if (Number(/^PPid:\s+(\d+)/m.exec(status)![1]) === pid) out.push(Number(p))
+    } catch {}
+  }
+  return out.sort((a, b) => a - b)
+}
+
+function alive(pid: number): boolean {
+  try {
+    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  } catch {
+    return false
+  }
+}
+
+/** A helper whose PID 1 lives: a spare, or a running sandbox's. */
+function serving(helper: number): boolean {
+  return helpers(helper).some(alive)
+}
+
+async function until(cond: () => boolean, ms = 5000): Promise<boolean> {
+  const end = Date.now() + ms
+  while (Date.now() < end) {
+    if (cond()) return true
+    await Bun.sleep(10)
+  }
+  return cond()
+}
+
+/** Starts and stops a sandbox of `options`, then waits until one helper (its spare) is left. */
+async function leaveSpare(cwd: string, options: Record<string, unknown> = {}): Promise<number> {
+  const sb = new Sandbox(config, { cwd, ...options })
+  expect((await sb.exec(['true'])).exitCode).toBe(0)
+  await sb.stop()
+  // The stopped sandbox's helper goes; the spare's stays, with its PID 1.
+  expect(await until(() => helpers().length === 1 && serving(helpers()[0]))).toBe(true)
+  return helpers()[0]
+}
+
+/**
+ * What a sandbox's mount table says, without ids and with its state dir's
+ * name generalized, sorted: the table lists mounts in the order they were
+ * made, and a spare made the host's part first.
+ */
+function mountTable(text: string): string[] {
+  return text
+    .trim()
+    .split('\n')
+    .map((line) => {
+      const [left, right] = line.split(' - ')
+      const f = left.split(' ')
+      return `${f[3]} ${f[4]} ${f[5]} - ${right}`.replace(/sb-\d+-\d+/g, 'sb-N')
+    })
+    .sort()
+}
+
+describe('spares', () => {
+  test('a sandbox that takes the spare has the same mounts as one built by a fresh init, and keeps it', async () => {
+    const proj = tempDir('bsb-spare-same-')
+    // A disk limit makes a different root: the next sandbox cannot use its
+    // spare and starts a fresh init, whose own spare the one after takes.
+    await leaveSpare(proj, { limits: { diskBytes: 64 * 1024 * 1024 } })
+    const fresh = new Sandbox(config, { cwd: proj })
+    const freshTable = await fresh.exec(['cat', '/proc/self/mountinfo'])
+    await fresh.stop()
+    expect(await until(() => helpers().length === 1 && serving(helpers()[0]))).toBe(true)
+    const [spare] = helpers()
+
+    const fromSpare = new Sandbox(config, { cwd: proj })
+    try {
+      const table = await fromSpare.exec(['cat', '/proc/self/mountinfo'])
+      expect(alive(spare)).toBe(true)
+      expect(table.exitCode).toBe(0)
+      expect(mountTable(table.stdout)).toEqual(mountTable(freshTable.stdout))
+      // And it behaves like one: the WORKDIR's layer works, the host is untouched.
+      const w = await fromSpare.exec(['/bin/sh', '-c', 'echo hi > made.txt && cat made.txt && id -u && uname -n'])
+      expect(w).toEqual({ exitCode: 0, stdout: `hi\n${ROOT ? 1000 : process.getuid!()}\nsandbox\n`, stderr: '' })
+      expect(existsSync(join(proj, 'made.txt'))).toBe(false)
+    } finally {
+      await fromSpare.stop()
+    }
+    expect(await until(() => !alive(spare))).toBe(true)
+  })
+
+  test('a spare killed from outside is not used: the next sandbox starts', async () => {
+    const proj = tempDir('bsb-spare-killed-')
+    const spare = await leaveSpare(proj)
+    process.kill(spare, 'SIGKILL')
+    expect(await until(() => !alive(spare))).toBe(true)
+    const sb = new Sandbox(config, { cwd: proj })
+    try {
+      expect(await sb.exec(['echo', 'fine'])).toEqual({ exitCode: 0, stdout: 'fine\n', stderr: '' })
+    } finally {
+      await sb.stop()
+    }
+  })
+
+  test.skipIf(!ROOT)('a mount made on the host after the spare was made is seen: the spare is discarded', async () => {
+    // A tool directory on PATH under /tmp is bound in with what is mounted
+    // below it. The spare bound it before the mount existed.
+    const proj = tempDir('bsb-spare-mount-')
+    // Outside the WORKDIR, which may have nothing mounted in it.
+    const tools = join(tempDir('bsb-spare-mount-tools-'), 'tools')
+    const sub = join(tools, 'sub')
+    mkdirSync(sub, { recursive: true })
+    const env = { PATH: `${tools}:/usr/bin:/bin` }
+    const spare = await leaveSpare(proj, { env })
+    const mount = spawnSync('mount', ['-t', 'tmpfs', 'bsb-spare-test', sub])
+    expect(mount.status).toBe(0)
+    try {
+      writeFileSync(join(sub, 'marker'), 'mounted after the spare\n')
+      const sb = new Sandbox(config, { cwd: proj, env })
+      try {
+        expect(await sb.exec(['cat', join(sub, 'marker')])).toEqual({ exitCode: 0, stdout: 'mounted after the spare\n', stderr: '' })
+        expect(alive(spare)).toBe(false)
+      } finally {
+        await sb.stop()
+      }
+    } finally {
+      spawnSync('umount', [sub])
+    }
+  })
+
+  test('a bound host directory replaced after the spare was made is seen: the spare is discarded', async () => {
+    // The same path, another directory: the spare bound the old one.
+    const proj = tempDir('bsb-spare-replaced-')
+    const tools = join(tempDir('bsb-spare-replaced-tools-'), 'tools')
+    mkdirSync(tools)
+    writeFileSync(join(tools, 'which'), 'old\n')
+    const env = { PATH: `${tools}:/usr/bin:/bin` }
+    const spare = await leaveSpare(proj, { env })
+    renameSync(tools, `${tools}.old`)
+    mkdirSync(tools)
+    writeFileSync(join(tools, 'which'), 'new\n')
+    const sb = new Sandbox(config, { cwd: proj, env })
+    try {
+      expect(await sb.exec(['cat', join(tools, 'which')])).toEqual({ exitCode: 0, stdout: 'new\n', stderr: '' })
+      expect(alive(spare)).toBe(false)
+    } finally {
+      await sb.stop()
+    }
+  })
+
+  test('BUN_SANDBOX_SPARE=0: no spare is made; by default one is, and it goes with the process', () => {
+    const proj = tempDir('bsb-spare-off-')
+    const script = join(proj, 'count.mjs')
+    writeFileSync(
+      script,
+      `import { createRequire } from 'node:module'
+import { readdirSync, readFileSync } from 'node:fs'
+const { Sandbox, parseSandboxfile } = createRequire(import.meta.url)(${JSON.stringify(REPO)})
+const helpers = () => readdirSync('/proc').filter((p) => {
+  try {
+    const s = readFileSync('/proc/' + p + '/status', 'utf8')
+    return /^Name:\\s+bun-sandbox-ini/m.test(s) && !/^State:\\s+Z/m.test(s) && Number(/^PPid:\\s+(\\d+)/m.exec(s)[1]) === process.pid
+  } catch { return false }
+}).length
+const sb = new Sandbox(parseSandboxfile('FROM host\\nWORKDIR .\\n'), { cwd: ${JSON.stringify(proj)} })
+await sb.exec(['true'])
+const end = Date.now() + 1000
+while (helpers() < 2 && Date.now() < end) await new Promise((r) => setTimeout(r, 10))
+const running = helpers()
+await sb.stop()
+console.log(running)
+`,
+    )
+    const run = (extra: Record<string, string>) => {
+      const r = spawnSync(process.execPath, [script], { cwd: proj, env: { ...process.env, ...extra }, encoding: 'utf8' })
+      expect(r.stderr).toBe('')
+      return Number(r.stdout.trim())
+    }
+    const before = new Set(helpers(1))
+    // The sandbox's helper, and the spare's.
+    expect(run({})).toBe(2)
+    expect(run({ BUN_SANDBOX_SPARE: '0' })).toBe(1)
+    // Nothing of either run is left: orphans would have become init's children.
+    expect(helpers(1).filter((p) => !before.has(p))).toEqual([])
+  })
+})

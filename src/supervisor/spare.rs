@@ -1,0 +1,269 @@
+//! A spare: the next sandbox's init, started ahead of time, with the part of
+//! its root that depends on the host alone already mounted. Starting the
+//! helper, making the namespaces and mounting a dozen overlays, `/proc`,
+//! `/dev` and the masks is most of a cold start; a sandbox that takes a
+//! spare sends its plan and waits only for the WORKDIR's layer.
+//!
+//! Once a sandbox has started, one spare is made for the next one like it
+//! (same init binary, same ids) from the host part of that sandbox's plan
+//! (`RootPlan::shared`). A new sandbox takes it only if a fresh init would
+//! have built exactly the same: its own plan begins with the spare's mounts,
+//! the host's mount table has not changed since the spare's namespaces were
+//! made (`poll` on `/proc/self/mountinfo`), the host paths of its mounts are
+//! still the same files (device and inode), and the spare is alive. Anything
+//! else discards it, and the sandbox starts without. A spare runs nothing,
+//! has no state dir, is discarded after [`TTL`] unused, and dies with the
+//! host process like every init. `BUN_SANDBOX_SPARE=0` turns spares off.
+
+use super::cgroup::PidsCgroup;
+use super::launcher::{self, Launched};
+use super::{reaper, remap};
+use crate::protocol::{self, Ids, Mount, Prebuild, RootPlan, Setup};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long a spare waits for a sandbox before it is discarded.
+pub const TTL: Duration = Duration::from_secs(30);
+
+/// What a spare was made for: a sandbox of this init binary and these ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Key {
+    pub init: PathBuf,
+    pub ids: Ids,
+}
+
+/// A started init whose PID 1 has built `prefix` and waits for its plan.
+pub struct Spare {
+    key: Key,
+    launched: Launched,
+    /// What PID 1 was sent to build (its `mounts` are the host part).
+    prefix: RootPlan,
+    /// The device and inode of each of `prefix`'s host paths, when made.
+    identities: Vec<Option<(u64, u64)>>,
+    /// Opened before the spare's namespaces were made: polls with an event
+    /// once the host's mount table has changed since.
+    mountinfo: File,
+    /// A root host user's spare has joined its pids cgroup already.
+    cgroup: Option<PidsCgroup>,
+    made: Instant,
+}
+
+enum Slot {
+    Empty,
+    Launching,
+    Ready(Spare, u64),
+}
+
+static SLOT: Mutex<Slot> = Mutex::new(Slot::Empty);
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+fn enabled() -> bool {
+    std::env::var_os("BUN_SANDBOX_SPARE").is_none_or(|v| v != "0")
+}
+
+/// The spare made for `key`, if there is one that may be used: alive, not
+/// older than [`TTL`], and made with the host's mount table as it is now.
+/// Any other spare is discarded.
+pub fn take(key: &Key) -> Option<Spare> {
+    let spare = {
+        let mut slot = SLOT.lock().ok()?;
+        match std::mem::replace(&mut *slot, Slot::Empty) {
+            Slot::Ready(spare, _) => spare,
+            other => {
+                *slot = other;
+                return None;
+            }
+        }
+    };
+    if spare.key == *key && spare.made.elapsed() < TTL && spare.alive() && !spare.mounts_changed() {
+        Some(spare)
+    } else {
+        spare.discard();
+        None
+    }
+}
+
+impl Spare {
+    /// Whether `root` begins with exactly what this spare built, from the
+    /// same host paths: then the plan is sent with `prebuilt` set to
+    /// [`Spare::prebuilt`] and PID 1 adds the rest.
+    pub fn fits(&self, root: &RootPlan) -> bool {
+        let n = self.prefix.mounts.len();
+        root.shared == n
+            && root.scratch == self.prefix.scratch
+            && root.scratch_size == self.prefix.scratch_size
+            && root.root_size == self.prefix.root_size
+            && root.mounts.get(..n) == Some(&self.prefix.mounts[..])
+            && identities(&root.mounts[..n]) == self.identities
+    }
+
+    /// How many of the plan's mounts PID 1 has made.
+    pub fn prebuilt(&self) -> usize {
+        self.prefix.mounts.len()
+    }
+
+    /// The started init, and the pids cgroup it is in (limited to `pids`).
+    pub fn into_parts(self, pids: u64) -> io::Result<(Launched, Option<PidsCgroup>)> {
+        if let Some(cg) = &self.cgroup {
+            if let Err(e) = cg.set_max(pids) {
+                self.discard();
+                return Err(e);
+            }
+        }
+        Ok((self.launched, self.cgroup))
+    }
+
+    /// Kills it; its cgroup goes once it is gone.
+    pub fn discard(self) {
+        let Spare { mut launched, cgroup, .. } = self;
+        let _ = launched.child.kill();
+        reaper::finish(Some(launched.child), cgroup, None);
+    }
+
+    /// Nothing came from PID 1 (a spare only ever reports a failure) and it
+    /// has not closed its end.
+    fn alive(&self) -> bool {
+        let mut fds = [PollFd::new(self.launched.control.as_fd(), PollFlags::POLLIN)];
+        matches!(poll(&mut fds, PollTimeout::ZERO), Ok(0))
+    }
+
+    /// Whether anything was mounted or unmounted on the host since.
+    fn mounts_changed(&self) -> bool {
+        let mut fds = [PollFd::new(self.mountinfo.as_fd(), PollFlags::POLLPRI)];
+        !matches!(poll(&mut fds, PollTimeout::ZERO), Ok(0))
+    }
+}
+
+/// The device and inode of each mount's host path (an overlay's lower, a
+/// bind's source): a directory replaced since the spare mounted it would
+/// have a new one.
+fn identities(mounts: &[Mount]) -> Vec<Option<(u64, u64)>> {
+    mounts
+        .iter()
+        .filter_map(|m| match m {
+            Mount::Overlay { lower: path, .. } | Mount::RoBind { source: path, .. } => Some(path),
+            _ => None,
+        })
+        .map(|path| std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino())))
+        .collect()
+}
+
+/// After a sandbox of `key` with `root` (its whole plan) has started: makes
+/// a spare for the next one, unless there is one already or spares are off.
+/// `pids` is the sandbox's process limit, which a root host user's spare's
+/// cgroup starts with.
+pub fn offer(key: Key, root: &RootPlan, pids: u64) {
+    if !enabled() || root.shared == 0 {
+        return;
+    }
+    match SLOT.lock() {
+        Ok(mut slot) if matches!(*slot, Slot::Empty) => *slot = Slot::Launching,
+        _ => return,
+    }
+    // Its cgroup is removed when the process exits.
+    reaper::prepare();
+    let prefix = RootPlan {
+        scratch: root.scratch.clone(),
+        scratch_size: root.scratch_size,
+        mounts: root.mounts[..root.shared].to_vec(),
+        root_size: root.root_size,
+        host_root_masks: Vec::new(),
+        shared: root.shared,
+        detached: Vec::new(),
+    };
+    tokio::spawn(async move {
+        let made = make(key, prefix, pids).await;
+        if let Some(generation) = store(made) {
+            tokio::time::sleep(TTL).await;
+            expire(generation);
+        }
+    });
+}
+
+/// Puts a spare in the slot (or empties it when none could be made), and
+/// says which it is.
+fn store(made: io::Result<Spare>) -> Option<u64> {
+    let mut slot = SLOT.lock().ok()?;
+    match made {
+        Ok(spare) => {
+            let generation = GENERATION.fetch_add(1, Ordering::Relaxed);
+            *slot = Slot::Ready(spare, generation);
+            Some(generation)
+        }
+        Err(_) => {
+            *slot = Slot::Empty;
+            None
+        }
+    }
+}
+
+/// Discards the spare of `generation` if it is still waiting.
+fn expire(generation: u64) {
+    let Ok(mut slot) = SLOT.lock() else { return };
+    if matches!(&*slot, Slot::Ready(_, g) if *g == generation) {
+        if let Slot::Ready(spare, _) = std::mem::replace(&mut *slot, Slot::Empty) {
+            drop(slot);
+            spare.discard();
+        }
+    }
+}
+
+/// Discards the waiting spare, if any (the process is exiting).
+pub fn discard_waiting() {
+    let Ok(mut slot) = SLOT.lock() else { return };
+    if let Slot::Ready(spare, _) = std::mem::replace(&mut *slot, Slot::Empty) {
+        drop(slot);
+        spare.discard();
+    }
+}
+
+async fn make(key: Key, mut prefix: RootPlan, pids: u64) -> io::Result<Spare> {
+    // First: a change of the mount table from here on discards the spare.
+    let mountinfo = File::open("/proc/self/mountinfo")?;
+    let mut fds: Vec<OwnedFd> = match key.ids.remap {
+        Some(_) => remap::detach(&mut prefix, None, 0)?,
+        None => Vec::new(),
+    };
+    let cgroup = match key.ids.outer_uid {
+        0 => Some(PidsCgroup::create(&cgroup_name(), pids)?),
+        _ => None,
+    };
+    let joined = (|| {
+        let join = cgroup.as_ref().map(PidsCgroup::join_file).transpose()?;
+        let how = join.map(|(file, how)| {
+            fds.push(file.into());
+            how
+        });
+        let ids = protocol::encode(&key.ids)?;
+        let prebuild = protocol::encode(&Setup::Prebuild(Prebuild { root: prefix.clone(), cgroup: how }))?;
+        Ok::<_, io::Error>(vec![(ids, Vec::new()), (prebuild, fds)])
+    })();
+    // Taken before PID 1 mounts them: a path replaced meanwhile differs.
+    let identities = identities(&prefix.mounts);
+    let made = Instant::now();
+    let launched = match joined {
+        Ok(first) => launcher::launch(key.init.clone(), first).await,
+        Err(e) => Err(e),
+    };
+    match launched {
+        Ok(launched) => Ok(Spare { key, launched, prefix, identities, mountinfo, cgroup, made }),
+        Err(e) => {
+            reaper::finish(None, cgroup, None);
+            Err(e)
+        }
+    }
+}
+
+/// Named like a state dir (`sb-<pid>-…`), so that the cgroup of a process
+/// that died is removed by the next one (`state::left_by_dead_process`).
+fn cgroup_name() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!("sb-{}-spare-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
