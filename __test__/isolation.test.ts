@@ -319,13 +319,19 @@ describe('filesystem', () => {
     expect(readdirSync(state).filter((n) => n.startsWith('sb-'))).toEqual([])
   })
 
-  // Top-level host directories that are empty, someone else's and not writable by us (often /srv, /media).
+  // Top-level host directories that are empty, someone else's and not writable by the sandbox's
+  // user (often /srv, /media). A root host user's is uid 2147483645 outside, in no group.
+  const SANDBOX_UID = 2147483645
   const emptyNotOurs = readdirSync('/')
     .map((n) => `/${n}`)
     .filter((d) => {
       try {
         const st = statSync(d, { throwIfNoEntry: false })
-        if (!st?.isDirectory() || st.uid === HOST_UID || readdirSync(d).length > 0) return false
+        if (!st?.isDirectory() || readdirSync(d).length > 0) return false
+        if (HOST_UID === 0) {
+          return st.uid !== SANDBOX_UID && !(st.mode & 0o002) && !(st.gid === SANDBOX_UID && st.mode & 0o020)
+        }
+        if (st.uid === HOST_UID) return false
         accessSync(d, constants.W_OK)
         return false
       } catch {

@@ -166,7 +166,9 @@ pub const ROOT_SIZE: u64 = 64 << 20;
 /// scratch tmpfs mounted on `scratch`. With `disk_bytes`, every writable
 /// layer (the WORKDIR's too) is on the scratch tmpfs of that size, and each
 /// private tmpfs (`/tmp`, `/run`, `/home`, `/root`, the home, `/dev/shm`,
-/// `/`) is capped at it as well, separately.
+/// `/`) is capped at it as well, separately. `remapped` is the unprivileged
+/// uid a root host user's sandbox user is outside (`supervisor::remap`).
+#[allow(clippy::too_many_arguments)]
 pub fn root_plan(
     base: &Base,
     workdir: &Path,
@@ -175,6 +177,7 @@ pub fn root_plan(
     scratch: &Path,
     path_env: &str,
     disk_bytes: Option<u64>,
+    remapped: Option<u32>,
 ) -> Result<RootPlan, PlanError> {
     let mut mounts = Vec::new();
     let mount_points = mount_points();
@@ -205,7 +208,7 @@ pub fn root_plan(
             // (they are locked in a user namespace): a read-only bind shows
             // the directory with what is mounted in it.
             mounts.push(Mount::RoBind { source, target });
-        } else if meta.is_dir() && empty_and_not_ours(&source, &meta) {
+        } else if meta.is_dir() && empty_and_not_ours(&source, &meta, remapped) {
             // Nothing to see and nothing the user may write there: a bind
             // shows the same for a fraction of an overlay's cost.
             mounts.push(Mount::RoBind { source, target });
@@ -375,20 +378,26 @@ pub fn workdir_upper(state_dir: &Path) -> PathBuf {
     state_dir.join("workdir-upper")
 }
 
-/// An empty directory the invoking user may not write to (`/srv`, `/media`
+/// An empty directory the sandbox's user may not write to (`/srv`, `/media`
 /// on many hosts), owned by someone else: inside, a copy-on-write layer over
 /// it would refuse every write as the host does (EACCES) and show nothing;
-/// a read-only bind
-/// refuses them too (EROFS) and costs a bind instead of an overlay mount
-/// (about 0.13 ms per start). A root host user may write anywhere, so for
+/// a read-only bind refuses them too (EROFS) and costs a bind instead of an
+/// overlay mount (about 0.13 ms per start, and its teardown). The sandbox's
+/// user is the invoking user, or for a root host user the unprivileged uid
+/// `remapped` (in no group of the host: the modes decide for it); a root
+/// host user whose sandbox user stays host uid 0 may write anywhere, so for
 /// them every directory keeps its overlay.
-fn empty_and_not_ours(dir: &Path, meta: &fs::Metadata) -> bool {
+fn empty_and_not_ours(dir: &Path, meta: &fs::Metadata, remapped: Option<u32>) -> bool {
     use std::os::unix::fs::MetadataExt;
-    // Cheapest first: most top-level directories are root's, so a root host
-    // user reads none of them.
-    meta.uid() != nix::unistd::geteuid().as_raw()
-        && nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK).is_err()
-        && fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none())
+    let may_write = match remapped {
+        Some(uid) => meta.uid() == uid || (meta.gid() == uid && meta.mode() & 0o020 != 0) || meta.mode() & 0o002 != 0,
+        // Cheapest first: most top-level directories are root's, so a root
+        // host user reads none of them.
+        None => {
+            meta.uid() == nix::unistd::geteuid().as_raw() || nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK).is_ok()
+        }
+    };
+    !may_write && fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none())
 }
 
 /// Swap files in use (`/proc/swaps`; partitions are not files).
@@ -424,7 +433,7 @@ mod tests {
 
     #[test]
     fn host_plan_replaces_sensitive_dirs_and_overlays_the_rest() {
-        let plan = root_plan(&Base::Host, Path::new("/srv/project"), Path::new("/home/u"), Path::new("/tmp/s"), Path::new("/tmp/scratch"), "/usr/bin", None).unwrap();
+        let plan = root_plan(&Base::Host, Path::new("/srv/project"), Path::new("/home/u"), Path::new("/tmp/s"), Path::new("/tmp/scratch"), "/usr/bin", None, None).unwrap();
         let targets: Vec<_> = plan
             .mounts
             .iter()
@@ -445,7 +454,7 @@ mod tests {
     fn without_disk_bytes_the_workdir_layer_is_on_disk_and_tmpfs_are_unsized() {
         let state = Path::new("/tmp/s");
         let scratch = Path::new("/tmp/scratch");
-        let plan = root_plan(&Base::Host, Path::new("/srv/project"), Path::new("/home/u"), state, scratch, "/usr/bin", None).unwrap();
+        let plan = root_plan(&Base::Host, Path::new("/srv/project"), Path::new("/home/u"), state, scratch, "/usr/bin", None, None).unwrap();
         assert_eq!(plan.root_size, None);
         assert_eq!((plan.scratch.as_path(), plan.scratch_size), (scratch, None));
         let last = plan.mounts.iter().rev().find(|m| matches!(m, Mount::Overlay { .. })).unwrap();
@@ -484,7 +493,7 @@ mod tests {
         let scratch = Path::new("/tmp/scratch").to_path_buf();
         let disk = 8 << 20;
         let home = Path::new("/opt/userhome");
-        let plan = root_plan(&Base::Host, Path::new("/srv/project"), home, state, &scratch, "/usr/bin", Some(disk)).unwrap();
+        let plan = root_plan(&Base::Host, Path::new("/srv/project"), home, state, &scratch, "/usr/bin", Some(disk), None).unwrap();
         assert_eq!((&plan.scratch, plan.scratch_size), (&scratch, Some(disk)));
         assert_eq!(plan.root_size, Some(disk));
         let overlays: Vec<_> = plan.mounts.iter().filter(|m| matches!(m, Mount::Overlay { .. })).collect();
@@ -515,7 +524,7 @@ mod tests {
             assert!(sized.contains(&PathBuf::from(t)), "{t} in {sized:?}");
         }
         // A large limit never grows the root tmpfs past its usual size.
-        let big = root_plan(&Base::Host, Path::new("/srv/project"), home, state, &scratch, "/usr/bin", Some(1 << 40)).unwrap();
+        let big = root_plan(&Base::Host, Path::new("/srv/project"), home, state, &scratch, "/usr/bin", Some(1 << 40), None).unwrap();
         assert_eq!(big.root_size, Some(ROOT_SIZE));
     }
 
@@ -567,11 +576,25 @@ mod tests {
         // Ours (the owner may chmod it back), or not empty: a layer. (Root,
         // who may write anywhere, always gets one; the other case is in
         // __test__/isolation.test.ts, run as an ordinary user too.)
-        assert!(!empty_and_not_ours(&empty, &fs::metadata(&empty).unwrap()));
-        assert!(!empty_and_not_ours(&full, &fs::metadata(&full).unwrap()));
+        assert!(!empty_and_not_ours(&empty, &fs::metadata(&empty).unwrap(), None));
+        assert!(!empty_and_not_ours(&full, &fs::metadata(&full).unwrap(), None));
         if nix::unistd::geteuid().is_root() {
             nix::unistd::chown(&empty, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
-            assert!(!empty_and_not_ours(&empty, &fs::metadata(&empty).unwrap()), "root may write to it");
+            assert!(!empty_and_not_ours(&empty, &fs::metadata(&empty).unwrap(), None), "root may write to it");
+            // A root host user's sandbox user, an unprivileged uid in no
+            // group, may not: unless the modes let others (or it) write.
+            let uid = 2147483645;
+            let meta = |p: &Path| fs::metadata(p).unwrap();
+            assert!(empty_and_not_ours(&empty, &meta(&empty), Some(uid)));
+            assert!(!empty_and_not_ours(&full, &meta(&full), Some(uid)), "not empty");
+            fs::set_permissions(&empty, std::os::unix::fs::PermissionsExt::from_mode(0o757)).unwrap();
+            assert!(!empty_and_not_ours(&empty, &meta(&empty), Some(uid)), "others may write");
+            fs::set_permissions(&empty, std::os::unix::fs::PermissionsExt::from_mode(0o575)).unwrap();
+            nix::unistd::chown(&empty, None, Some(nix::unistd::Gid::from_raw(uid))).unwrap();
+            assert!(!empty_and_not_ours(&empty, &meta(&empty), Some(uid)), "its group may write");
+            fs::set_permissions(&empty, std::os::unix::fs::PermissionsExt::from_mode(0o555)).unwrap();
+            nix::unistd::chown(&empty, Some(nix::unistd::Uid::from_raw(uid)), None).unwrap();
+            assert!(!empty_and_not_ours(&empty, &meta(&empty), Some(uid)), "its own");
         }
         fs::set_permissions(&empty, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         fs::set_permissions(&full, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();

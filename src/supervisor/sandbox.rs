@@ -243,7 +243,9 @@ impl Sandbox {
             let planned = (|| {
                 let path_env = opts.env.get("PATH").cloned().unwrap_or_else(|| std::env::var("PATH").unwrap_or_default());
                 let scratch = state::scratch(&root);
-                let mut root_plan = plan::root_plan(&base, &workdir, &home, &state_dir, &scratch, &path_env, opts.disk_bytes)?;
+                let remapped = key.ids.remap.as_ref().map(|r| r.uid);
+                let mut root_plan =
+                    plan::root_plan(&base, &workdir, &home, &state_dir, &scratch, &path_env, opts.disk_bytes, remapped)?;
                 let trust = if added_roots.is_empty() {
                     trust::Trust::default()
                 } else {
