@@ -180,7 +180,7 @@ describe('spares', () => {
     }
   })
 
-  test('BUN_SANDBOX_SPARE=0: no spare is made; by default one is, and it goes with the process', () => {
+  test('spare: false or BUN_SANDBOX_SPARE=0: no spare is made; by default one is, and it goes with the process', () => {
     const proj = tempDir('bsb-spare-off-')
     const script = join(proj, 'count.mjs')
     writeFileSync(
@@ -194,7 +194,8 @@ const helpers = () => readdirSync('/proc').filter((p) => {
     return /^Name:\\s+bun-sandbox-ini/m.test(s) && !/^State:\\s+Z/m.test(s) && Number(/^PPid:\\s+(\\d+)/m.exec(s)[1]) === process.pid
   } catch { return false }
 }).length
-const sb = new Sandbox(parseSandboxfile('FROM host\\nWORKDIR .\\n'), { cwd: ${JSON.stringify(proj)} })
+const options = process.argv[2] === 'no-spare' ? { spare: false } : {}
+const sb = new Sandbox(parseSandboxfile('FROM host\\nWORKDIR .\\n'), { cwd: ${JSON.stringify(proj)}, ...options })
 await sb.exec(['true'])
 const end = Date.now() + 1000
 while (helpers() < 2 && Date.now() < end) await new Promise((r) => setTimeout(r, 10))
@@ -203,8 +204,8 @@ await sb.stop()
 console.log(running)
 `,
     )
-    const run = (extra: Record<string, string>) => {
-      const r = spawnSync(process.execPath, [script], { cwd: proj, env: { ...process.env, ...extra }, encoding: 'utf8' })
+    const run = (extra: Record<string, string>, ...args: string[]) => {
+      const r = spawnSync(process.execPath, [script, ...args], { cwd: proj, env: { ...process.env, ...extra }, encoding: 'utf8' })
       expect(r.stderr).toBe('')
       return Number(r.stdout.trim())
     }
@@ -212,6 +213,7 @@ console.log(running)
     // The sandbox's helper, and the spare's.
     expect(run({})).toBe(2)
     expect(run({ BUN_SANDBOX_SPARE: '0' })).toBe(1)
+    expect(run({}, 'no-spare')).toBe(1)
     // Nothing of either run is left: orphans would have become init's children.
     expect(helpers(1).filter((p) => !before.has(p))).toEqual([])
   })

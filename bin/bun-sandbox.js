@@ -21,9 +21,6 @@ const VERSION = require('../package.json').version
 
 /** The addon, loaded only by commands that need it (help and --version do not). */
 function loadApi() {
-  // One sandbox per run: a spare started for a next one would only be
-  // thrown away at exit (docs/ARCHITECTURE.md "Spares").
-  if (process.env.BUN_SANDBOX_SPARE === undefined) process.env.BUN_SANDBOX_SPARE = '0'
   try {
     return require('../index.js')
   } catch (err) {

@@ -56,6 +56,12 @@ export interface SandboxOptions {
   onExit?(name: string, code: number | null): void
   /** Default "full"; "none" only when asked for, with a warning. */
   isolation?: 'full' | 'none'
+  /**
+   * Once this sandbox has started, keep a spare ready for the next one like it (an idle init
+   * with the host's part of the root mounted; docs/ARCHITECTURE.md "Spares"). Default true,
+   * or false when BUN_SANDBOX_SPARE=0 is in the environment.
+   */
+  spare?: boolean
   uid?: number
   gid?: number
   extractDir?: string

@@ -48,6 +48,8 @@ function sandboxOptions(ctx, loaded, { show = () => true, extractDir } = {}) {
     onStderr: (name, data) => show(name) && r.processOutput(name, 'stderr', data),
     onExit: (name, code) => show(name) && r.processExit(name, code),
     onViolation: (event) => r.violation(event),
+    // One sandbox per run: a spare for a next one would only be thrown away.
+    spare: false,
   }
   if (extractDir) options.extractDir = extractDir
   return options

@@ -32,6 +32,9 @@ pub(super) struct Options {
     pub(super) plaintext_secrets: bool,
     /// `secretMode`: placeholders and the proxy (default), or plain values.
     pub(super) secret_mode: crate::secrets::SecretMode,
+    /// `spare`: keep a spare ready for the next sandbox (default: unless
+    /// `BUN_SANDBOX_SPARE=0`).
+    pub(super) spare: Option<bool>,
 }
 
 /// The smallest `limits.diskBytes`: below it a sandbox could hardly start a shell.
@@ -105,6 +108,7 @@ pub(super) fn options_from_js(env: &Env, value: Option<Unknown<'_>>) -> Result<O
             Some(v) => Err(type_error(env, &format!("options.{name} must be a non-negative integer, not {v}"))),
         }
     };
+    o.spare = obj.get::<bool>("spare")?;
     o.uid = id("uid")?;
     o.gid = id("gid")?;
     if let Some(limits) = obj.get::<Object>("limits")? {

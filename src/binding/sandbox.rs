@@ -136,6 +136,7 @@ impl Inner {
                     resolve: self.options.resolve.clone(),
                     init: find_init()?,
                     hooks: self.hooks.clone(),
+                    spare: self.options.spare,
                 };
                 let (sandbox, pending) = sv::Sandbox::start_with(opts, first).await.map_err(sandbox_error)?;
                 if let Ok(mut sent) = sent.lock() {

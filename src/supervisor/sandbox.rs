@@ -76,6 +76,9 @@ pub struct StartOptions {
     pub plaintext_secrets: bool,
     pub init: PathBuf,
     pub hooks: Hooks,
+    /// Whether a spare is made for the next sandbox once this one has
+    /// started (`None`: unless `BUN_SANDBOX_SPARE=0`).
+    pub spare: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -368,7 +371,9 @@ impl Sandbox {
             };
             let why = match tokio::join!(ready, start_proxy(&conn, proxy, proxy_asked)) {
                 (Ok(Ok(upper)), Ok(task)) if upper.is_some() || !passes_upper => {
-                    spare::offer(key, &plan.root, pids);
+                    if opts.spare.unwrap_or_else(spare::enabled) {
+                        spare::offer(key, &plan.root, pids);
+                    }
                     return Ok((conn, child, cgroup, task, env, upper, first));
                 }
                 (Ok(Ok(_)), Ok(task)) => {

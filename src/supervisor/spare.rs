@@ -13,7 +13,8 @@
 //! still the same files (device and inode), and the spare is alive. Anything
 //! else discards it, and the sandbox starts without. A spare runs nothing,
 //! has no state dir, is discarded after [`TTL`] unused, and dies with the
-//! host process like every init. `BUN_SANDBOX_SPARE=0` turns spares off.
+//! host process like every init. A sandbox started with `spare: false`
+//! makes none, and `BUN_SANDBOX_SPARE=0` makes that the default.
 
 use super::cgroup::PidsCgroup;
 use super::launcher::{self, Launched};
@@ -64,7 +65,9 @@ enum Slot {
 static SLOT: Mutex<Slot> = Mutex::new(Slot::Empty);
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 
-fn enabled() -> bool {
+/// Whether spares are made when a sandbox does not say: unless
+/// `BUN_SANDBOX_SPARE=0`.
+pub fn enabled() -> bool {
     std::env::var_os("BUN_SANDBOX_SPARE").is_none_or(|v| v != "0")
 }
 
@@ -156,11 +159,11 @@ fn identities(mounts: &[Mount]) -> Vec<Option<(u64, u64)>> {
 }
 
 /// After a sandbox of `key` with `root` (its whole plan) has started: makes
-/// a spare for the next one, unless there is one already or spares are off.
+/// a spare for the next one, unless there is one already.
 /// `pids` is the sandbox's process limit, which a root host user's spare's
 /// cgroup starts with.
 pub fn offer(key: Key, root: &RootPlan, pids: u64) {
-    if !enabled() || root.shared == 0 {
+    if root.shared == 0 {
         return;
     }
     match SLOT.lock() {
