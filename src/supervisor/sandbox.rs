@@ -352,6 +352,12 @@ impl Sandbox {
             }
             drop((detached, join));
             let Setup::Plan(plan) = setup else { unreachable!("made above") };
+            // The next sandbox's init starts now, on the other core while
+            // this one's PID 1 finishes: in a loop of sandboxes it is the
+            // spare's own start that the next one may wait for.
+            if opts.spare.unwrap_or_else(spare::enabled) {
+                spare::offer(key, &plan.root, pids);
+            }
             // The environment is known before init is ready (the proxy's port
             // is chosen here), so the first command goes right behind the
             // plan and the proxy's socket, which init makes first.
@@ -371,9 +377,6 @@ impl Sandbox {
             };
             let why = match tokio::join!(ready, start_proxy(&conn, proxy, proxy_asked)) {
                 (Ok(Ok(upper)), Ok(task)) if upper.is_some() || !passes_upper => {
-                    if opts.spare.unwrap_or_else(spare::enabled) {
-                        spare::offer(key, &plan.root, pids);
-                    }
                     return Ok((conn, child, cgroup, task, env, upper, first));
                 }
                 (Ok(Ok(_)), Ok(task)) => {
