@@ -1,5 +1,6 @@
 // The JavaScript API of SPEC §2 for the Sandboxfile engine, through the built addon.
 import { describe, expect, test } from 'bun:test'
+import { spawnSync } from 'node:child_process'
 import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -280,6 +281,25 @@ describe('the rest of the API', () => {
     expect(Array.isArray(s.reasons)).toBe(true)
     if (!s.cgroups) expect(s.reasons.join('\n')).toContain('cgroup')
   })
+
+  test.skipIf(process.getuid!() !== 0)(
+    "checkIsolationSupport as root says when a WORKDIR (the cwd) cannot be idmapped, so its sandbox's user is host uid 0",
+    () => {
+      // sysfs takes no idmapped mount; this project's directory does.
+      const script = `require(${JSON.stringify(join(import.meta.dir, '..'))}).checkIsolationSupport().then((s) => console.log(JSON.stringify(s.reasons.filter((r) => r.startsWith('as root')))))`
+      const run = (cwd: string) => {
+        const r = spawnSync(process.execPath, ['-e', script], { cwd, encoding: 'utf8' })
+        expect(r.status).toBe(0)
+        return JSON.parse(r.stdout)
+      }
+      const [reason, ...more] = run('/sys')
+      expect(more).toEqual([])
+      expect(reason).toStartWith('as root, a sandbox whose WORKDIR is /sys runs as host uid 0, not an unprivileged uid: idmap the mount of /sys')
+      expect(reason).toEndWith("; only a list of root's credential files is hidden from it")
+      expect(run(join(import.meta.dir, '..'))).toEqual([])
+    },
+    30_000,
+  )
 
   test('runIsolated runs one command and reports the OUTPUT changes', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'bun-sandbox-ri-'))

@@ -65,6 +65,16 @@ pub async fn check() -> IsolationSupport {
     if let Err(why) = &probe {
         reasons.push(format!("a probe sandbox failed: {why}"));
     }
+    // Not a missing capability, but a weaker sandbox: said, as the first
+    // sandbox's warning would.
+    if nix::unistd::getuid().is_root() {
+        if let Some((cwd, why)) = std::env::current_dir().ok().and_then(|d| sv::remap::host_root_reason(&d).map(|w| (d, w))) {
+            reasons.push(format!(
+                "as root, a sandbox whose WORKDIR is {} runs as host uid 0, not an unprivileged uid: {why}; only a list of root's credential files is hidden from it",
+                cwd.display()
+            ));
+        }
+    }
     IsolationSupport {
         supported: userns && overlayfs && seccomp && probe.is_ok(),
         user_namespaces: userns,

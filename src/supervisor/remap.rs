@@ -53,6 +53,12 @@ pub fn choose(workdir: &Path) -> RootUser {
     }
 }
 
+/// Why a root host user's sandbox of `workdir` would be host uid 0, not
+/// [`ROOT_SANDBOX_ID`], if it would (`checkIsolationSupport()` says so).
+pub fn host_root_reason(workdir: &Path) -> Option<String> {
+    idmapped(workdir).err()
+}
+
 /// The host paths of the plan's mounts from `from` on that
 /// [`ROOT_SANDBOX_ID`] may not reach become detached mounts, and the
 /// WORKDIR's overlay gets `project` as its lower (a spare's prebuild has

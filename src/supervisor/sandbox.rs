@@ -270,9 +270,13 @@ impl Sandbox {
                 }
             };
             // A spare that built something else is of no use.
-            if let Starting::Spare(spare) = &starting {
-                if !spare.fits(&root_plan) {
-                    std::mem::replace(&mut starting, Starting::fresh(&key)?).abandon().await;
+            if matches!(&starting, Starting::Spare(spare) if !spare.fits(&root_plan)) {
+                match Starting::fresh(&key) {
+                    Ok(fresh) => std::mem::replace(&mut starting, fresh).abandon().await,
+                    Err(e) => {
+                        starting.abandon().await;
+                        return Err(e);
+                    }
                 }
             }
             let prebuilt = match &starting {
@@ -823,8 +827,6 @@ fn filter_words() -> Result<Vec<u64>, SandboxError> {
         .map_err(SandboxError::Seccomp)
 }
 
-/// Ends a helper whose sandbox could not be built (PID 1 goes with it, by
-/// its parent-death signal), and reaps it off the caller's path.
 /// Where a sandbox's init comes from: a spare, or a helper started now.
 enum Starting {
     Spare(spare::Spare),
@@ -886,6 +888,8 @@ impl Starting {
     }
 }
 
+/// Ends a helper whose sandbox could not be built (PID 1 goes with it, by
+/// its parent-death signal), and reaps it off the caller's path.
 fn abandon(mut child: Helper, cgroup: Option<PidsCgroup>) {
     let _ = child.kill();
     reaper::finish(Some(child), cgroup, None);

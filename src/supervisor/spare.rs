@@ -4,7 +4,7 @@
 //! `/dev` and the masks is most of a cold start; a sandbox that takes a
 //! spare sends its plan and waits only for the WORKDIR's layer.
 //!
-//! Once a sandbox has started, one spare is made for the next one like it
+//! Once a sandbox's plan is sent, one spare is made for the next one like it
 //! (same init binary, same ids) from the host part of that sandbox's plan
 //! (`RootPlan::shared`). A new sandbox takes it only if a fresh init would
 //! have built exactly the same: its own plan begins with the spare's mounts,
@@ -158,8 +158,8 @@ fn identities(mounts: &[Mount]) -> Vec<Option<(u64, u64)>> {
         .collect()
 }
 
-/// After a sandbox of `key` with `root` (its whole plan) has started: makes
-/// a spare for the next one, unless there is one already.
+/// Once a sandbox of `key` has been sent `root` (its whole plan): makes a
+/// spare for the next one, unless there is one already.
 /// `pids` is the sandbox's process limit, which a root host user's spare's
 /// cgroup starts with.
 pub fn offer(key: Key, root: &RootPlan, pids: u64) {
