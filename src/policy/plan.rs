@@ -345,16 +345,20 @@ pub fn tool_binds(path_env: &str, home: &Path, workdir: &Path) -> Vec<Mount> {
             dirs.push(dir);
         }
     };
+    let mut seen: Vec<PathBuf> = Vec::new();
     for entry in path_env.split(':').filter(|e| e.starts_with('/')) {
         let Ok(dir) = fs::canonicalize(entry) else { continue };
-        if !dir.is_dir() || !is_hidden(&dir, home) {
+        // A directory twice on PATH is looked at once.
+        if seen.contains(&dir) || !dir.is_dir() || !is_hidden(&dir, home) {
             continue;
         }
-        // Symlinked tools (node_modules/.bin/x -> ../x/bin/x.js) need their targets.
+        seen.push(dir.clone());
+        // Symlinked tools (node_modules/.bin/x -> ../x/bin/x.js) need their
+        // targets, unless the directory's own bind shows them (cargo -> rustup).
         if let Ok(list) = fs::read_dir(&dir) {
             for e in list.filter_map(Result::ok).take(1024) {
                 if e.file_type().is_ok_and(|t| t.is_symlink()) {
-                    if let Some(target) = fs::canonicalize(e.path()).ok().filter(|t| t.is_file()) {
+                    if let Some(target) = fs::canonicalize(e.path()).ok().filter(|t| t.is_file() && t.parent() != Some(&*dir)) {
                         add(target, &mut dirs);
                     }
                 }
@@ -538,9 +542,20 @@ mod tests {
         fs::create_dir_all(&pkg).unwrap();
         fs::write(pkg.join("tool.js"), "").unwrap();
         std::os::unix::fs::symlink("../tool/bin/tool.js", bin.join("tool")).unwrap();
+        // A link to a file beside it (cargo -> rustup): the directory's bind shows both.
+        fs::write(bin.join("multi"), "").unwrap();
+        std::os::unix::fs::symlink("multi", bin.join("alias")).unwrap();
         let home = root.join("home/u");
         fs::create_dir_all(home.join(".bun/bin")).unwrap();
-        let path = format!("{}:{}:{}:{}:/usr/bin:relative", bin.display(), home.display(), home.join(".bun/bin").display(), root.display());
+        // `bin` twice: bound once.
+        let path = format!(
+            "{}:{}:{}:{}:/usr/bin:relative:{}",
+            bin.display(),
+            home.display(),
+            home.join(".bun/bin").display(),
+            root.display(),
+            bin.display()
+        );
         let binds: Vec<PathBuf> = tool_binds(&path, &home, Path::new("/srv/project"))
             .into_iter()
             .map(|m| match m {
@@ -556,6 +571,8 @@ mod tests {
             // The target file, not the directory it is in.
             assert!(binds.contains(&pkg.join("tool.js")), "{binds:?}");
             assert!(!binds.contains(&pkg), "{binds:?}");
+            assert!(!binds.contains(&bin.join("multi")), "{binds:?}");
+            assert_eq!(binds.iter().filter(|b| **b == bin).count(), 1, "{binds:?}");
         }
         assert!(binds.contains(&home.join(".bun/bin")), "{binds:?}");
         // The home itself and its ancestors never are.
