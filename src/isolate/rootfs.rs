@@ -15,17 +15,14 @@ use std::path::{Path, PathBuf};
 const NONE: Option<&str> = None;
 
 /// A root being built, still outside it (`enter` moves in): where it is,
-/// what of the plan it was begun with, the mounts made so far, and the fd of
-/// the upper directory of the overlay marked `pass_upper`, opened before the
-/// host paths vanish. A spare's PID 1 makes the host's part of it before it
-/// has a sandbox (`Prebuild`); the plan that comes then adds the rest.
+/// and the fd of the upper directory of the overlay marked `pass_upper`,
+/// opened before the host paths vanish. A spare's PID 1 makes the host's
+/// part of it before it has a sandbox (`Building::prebuild`, which keeps
+/// what it built); the plan that comes then adds the rest.
 pub struct Building {
     root: PathBuf,
-    scratch: PathBuf,
-    scratch_size: Option<u64>,
-    root_size: Option<u64>,
-    made: Vec<Mount>,
     upper: Option<OwnedFd>,
+    prebuilt: Option<RootPlan>,
 }
 
 impl Building {
@@ -46,24 +43,28 @@ impl Building {
         let root_opts = format!("mode=0755,size={}", plan.root_size.unwrap_or(crate::policy::plan::ROOT_SIZE));
         mount(Some("tmpfs"), &root, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(root_opts.as_str()))
             .step(|| format!("mount the root tmpfs on {}", root.display()))?;
-        Ok(Building {
-            root,
-            scratch: plan.scratch.clone(),
-            scratch_size: plan.scratch_size,
-            root_size: plan.root_size,
-            made: Vec::new(),
-            upper: None,
-        })
+        Ok(Building { root, upper: None, prebuilt: None })
     }
 
-    /// Whether this was begun as `plan` would begin it and its mounts are
-    /// exactly the first `n` of `plan`'s.
+    /// Builds the whole of a spare's `Prebuild` (`detached` came with it),
+    /// and keeps it to check the plan that follows against.
+    pub fn prebuild(pre: RootPlan, detached: Vec<OwnedFd>) -> Result<Building, SetupError> {
+        let mut b = Building::begin(&pre)?;
+        b.apply(&pre, 0, detached)?;
+        b.prebuilt = Some(pre);
+        Ok(b)
+    }
+
+    /// Whether this is a prebuild begun as `plan` would begin and made of
+    /// exactly the first `n` of `plan`'s mounts.
     pub fn is_start_of(&self, plan: &RootPlan, n: usize) -> bool {
-        self.scratch == plan.scratch
-            && self.scratch_size == plan.scratch_size
-            && self.root_size == plan.root_size
-            && self.made.len() == n
-            && plan.mounts.get(..n) == Some(&self.made[..])
+        self.prebuilt.as_ref().is_some_and(|pre| {
+            pre.scratch == plan.scratch
+                && pre.scratch_size == plan.scratch_size
+                && pre.root_size == plan.root_size
+                && pre.mounts.len() == n
+                && plan.mounts.get(..n) == Some(&pre.mounts[..])
+        })
     }
 
     /// Makes `plan.mounts[from..]`. `detached` came with them: the mounts
@@ -88,7 +89,6 @@ impl Building {
                     .step(|| format!("open the WORKDIR's upper layer {}", upper.display()))?;
                 self.upper = Some(OwnedFd::from(dir));
             }
-            self.made.push(m.clone());
         }
         Ok(())
     }

@@ -52,9 +52,7 @@ fn receive() -> Result<(Plan, Option<rootfs::Building>, Cgroup, Vec<OwnedFd>, Ve
         match read(&mut buf, "plan")? {
             Some((Setup::Prebuild(pre), mut fds)) if building.is_none() => {
                 cgroup = Cgroup::join(pre.cgroup, &mut fds, cgroup)?;
-                let mut b = rootfs::Building::begin(&pre.root)?;
-                b.apply(&pre.root, 0, fds)?;
-                building = Some(b);
+                building = Some(rootfs::Building::prebuild(pre.root, fds)?);
             }
             Some((Setup::Prebuild(_), _)) => {
                 return Err(std::io::Error::other("a second one came")).step(|| "read the prebuilt part of the plan".into());

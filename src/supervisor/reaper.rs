@@ -45,6 +45,13 @@ impl Teardown {
     }
 }
 
+/// Ends a helper whose sandbox will not be (PID 1 goes with it, by its
+/// parent-death signal), and reaps it off the caller's path.
+pub fn abandon(mut child: Helper, cgroup: Option<PidsCgroup>) {
+    let _ = child.kill();
+    finish(Some(child), cgroup, None);
+}
+
 /// Reaps `child`, then removes `cgroup` and the discarded state dir.
 pub fn finish(child: Option<Helper>, cgroup: Option<PidsCgroup>, state_dir: Option<PathBuf>) {
     if let Ok(mut n) = PENDING.lock() {
@@ -97,7 +104,7 @@ unsafe extern "C" {
 
 extern "C" fn wait_at_exit() {
     // A spare would die with the process anyway; this way its cgroup goes too.
-    super::spare::discard_waiting();
+    super::spare::discard_waiting(None);
     let deadline = Instant::now() + EXIT_WAIT;
     let Ok(mut n) = PENDING.lock() else { return };
     while *n > 0 {

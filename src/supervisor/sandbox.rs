@@ -6,7 +6,8 @@ use super::jobs::{Hooks, Violation};
 use super::cgroup::PidsCgroup;
 use super::launcher::{self, Helper, Launched};
 use super::spare;
-use super::{reaper, state};
+use super::reaper::{self, abandon};
+use super::state;
 use crate::policy::plan::{self, Base, PlanError};
 use crate::policy::net::NetPolicy;
 use crate::policy::seccomp;
@@ -888,12 +889,6 @@ impl Starting {
     }
 }
 
-/// Ends a helper whose sandbox could not be built (PID 1 goes with it, by
-/// its parent-death signal), and reaps it off the caller's path.
-fn abandon(mut child: Helper, cgroup: Option<PidsCgroup>) {
-    let _ = child.kill();
-    reaper::finish(Some(child), cgroup, None);
-}
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| io_err("cannot make a pipe")(e.into()))

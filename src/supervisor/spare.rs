@@ -125,9 +125,7 @@ impl Spare {
 
     /// Kills it; its cgroup goes once it is gone.
     pub fn discard(self) {
-        let Spare { mut launched, cgroup, .. } = self;
-        let _ = launched.child.kill();
-        reaper::finish(Some(launched.child), cgroup, None);
+        reaper::abandon(self.launched.child, self.cgroup);
     }
 
     /// Nothing came from PID 1 (a spare only ever reports a failure) and it
@@ -185,7 +183,7 @@ pub fn offer(key: Key, root: &RootPlan, pids: u64) {
         let made = make(key, prefix, pids).await;
         if let Some(generation) = store(made) {
             tokio::time::sleep(TTL).await;
-            expire(generation);
+            discard_waiting(Some(generation));
         }
     });
 }
@@ -207,23 +205,15 @@ fn store(made: io::Result<Spare>) -> Option<u64> {
     }
 }
 
-/// Discards the spare of `generation` if it is still waiting.
-fn expire(generation: u64) {
+/// Discards the waiting spare, if there is one (and it is of `generation`,
+/// when given: the one whose time is up).
+pub fn discard_waiting(generation: Option<u64>) {
     let Ok(mut slot) = SLOT.lock() else { return };
-    if matches!(&*slot, Slot::Ready(_, g) if *g == generation) {
+    if matches!(&*slot, Slot::Ready(_, g) if generation.is_none_or(|want| want == *g)) {
         if let Slot::Ready(spare, _) = std::mem::replace(&mut *slot, Slot::Empty) {
             drop(slot);
             spare.discard();
         }
-    }
-}
-
-/// Discards the waiting spare, if any (the process is exiting).
-pub fn discard_waiting() {
-    let Ok(mut slot) = SLOT.lock() else { return };
-    if let Slot::Ready(spare, _) = std::mem::replace(&mut *slot, Slot::Empty) {
-        drop(slot);
-        spare.discard();
     }
 }
 
@@ -238,7 +228,7 @@ async fn make(key: Key, mut prefix: RootPlan, pids: u64) -> io::Result<Spare> {
         0 => Some(PidsCgroup::create(&cgroup_name(), pids)?),
         _ => None,
     };
-    let joined = (|| {
+    let first = (|| {
         let join = cgroup.as_ref().map(PidsCgroup::join_file).transpose()?;
         let how = join.map(|(file, how)| {
             fds.push(file.into());
@@ -251,7 +241,7 @@ async fn make(key: Key, mut prefix: RootPlan, pids: u64) -> io::Result<Spare> {
     // Taken before PID 1 mounts them: a path replaced meanwhile differs.
     let identities = identities(&prefix.mounts);
     let made = Instant::now();
-    let launched = match joined {
+    let launched = match first {
         Ok(first) => launcher::launch(key.init.clone(), first).await,
         Err(e) => Err(e),
     };
