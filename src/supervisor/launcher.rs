@@ -35,6 +35,13 @@ impl Helper {
         Ok(())
     }
 
+    /// Whether it has exited, without reaping it.
+    pub fn has_exited(&self) -> bool {
+        use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
+        let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+        self.reaped || !matches!(waitid(Id::Pid(nix::unistd::Pid::from_raw(self.pid)), flags), Ok(WaitStatus::StillAlive))
+    }
+
     /// Waits for it to exit (blocking).
     pub fn wait(&mut self) -> io::Result<()> {
         while !self.reaped {

@@ -128,11 +128,12 @@ impl Spare {
         reaper::abandon(self.launched.child, self.cgroup);
     }
 
-    /// Nothing came from PID 1 (a spare only ever reports a failure) and it
-    /// has not closed its end.
+    /// The helper has not exited (its PID 1 dies with it, a moment later:
+    /// the socket alone would not tell yet), nothing came from PID 1 (a
+    /// spare only ever reports a failure), and it has not closed its end.
     fn alive(&self) -> bool {
         let mut fds = [PollFd::new(self.launched.control.as_fd(), PollFlags::POLLIN)];
-        matches!(poll(&mut fds, PollTimeout::ZERO), Ok(0))
+        !self.launched.child.has_exited() && matches!(poll(&mut fds, PollTimeout::ZERO), Ok(0))
     }
 
     /// Whether anything was mounted or unmounted on the host since.
