@@ -14,19 +14,18 @@ import {
   constants,
   existsSync,
   mkdirSync,
-  mkdtempSync,
   readFileSync,
   readdirSync,
-  realpathSync,
   rmSync,
   statSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs'
 import net from 'node:net'
-import { homedir, tmpdir } from 'node:os'
+import { homedir } from 'node:os'
 import { basename, dirname, join } from 'node:path'
 import { Sandbox, parseSandboxfile } from '..'
+import { scratchPaths } from './support'
 
 const REPO = join(import.meta.dir, '..')
 const HOST_UID = process.getuid!()
@@ -42,16 +41,7 @@ const STATE_ROOT = process.env.BUN_SANDBOX_STATE_DIR || `/tmp/bun-sandbox-${HOST
 const TAG = `${process.pid}${Math.floor(Math.random() * 1e6)}`
 const SANDBOXFILE = 'FROM host\nWORKDIR .\n'
 
-const cleanup: string[] = []
-afterAll(() => {
-  for (const p of cleanup) rmSync(p, { recursive: true, force: true })
-})
-
-function tempDir(prefix: string): string {
-  const dir = mkdtempSync(join(realpathSync(tmpdir()), prefix))
-  cleanup.push(dir)
-  return dir
-}
+const { tempDir, removeAfter } = scratchPaths()
 
 function newSandbox(cwd: string, options: Record<string, unknown> = {}): Sandbox {
   return new Sandbox(parseSandboxfile(SANDBOXFILE), { cwd, ...options })
@@ -106,7 +96,7 @@ describe('filesystem', () => {
     // Something in the host home, so "home is empty inside" means something.
     homeMarker = join(homedir(), `.bsb-isolation-probe-${TAG}`)
     writeFileSync(homeMarker, 'host home file\n')
-    cleanup.push(homeMarker)
+    removeAfter(homeMarker)
     process.env.BSB_HOST_ONLY_VARIABLE = 'host value'
     // A PATH with nothing under /tmp or a home: tool directories there are
     // bound in (read-only) and would show in /tmp; that has its own test.

@@ -8,25 +8,16 @@
 // helper (a child of this process named bun-sandbox-init) that exists before
 // the sandbox is asked for; a sandbox that takes it keeps it alive, one that
 // does not kills it.
-import { afterAll, describe, expect, test } from 'bun:test'
+import { describe, expect, test } from 'bun:test'
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Sandbox, parseSandboxfile } from '..'
+import { scratchPaths } from './support'
 
 const REPO = join(import.meta.dir, '..')
 const ROOT = process.getuid!() === 0
-const cleanup: string[] = []
-afterAll(() => {
-  for (const p of cleanup) rmSync(p, { recursive: true, force: true })
-})
-
-function tempDir(prefix: string): string {
-  const dir = mkdtempSync(join(realpathSync(tmpdir()), prefix))
-  cleanup.push(dir)
-  return dir
-}
+const { tempDir } = scratchPaths()
 
 const config = parseSandboxfile('FROM host\nWORKDIR .\n')
 

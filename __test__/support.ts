@@ -1,6 +1,30 @@
-// Helpers shared by the suites that drive real sandboxes through callbacks.
-import { afterEach } from 'bun:test'
+// Helpers shared by the suites that drive real sandboxes.
+import { afterAll, afterEach } from 'bun:test'
+import { mkdtempSync, realpathSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { Sandbox, type Sandboxfile, type SandboxOptions } from '..'
+
+/**
+ * Paths removed once the calling file's tests are done: `tempDir(prefix)` makes a directory
+ * under the real tmpdir (no symlink in its path), `removeAfter(path)` adds any other.
+ */
+export function scratchPaths(): { tempDir(prefix: string): string; removeAfter(path: string): void } {
+  const paths: string[] = []
+  afterAll(() => {
+    for (const p of paths) rmSync(p, { recursive: true, force: true })
+  })
+  return {
+    tempDir(prefix) {
+      const dir = mkdtempSync(join(realpathSync(tmpdir()), prefix))
+      paths.push(dir)
+      return dir
+    },
+    removeAfter(path) {
+      paths.push(path)
+    },
+  }
+}
 
 /** A Sandboxfile object on the host filesystem, WORKDIR the project. */
 export function sf(parts: Partial<Sandboxfile>): Sandboxfile {
