@@ -67,6 +67,17 @@ async function leaveSpare(cwd: string, options: Record<string, unknown> = {}): P
   return helpers()[0]
 }
 
+/** A new sandbox of `env` reads `file` as the host has it now: from a fresh init, the spare killed. */
+async function seesHostNow(proj: string, env: Record<string, string>, spare: number, file: string, content: string) {
+  const sb = new Sandbox(config, { cwd: proj, env })
+  try {
+    expect(await sb.exec(['cat', file])).toEqual({ exitCode: 0, stdout: content, stderr: '' })
+    expect(alive(spare)).toBe(false)
+  } finally {
+    await sb.stop()
+  }
+}
+
 /**
  * What a sandbox's mount table says, without ids and with its state dir's
  * name generalized, sorted: the table lists mounts in the order they were
@@ -139,13 +150,7 @@ describe('spares', () => {
     expect(mount.status).toBe(0)
     try {
       writeFileSync(join(sub, 'marker'), 'mounted after the spare\n')
-      const sb = new Sandbox(config, { cwd: proj, env })
-      try {
-        expect(await sb.exec(['cat', join(sub, 'marker')])).toEqual({ exitCode: 0, stdout: 'mounted after the spare\n', stderr: '' })
-        expect(alive(spare)).toBe(false)
-      } finally {
-        await sb.stop()
-      }
+      await seesHostNow(proj, env, spare, join(sub, 'marker'), 'mounted after the spare\n')
     } finally {
       spawnSync('umount', [sub])
     }
@@ -162,13 +167,7 @@ describe('spares', () => {
     renameSync(tools, `${tools}.old`)
     mkdirSync(tools)
     writeFileSync(join(tools, 'which'), 'new\n')
-    const sb = new Sandbox(config, { cwd: proj, env })
-    try {
-      expect(await sb.exec(['cat', join(tools, 'which')])).toEqual({ exitCode: 0, stdout: 'new\n', stderr: '' })
-      expect(alive(spare)).toBe(false)
-    } finally {
-      await sb.stop()
-    }
+    await seesHostNow(proj, env, spare, join(tools, 'which'), 'new\n')
   })
 
   test('spare: false or BUN_SANDBOX_SPARE=0: no spare is made; by default one is, and it goes with the process', () => {
