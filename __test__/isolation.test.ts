@@ -231,6 +231,17 @@ describe('filesystem', () => {
     expect(lines.filter((l) => !l.endsWith(' ro,'))).toEqual([])
   })
 
+  test("/sys is the sandbox's own: no host network interface, no host cgroup tree, nothing of the host mounted below it", async () => {
+    const r = await sb.exec([
+      '/bin/sh',
+      '-c',
+      'ls /sys/class/net; ls -A /sys/fs/cgroup | wc -l; ' +
+        // The filesystem type follows the optional fields' "-".
+        'awk \'$5 ~ /^\\/sys(\\/|$)/ { for (i = 7; $i != "-"; i++); print $5, $(i + 1) }\' /proc/self/mountinfo',
+    ])
+    expect(r).toEqual({ exitCode: 0, stdout: 'lo\n0\n/sys sysfs\n', stderr: '' })
+  })
+
   test("the host's sysctls cannot be changed: /proc/sys, /proc/irq, /proc/bus and /proc/fs are read-only", async () => {
     // Writing back the value it has: harmless even where the write went through.
     const r = await sb.exec([

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The largest message either side sends or accepts.
 pub const MAX_MESSAGE: usize = 1 << 20;
@@ -115,11 +115,6 @@ pub struct RootPlan {
     /// The size of the tmpfs that becomes `/` (64 MiB when unset).
     #[serde(default)]
     pub root_size: Option<u64>,
-    /// Masks that matter only where the sandbox user is host uid 0 (root's
-    /// credential stores, the kernel's root-only views): the supervisor
-    /// adds them to `mounts` then (`supervisor::remap`).
-    #[serde(skip)]
-    pub host_root_masks: Vec<Mount>,
     /// How many of `mounts`, from the first, depend on the host alone (not
     /// on the WORKDIR's layer or the state dir): what a spare can build.
     #[serde(skip)]
@@ -165,6 +160,10 @@ pub enum Mount {
     Tmpfs { target: PathBuf, mode: u32, size: Option<u64> },
     Symlink { link: PathBuf, target: PathBuf },
     Proc { target: PathBuf },
+    /// A read-only sysfs of the sandbox's own network namespace (its `lo`
+    /// alone under `/sys/class/net`, nothing mounted below it), or, where
+    /// the kernel refuses one, a read-only bind of the host's `/sys`.
+    Sysfs { target: PathBuf },
     /// A minimal `/dev`: null, zero, full, random, urandom, tty, pts, shm
     /// (a tmpfs of `shm_size` bytes when set).
     Dev {
@@ -178,6 +177,24 @@ pub enum Mount {
     MaskDir { target: PathBuf },
     /// A directory inside the new root owned by the inner user (the home).
     Dir { target: PathBuf, mode: u32 },
+}
+
+impl Mount {
+    /// Where it appears in the sandbox.
+    pub fn target(&self) -> &Path {
+        match self {
+            Mount::Overlay { target, .. }
+            | Mount::RoBind { target, .. }
+            | Mount::Tmpfs { target, .. }
+            | Mount::Proc { target }
+            | Mount::Sysfs { target }
+            | Mount::Dev { target, .. }
+            | Mount::Mask { target }
+            | Mount::MaskDir { target }
+            | Mount::Dir { target, .. } => target,
+            Mount::Symlink { link, .. } => link,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -23,6 +23,11 @@ pub struct Building {
     root: PathBuf,
     upper: Option<OwnedFd>,
     prebuilt: Option<RootPlan>,
+    /// The mounts (indices into the plan, with their detached mount) that
+    /// wait for the network namespace: the sysfs, which shows the network
+    /// namespace of the process that mounts it, and what goes below it.
+    waiting: Vec<(usize, Option<OwnedFd>)>,
+    sysfs: Option<PathBuf>,
 }
 
 impl Building {
@@ -43,7 +48,7 @@ impl Building {
         let root_opts = format!("mode=0755,size={}", plan.root_size.unwrap_or(crate::policy::plan::ROOT_SIZE));
         mount(Some("tmpfs"), &root, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(root_opts.as_str()))
             .step(|| format!("mount the root tmpfs on {}", root.display()))?;
-        Ok(Building { root, upper: None, prebuilt: None })
+        Ok(Building { root, upper: None, prebuilt: None, waiting: Vec::new(), sysfs: None })
     }
 
     /// Builds the whole of a spare's `Prebuild` (`detached` came with it),
@@ -78,6 +83,13 @@ impl Building {
         }
         let mut detached: HashMap<usize, OwnedFd> = plan.detached.iter().copied().zip(detached).collect();
         for (i, m) in plan.mounts.iter().enumerate().skip(from) {
+            if let Mount::Sysfs { target } = m {
+                self.sysfs = Some(target.clone());
+            }
+            if self.sysfs.as_ref().is_some_and(|sysfs| m.target().starts_with(sysfs)) {
+                self.waiting.push((i, detached.remove(&i)));
+                continue;
+            }
             apply(&self.root, m, detached.remove(&i))?;
             if let Mount::Overlay { upper, pass_upper: true, .. } = m {
                 // A path on the scratch tmpfs, in this mount namespace only:
@@ -93,9 +105,14 @@ impl Building {
         Ok(())
     }
 
-    /// Where the root is, and the passed-out upper's fd.
-    pub fn finish(self) -> (PathBuf, Option<OwnedFd>) {
-        (self.root, self.upper)
+    /// Makes the mounts that waited for the network namespace, which PID 1
+    /// is in now; gives back where the root is, and the passed-out upper's fd.
+    pub fn finish(self, plan: &RootPlan) -> Result<(PathBuf, Option<OwnedFd>), SetupError> {
+        for (i, fd) in self.waiting {
+            let m = plan.mounts.get(i).ok_or_else(|| std::io::Error::other("the plan is shorter")).step(|| "finish the root".into())?;
+            apply(&self.root, m, fd)?;
+        }
+        Ok((self.root, self.upper))
     }
 }
 
@@ -214,6 +231,20 @@ fn apply(root: &Path, m: &Mount, detached: Option<OwnedFd>) -> Result<(), SetupE
             }
             Ok(())
         }
+        Mount::Sysfs { target } => {
+            let at = under(root, target);
+            mkdir_p(&at, 0o555)?;
+            // The kernel lets a user namespace that owns the network
+            // namespace mount sysfs, where the host's /sys is fully visible
+            // (nothing but empty directories covered); a container's /sys
+            // may not be, and its read-only bind is what stands in then.
+            let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+            match mount(Some("sysfs"), &at, Some("sysfs"), flags, NONE) {
+                Ok(()) => Ok(()),
+                Err(nix::Error::EPERM | nix::Error::EACCES) => ro_bind(Path::new("/sys"), &at),
+                Err(e) => Err(e).step(|| "mount the sandbox's /sys".into()),
+            }
+        }
         Mount::Dev { target, shm_size } => dev(&under(root, target), *shm_size),
         Mount::Mask { target } => {
             let at = under(root, target);
@@ -311,7 +342,7 @@ fn read_only_tree(at: &Path, nodev: bool) -> std::io::Result<()> {
 
 /// Mount points at `at` or below it in this mount namespace, outermost first.
 fn mounts_at_or_below(at: &Path) -> Vec<PathBuf> {
-    crate::policy::plan::mount_points().into_iter().filter(|p| p.starts_with(at)).collect()
+    crate::policy::mount_table::read().into_iter().filter(|p| p.starts_with(at)).collect()
 }
 
 /// A bind remounted read-only. The remount must keep the flags the kernel

@@ -116,10 +116,10 @@ fn setup(
         }
     };
     building.apply(&plan.root, plan.prebuilt, detached)?;
-    let (root, upper) = building.finish();
     if let Some(netns) = netns {
         netns.join().step(|| "create the network namespace".into())?;
     }
+    let (root, upper) = building.finish(&plan.root)?;
     rootfs::enter(&root)?;
     nix::unistd::sethostname(&plan.hostname).step(|| "set the hostname".into())?;
     net::loopback_up().step(|| "bring up the loopback interface".into())?;

@@ -1,6 +1,7 @@
 //! The sandbox plan: which host directories appear where, and how. Built and
 //! checked here on the host; init only applies it.
 
+use super::mount_table::{self, unescape};
 use crate::protocol::{Mount, RootPlan};
 use std::fs;
 use std::io;
@@ -180,7 +181,7 @@ pub fn root_plan(
     remapped: Option<u32>,
 ) -> Result<RootPlan, PlanError> {
     let mut mounts = Vec::new();
-    let mount_points = mount_points();
+    let mount_points = mount_table::current();
     if let Some(mount) = mounted_below(workdir, &mount_points) {
         return Err(PlanError::WorkdirHasMounts { workdir: workdir.into(), mount: mount.clone() });
     }
@@ -229,19 +230,15 @@ pub fn root_plan(
         }
     }
     if dir.join("sys").is_dir() || *base == Base::Host {
-        mounts.push(Mount::RoBind { source: "/sys".into(), target: "/sys".into() });
+        mounts.push(Mount::Sysfs { target: "/sys".into() });
     }
     mounts.push(Mount::Proc { target: "/proc".into() });
     mounts.push(Mount::Dev { target: "/dev".into(), shm_size: disk_bytes });
     for (target, mode) in [("/tmp", 0o1777), ("/run", 0o755), ("/home", 0o755), ("/root", 0o700)] {
         mounts.push(Mount::Tmpfs { target: target.into(), mode, size: disk_bytes });
     }
-    let mut host_root_masks = Vec::new();
     if *base == Base::Host {
         mounts.extend(masks(MASKED_FILES.iter().map(PathBuf::from).chain(ssh_host_keys()).chain(swap_files()), MASKED_DIRS));
-        if nix::unistd::geteuid().is_root() {
-            host_root_masks = masks(ROOT_MASKED_FILES.iter().map(PathBuf::from), ROOT_MASKED_DIRS);
-        }
     }
     // An empty home at the same path, wherever the host keeps it.
     if home.is_absolute() && !["/home", "/root", "/tmp"].iter().any(|p| home.starts_with(p)) && home != Path::new("/") {
@@ -273,7 +270,14 @@ pub fn root_plan(
         project: true,
     });
     let root_size = disk_bytes.map(|d| d.min(ROOT_SIZE));
-    Ok(RootPlan { scratch: scratch.into(), scratch_size: disk_bytes, mounts, root_size, host_root_masks, shared, detached: Vec::new() })
+    Ok(RootPlan { scratch: scratch.into(), scratch_size: disk_bytes, mounts, root_size, shared, detached: Vec::new() })
+}
+
+/// What a sandbox whose user is host uid 0 must not see besides (its
+/// WORKDIR could not be idmapped, `supervisor::remap`): the masks of
+/// [`ROOT_MASKED_FILES`] and [`ROOT_MASKED_DIRS`] the host has.
+pub fn host_root_masks() -> Vec<Mount> {
+    masks(ROOT_MASKED_FILES.iter().map(PathBuf::from), ROOT_MASKED_DIRS)
 }
 
 /// Masks for those of `files` and `dirs` the host has.
@@ -281,38 +285,6 @@ fn masks(files: impl Iterator<Item = PathBuf>, dirs: &[&str]) -> Vec<Mount> {
     let files = files.filter(|f| f.exists()).map(|target| Mount::Mask { target });
     let dirs = dirs.iter().filter(|d| Path::new(d).is_dir()).map(|d| Mount::MaskDir { target: d.into() });
     files.chain(dirs).collect()
-}
-
-/// The mount points of this process's mount namespace (the host's, when the
-/// supervisor asks), from `/proc/self/mountinfo`.
-pub(crate) fn mount_points() -> Vec<PathBuf> {
-    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else { return Vec::new() };
-    info.lines().filter_map(|line| line.split(' ').nth(4)).map(unescape_mount_point).collect()
-}
-
-/// mountinfo writes space, tab, newline and backslash as `\ooo`.
-fn unescape_mount_point(field: &str) -> PathBuf {
-    use std::os::unix::ffi::OsStringExt;
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let octal = bytes
-            .get(i + 1..i + 4)
-            .filter(|d| bytes[i] == b'\\' && d.iter().all(|b| (b'0'..=b'7').contains(b)))
-            .and_then(|d| u8::try_from(d.iter().fold(0u32, |n, b| n * 8 + u32::from(b - b'0'))).ok());
-        match octal {
-            Some(byte) => {
-                out.push(byte);
-                i += 4;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    PathBuf::from(std::ffi::OsString::from_vec(out))
 }
 
 /// A mount point strictly below `dir`, if there is one.
@@ -358,6 +330,9 @@ pub fn tool_binds(path_env: &str, home: &Path, workdir: &Path) -> Vec<Mount> {
         if let Ok(list) = fs::read_dir(&dir) {
             for e in list.filter_map(Result::ok).take(1024) {
                 if e.file_type().is_ok_and(|t| t.is_symlink()) {
+                    if links_beside(&dir, &e.path()) {
+                        continue;
+                    }
                     if let Some(target) = fs::canonicalize(e.path()).ok().filter(|t| t.is_file() && t.parent() != Some(&*dir)) {
                         add(target, &mut dirs);
                     }
@@ -367,6 +342,16 @@ pub fn tool_binds(path_env: &str, home: &Path, workdir: &Path) -> Vec<Mount> {
         add(dir, &mut dirs);
     }
     dirs.into_iter().map(|d| Mount::RoBind { source: d.clone(), target: d }).collect()
+}
+
+/// Whether `link`, in the real directory `dir`, names a regular file beside
+/// it (`cargo -> rustup`): the directory's bind shows that one, found with
+/// two lookups instead of resolving every component of the path.
+fn links_beside(dir: &Path, link: &Path) -> bool {
+    let Ok(to) = fs::read_link(link) else { return false };
+    let mut parts = to.components();
+    matches!((parts.next(), parts.next()), (Some(Component::Normal(_)), None))
+        && dir.join(&to).symlink_metadata().is_ok_and(|m| m.is_file())
 }
 
 /// Whether an overlay may have its upper layer in `dir`: not on an overlayfs,
@@ -401,7 +386,10 @@ fn empty_and_not_ours(dir: &Path, meta: &fs::Metadata, remapped: Option<u32>) ->
             meta.uid() == nix::unistd::geteuid().as_raw() || nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK).is_ok()
         }
     };
-    !may_write && fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none())
+    // More than two links: a subdirectory's `..` names it, so it is not
+    // empty, and nothing needs to read it (filesystems that do not count
+    // links say 1).
+    !may_write && meta.nlink() <= 2 && fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none())
 }
 
 /// Swap files in use (`/proc/swaps`; partitions are not files).
@@ -413,7 +401,7 @@ fn swap_files() -> Vec<PathBuf> {
         .filter_map(|line| {
             let mut fields = line.split_whitespace();
             let path = fields.next()?;
-            (fields.next()? == "file").then(|| unescape_mount_point(path))
+            (fields.next()? == "file").then(|| unescape(path))
         })
         .collect()
 }
@@ -619,10 +607,10 @@ mod tests {
 
     #[test]
     fn mount_points_are_unescaped_and_only_strictly_below_counts() {
-        assert_eq!(unescape_mount_point("/mnt/with\\040space\\011tab\\134"), PathBuf::from("/mnt/with space\ttab\\"));
+        assert_eq!(unescape("/mnt/with\\040space\\011tab\\134"), PathBuf::from("/mnt/with space\ttab\\"));
         // Not an escape: left as it is.
-        assert_eq!(unescape_mount_point("/a\\9x\\4"), PathBuf::from("/a\\9x\\4"));
-        assert_eq!(unescape_mount_point("/a\\777"), PathBuf::from("/a\\777"));
+        assert_eq!(unescape("/a\\9x\\4"), PathBuf::from("/a\\9x\\4"));
+        assert_eq!(unescape("/a\\777"), PathBuf::from("/a\\777"));
         let points = [PathBuf::from("/"), PathBuf::from("/boot"), PathBuf::from("/mnt/data"), PathBuf::from("/srvx")];
         assert_eq!(mounted_below(Path::new("/mnt"), &points), Some(&PathBuf::from("/mnt/data")));
         // A mount of the directory itself, or of a sibling sharing its prefix, is not below it.

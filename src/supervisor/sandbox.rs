@@ -160,6 +160,9 @@ pub struct Sandbox {
     /// Its number stays taken for the sandbox's life: `workdir_upper()`
     /// names it as `/proc/self/fd/<n>`.
     upper_fd: Option<OwnedFd>,
+    /// The next sandbox's spare, made once this one's first command is done
+    /// (or at its stop).
+    spare: Mutex<Option<spare::Offer>>,
 }
 
 /// Default process limit per sandbox: room for a build, not for a fork bomb.
@@ -257,9 +260,8 @@ impl Sandbox {
                 };
                 root_plan.mounts.extend(trust.mounts);
                 // The sandbox user is host uid 0: root's own files are hidden.
-                if let Some(RootUser::HostRoot) = root_user {
-                    let masks = std::mem::take(&mut root_plan.host_root_masks);
-                    root_plan.mounts.extend(masks);
+                if let (Some(RootUser::HostRoot), Base::Host) = (&root_user, &base) {
+                    root_plan.mounts.extend(plan::host_root_masks());
                 }
                 Ok::<_, SandboxError>((root_plan, trust.env))
             })();
@@ -357,12 +359,10 @@ impl Sandbox {
             }
             drop((detached, join));
             let Setup::Plan(plan) = setup else { unreachable!("made above") };
-            // The next sandbox's init starts now, on the other core while
-            // this one's PID 1 finishes: in a loop of sandboxes it is the
-            // spare's own start that the next one may wait for.
-            if opts.spare.unwrap_or_else(spare::enabled) {
-                spare::offer(key, &plan.root, pids);
-            }
+            let offer = match opts.spare.unwrap_or_else(spare::enabled) {
+                true => spare::Offer::new(key, &plan.root, pids),
+                false => None,
+            };
             // The environment is known before init is ready (the proxy's port
             // is chosen here), so the first command goes right behind the
             // plan and the proxy's socket, which init makes first.
@@ -382,7 +382,7 @@ impl Sandbox {
             };
             let why = match tokio::join!(ready, start_proxy(&conn, proxy, proxy_asked)) {
                 (Ok(Ok(upper)), Ok(task)) if upper.is_some() || !passes_upper => {
-                    return Ok((conn, child, cgroup, task, env, upper, first));
+                    return Ok((conn, child, cgroup, task, env, upper, first, offer));
                 }
                 (Ok(Ok(_)), Ok(task)) => {
                     task.abort();
@@ -397,7 +397,7 @@ impl Sandbox {
         }
         .await;
         match result {
-            Ok((conn, child, cgroup, proxy_task, env, upper_fd, first)) => {
+            Ok((conn, child, cgroup, proxy_task, env, upper_fd, first, offer)) => {
                 let hooks = opts.hooks.clone();
                 let violations = tokio::spawn(report_violations(violations_rx, hooks.clone(), redactor.clone()));
                 let mut listeners = vec![proxy_task];
@@ -418,6 +418,7 @@ impl Sandbox {
                     tasks: Mutex::new(vec![violations]),
                     listeners: Mutex::new(listeners),
                     upper_fd,
+                    spare: Mutex::new(offer),
                 };
                 Ok((sandbox, first))
             }
@@ -646,6 +647,7 @@ impl Sandbox {
             },
         };
         self.forget(id).await;
+        self.offer_spare();
         let Some((out, err, exit)) = result else {
             // Something outside its group still holds its output open.
             return Ok(ExecOutput { exit_code: None, signal: Some(libc::SIGKILL), timed_out, ..Default::default() });
@@ -660,12 +662,20 @@ impl Sandbox {
         })
     }
 
+    /// Makes the next sandbox's spare, the first time.
+    fn offer_spare(&self) {
+        if let Some(offer) = self.spare.lock().ok().and_then(|mut o| o.take()) {
+            offer.make();
+        }
+    }
+
     /// SIGTERM to every command, SIGKILL after a grace period, then init goes
     /// and the state dir with it. Idempotent.
     pub async fn stop(&self) {
         if self.stopped.swap(true, Ordering::SeqCst) {
             return;
         }
+        self.offer_spare();
         // SIGTERM to every process (what the commands started too, so a
         // server behind `sh -c` shuts down cleanly), then wait until none is
         // left or the grace period is over; SIGKILL comes with Shutdown.

@@ -157,36 +157,47 @@ fn identities(mounts: &[Mount]) -> Vec<Option<(u64, u64)>> {
         .collect()
 }
 
-/// Once a sandbox of `key` has been sent `root` (its whole plan): makes a
-/// spare for the next one, unless there is one already.
+/// What a sandbox of `key`, sent `root` (its whole plan), offers to make
+/// the next one's spare from: the part of `root` that a spare builds.
 /// `pids` is the sandbox's process limit, which a root host user's spare's
-/// cgroup starts with.
-pub fn offer(key: Key, root: &RootPlan, pids: u64) {
-    if root.shared == 0 {
-        return;
+/// cgroup starts with. The sandbox makes it ([`Offer::make`]) once its
+/// first command is done, or at its stop: a spare made while the sandbox
+/// starts would take the CPU and the kernel's mount lock from that start.
+pub struct Offer {
+    key: Key,
+    prefix: RootPlan,
+    pids: u64,
+}
+
+impl Offer {
+    pub fn new(key: Key, root: &RootPlan, pids: u64) -> Option<Offer> {
+        let prefix = RootPlan {
+            scratch: root.scratch.clone(),
+            scratch_size: root.scratch_size,
+            mounts: root.mounts.get(..root.shared)?.to_vec(),
+            root_size: root.root_size,
+            shared: root.shared,
+            detached: Vec::new(),
+        };
+        (root.shared > 0).then_some(Offer { key, prefix, pids })
     }
-    match SLOT.lock() {
-        Ok(mut slot) if matches!(*slot, Slot::Empty) => *slot = Slot::Launching,
-        _ => return,
-    }
-    // Its cgroup is removed when the process exits.
-    reaper::prepare();
-    let prefix = RootPlan {
-        scratch: root.scratch.clone(),
-        scratch_size: root.scratch_size,
-        mounts: root.mounts[..root.shared].to_vec(),
-        root_size: root.root_size,
-        host_root_masks: Vec::new(),
-        shared: root.shared,
-        detached: Vec::new(),
-    };
-    tokio::spawn(async move {
-        let made = make(key, prefix, pids).await;
-        if let Some(generation) = store(made) {
-            tokio::time::sleep(TTL).await;
-            discard_waiting(Some(generation));
+
+    /// Starts the spare, unless there is one already.
+    pub fn make(self) {
+        match SLOT.lock() {
+            Ok(mut slot) if matches!(*slot, Slot::Empty) => *slot = Slot::Launching,
+            _ => return,
         }
-    });
+        // Its cgroup is removed when the process exits.
+        reaper::prepare();
+        tokio::spawn(async move {
+            let made = make(self.key, self.prefix, self.pids).await;
+            if let Some(generation) = store(made) {
+                tokio::time::sleep(TTL).await;
+                discard_waiting(Some(generation));
+            }
+        });
+    }
 }
 
 /// Puts a spare in the slot (or empties it when none could be made), and
