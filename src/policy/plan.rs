@@ -321,27 +321,75 @@ pub fn tool_binds(path_env: &str, home: &Path, workdir: &Path) -> Vec<Mount> {
     for entry in path_env.split(':').filter(|e| e.starts_with('/')) {
         let Ok(dir) = fs::canonicalize(entry) else { continue };
         // A directory twice on PATH is looked at once.
-        if seen.contains(&dir) || !dir.is_dir() || !is_hidden(&dir, home) {
+        if seen.contains(&dir) || !is_hidden(&dir, home) {
             continue;
         }
+        let Some(stamp) = fs::metadata(&dir).ok().filter(fs::Metadata::is_dir).map(|m| DirStamp::of(&m)) else { continue };
         seen.push(dir.clone());
-        // Symlinked tools (node_modules/.bin/x -> ../x/bin/x.js) need their
-        // targets, unless the directory's own bind shows them (cargo -> rustup).
-        if let Ok(list) = fs::read_dir(&dir) {
-            for e in list.filter_map(Result::ok).take(1024) {
-                if e.file_type().is_ok_and(|t| t.is_symlink()) {
-                    if links_beside(&dir, &e.path()) {
-                        continue;
-                    }
-                    if let Some(target) = fs::canonicalize(e.path()).ok().filter(|t| t.is_file() && t.parent() != Some(&*dir)) {
-                        add(target, &mut dirs);
-                    }
-                }
-            }
+        for target in link_targets(&dir, stamp) {
+            add(target, &mut dirs);
         }
         add(dir, &mut dirs);
     }
     dirs.into_iter().map(|d| Mount::RoBind { source: d.clone(), target: d }).collect()
+}
+
+/// What tells a directory's entries changed: its device and inode, and its
+/// modification and change times (an entry added, removed or replaced, as
+/// retargeting a link does, sets both).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct DirStamp([i64; 6]);
+
+impl DirStamp {
+    fn of(meta: &fs::Metadata) -> DirStamp {
+        use std::os::unix::fs::MetadataExt;
+        DirStamp([meta.dev() as i64, meta.ino() as i64, meta.mtime(), meta.mtime_nsec(), meta.ctime(), meta.ctime_nsec()])
+    }
+
+    /// The last change of its entries is more than a second ago: any later
+    /// one sets another modification time.
+    fn settled(&self) -> bool {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        self.0[2] < now - 1
+    }
+}
+
+/// The files that the symlinks in the real directory `dir` lead to, where
+/// the directory's own bind does not show them (`node_modules/.bin/x ->
+/// ../x/bin/x.js` needs its target; `cargo -> rustup` does not). Resolving
+/// every link costs a lookup per component of its path, at every start: the
+/// answer is kept per directory while its [`DirStamp`] is the same and each
+/// target is still a file. Not for a directory whose entries changed in the
+/// last second: timestamps may be as coarse as the kernel's tick, so a
+/// change made within the tick of the one that set them would leave them as
+/// they are.
+fn link_targets(dir: &Path, stamp: DirStamp) -> Vec<PathBuf> {
+    type Kept = Vec<(PathBuf, DirStamp, Vec<PathBuf>)>;
+    static KEPT: std::sync::Mutex<Kept> = std::sync::Mutex::new(Vec::new());
+    let mut kept = KEPT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some((_, _, targets)) = kept.iter().find(|(d, s, _)| d == dir && *s == stamp) {
+        if targets.iter().all(|t| t.is_file()) {
+            return targets.clone();
+        }
+    }
+    let mut targets = Vec::new();
+    if let Ok(list) = fs::read_dir(dir) {
+        for e in list.filter_map(Result::ok).take(1024) {
+            if e.file_type().is_ok_and(|t| t.is_symlink()) && !links_beside(dir, &e.path()) {
+                if let Some(target) = fs::canonicalize(e.path()).ok().filter(|t| t.is_file() && t.parent() != Some(dir)) {
+                    targets.push(target);
+                }
+            }
+        }
+    }
+    kept.retain(|(d, _, _)| d != dir);
+    if stamp.settled() {
+        if kept.len() >= MAX_TOOL_BINDS {
+            kept.remove(0);
+        }
+        kept.push((dir.to_path_buf(), stamp, targets.clone()));
+    }
+    targets
 }
 
 /// Whether `link`, in the real directory `dir`, names a regular file beside
@@ -529,6 +577,7 @@ mod tests {
         fs::create_dir_all(&bin).unwrap();
         fs::create_dir_all(&pkg).unwrap();
         fs::write(pkg.join("tool.js"), "").unwrap();
+        fs::write(pkg.join("other.js"), "").unwrap();
         std::os::unix::fs::symlink("../tool/bin/tool.js", bin.join("tool")).unwrap();
         // A link to a file beside it (cargo -> rustup): the directory's bind shows both.
         fs::write(bin.join("multi"), "").unwrap();
@@ -566,6 +615,18 @@ mod tests {
         // The home itself and its ancestors never are.
         assert!(!binds.iter().any(|b| home.starts_with(b)), "{binds:?}");
         assert!(!binds.contains(&PathBuf::from("/usr/bin")));
+        if root.starts_with("/tmp") {
+            // Kept while the directory is as it was (dated back, as if
+            // settled); a link replaced is seen, however soon.
+            let old = std::time::SystemTime::now() - std::time::Duration::from_secs(5);
+            fs::File::open(&bin).unwrap().set_modified(old).unwrap();
+            let again = tool_binds(&path, &home, Path::new("/srv/project"));
+            assert_eq!(again, tool_binds(&path, &home, Path::new("/srv/project")));
+            fs::remove_file(bin.join("tool")).unwrap();
+            std::os::unix::fs::symlink("../tool/bin/other.js", bin.join("tool")).unwrap();
+            let binds: Vec<_> = tool_binds(&path, &home, Path::new("/srv/project")).into_iter().map(|m| m.target().to_path_buf()).collect();
+            assert!(binds.contains(&pkg.join("other.js")) && !binds.contains(&pkg.join("tool.js")), "{binds:?}");
+        }
     }
 
     #[test]

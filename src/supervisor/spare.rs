@@ -95,11 +95,13 @@ pub fn take(key: &Key) -> Option<Spare> {
 
 impl Spare {
     /// Whether `root` begins with exactly what this spare built, from the
-    /// same host paths: then the plan is sent with `prebuilt` set to
-    /// [`Spare::prebuilt`] and PID 1 adds the rest.
+    /// same host paths, and the spare is still alive (asked again here, once
+    /// the plan is made, right before it is sent): then the plan is sent
+    /// with `prebuilt` set to [`Spare::prebuilt`] and PID 1 adds the rest.
     pub fn fits(&self, root: &RootPlan) -> bool {
         let n = self.prefix.mounts.len();
-        root.shared == n
+        self.alive()
+            && root.shared == n
             && root.scratch == self.prefix.scratch
             && root.scratch_size == self.prefix.scratch_size
             && root.root_size == self.prefix.root_size
