@@ -479,6 +479,65 @@ mod tests {
         fs::write(sub.join("x"), "").map_err(|e| format!("the source: {e}"))
     }
 
+    /// In user, mount and network namespaces of its own, as the sandbox's
+    /// PID 1 is: `Mount::Sysfs` is a sysfs of that network namespace (`lo`
+    /// alone, nothing mounted below). With `covered`, a tmpfs first hides
+    /// the host's non-empty `/sys/firmware` (as container runtimes mask it):
+    /// the kernel then refuses a fresh sysfs, and the host's `/sys` comes
+    /// read-only instead, with what is mounted below it.
+    fn sysfs_in_a_sandbox(dir: &Path, covered: bool) -> Result<(), String> {
+        use nix::sched::{CloneFlags, unshare};
+        let err = |what: &'static str| move |e: nix::Error| format!("{what}: {e}");
+        let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
+        if covered {
+            unshare(CloneFlags::CLONE_NEWNS).map_err(err("unshare the mount namespace"))?;
+            mount(NONE, "/", NONE, MsFlags::MS_REC | MsFlags::MS_PRIVATE, NONE).map_err(err("private"))?;
+            mount(Some("tmpfs"), "/sys/firmware", Some("tmpfs"), MsFlags::empty(), NONE).map_err(err("cover /sys/firmware"))?;
+        }
+        unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWNET).map_err(err("unshare"))?;
+        fs::write("/proc/self/setgroups", "deny").map_err(|e| e.to_string())?;
+        fs::write("/proc/self/uid_map", format!("0 {uid} 1")).map_err(|e| e.to_string())?;
+        fs::write("/proc/self/gid_map", format!("0 {gid} 1")).map_err(|e| e.to_string())?;
+        mount(NONE, "/", NONE, MsFlags::MS_REC | MsFlags::MS_PRIVATE, NONE).map_err(err("private"))?;
+        apply(dir, &Mount::Sysfs { target: "/sys".into() }, None).map_err(|e| e.to_string())?;
+        let at = dir.join("sys");
+        let below: Vec<_> = crate::policy::mount_table::read().into_iter().filter(|p| p.starts_with(&at) && *p != at).collect();
+        let mut net: Vec<_> = fs::read_dir(at.join("class/net")).map_err(|e| e.to_string())?.filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
+        net.sort();
+        match covered {
+            false if below.is_empty() && net == ["lo"] => {}
+            true if below.contains(&at.join("firmware")) => {}
+            _ => return Err(format!("covered {covered}: mounts below {below:?}, interfaces {net:?}")),
+        }
+        match fs::create_dir(at.join("bsb-probe")) {
+            Err(e) if e.raw_os_error() == Some(libc::EROFS) => Ok(()),
+            other => Err(format!("a write into /sys: {other:?}")),
+        }
+    }
+
+    #[test]
+    fn sysfs_is_the_sandboxs_own_or_the_hosts_read_only() {
+        let cases: &[bool] = if nix::unistd::geteuid().is_root() { &[false, true] } else { &[false] };
+        for &covered in cases {
+            let dir = tempfile::tempdir().unwrap();
+            // SAFETY: the child only makes syscalls and exits.
+            match unsafe { fork() }.unwrap() {
+                ForkResult::Child => {
+                    let code = match sysfs_in_a_sandbox(dir.path(), covered) {
+                        Ok(()) => 0,
+                        Err(e) => {
+                            eprintln!("{e}");
+                            1
+                        }
+                    };
+                    // SAFETY: leaving the forked child without the harness's destructors.
+                    unsafe { libc::_exit(code) }
+                }
+                ForkResult::Parent { child } => assert_eq!(waitpid(child, None).unwrap(), WaitStatus::Exited(child, 0), "covered: {covered}"),
+            }
+        }
+    }
+
     #[test]
     fn read_only_binds_cover_the_mounts_below() {
         if !nix::unistd::geteuid().is_root() {
