@@ -155,6 +155,14 @@ impl NetPattern {
         self.port
     }
 
+    /// The address, for a line that names one.
+    pub fn ip(&self) -> Option<IpAddr> {
+        match self.target {
+            Target::Exact(Host::Ip(ip)) => Some(ip),
+            _ => None,
+        }
+    }
+
     /// True for `*` (with or without a port).
     pub fn is_any(&self) -> bool {
         self.target == Target::Any

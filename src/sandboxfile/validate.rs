@@ -121,6 +121,12 @@ fn check_net(file: &Sandboxfile, report: &mut Report) -> NetPolicy {
                 "NET \"{line}\" allows every host under the public suffix \"{suffix}\"; \
                  name the hosts you need, e.g. \"api.example.{suffix}\""
             ));
+        } else if pattern.ip().is_some_and(|ip| ip.to_canonical().is_loopback() || ip.is_unspecified()) {
+            // Listed literally, it is allowed: the proxy dials it from the host.
+            report.warn(format!(
+                "NET \"{line}\" lets the sandbox reach services on the host's own loopback interface; to reach a \
+                 local test server under a name, list the name and map it with network.resolve instead"
+            ));
         } else if pattern.is_any() {
             let on_port = pattern.port().map(|p| format!(" on port {p}")).unwrap_or_default();
             report.warn(format!(

@@ -172,6 +172,18 @@ fn net_star_warns() {
 }
 
 #[test]
+fn net_to_the_hosts_own_loopback_is_a_warning() {
+    for line in ["127.0.0.1", "127.0.0.1:8080", "127.1.2.3", "[::1]", "[::ffff:127.0.0.1]:80", "0.0.0.0"] {
+        assert_eq!(
+            only_warning(&with(&format!("NET {line}"))),
+            format!("NET \"{line}\" lets the sandbox reach services on the host's own loopback interface; to reach a local test server under a name, list the name and map it with network.resolve instead")
+        );
+    }
+    // Other addresses are as any other host: named on purpose.
+    assert!(with("NET 192.0.2.10").warnings.is_empty());
+}
+
+#[test]
 fn net_pattern_that_does_not_parse_is_an_error() {
     assert_eq!(
         only_error(&with("NET https://api.example.com/v1")),
