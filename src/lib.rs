@@ -16,3 +16,5 @@ pub mod supervisor;
 
 #[cfg(feature = "binding")]
 mod binding;
+#[cfg(all(test, target_os = "linux"))]
+mod testing;

@@ -423,8 +423,6 @@ pub fn enter(root: &Path) -> Result<(), SetupError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nix::sys::wait::{WaitStatus, waitpid};
-    use nix::unistd::{ForkResult, fork};
 
     /// In a mount namespace of its own: a tree of two tmpfs mounts, bound
     /// twice, made read-only once each way. Every mount of each bind refuses
@@ -488,16 +486,12 @@ mod tests {
     fn sysfs_in_a_sandbox(dir: &Path, covered: bool) -> Result<(), String> {
         use nix::sched::{CloneFlags, unshare};
         let err = |what: &'static str| move |e: nix::Error| format!("{what}: {e}");
-        let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
         if covered {
             unshare(CloneFlags::CLONE_NEWNS).map_err(err("unshare the mount namespace"))?;
             mount(NONE, "/", NONE, MsFlags::MS_REC | MsFlags::MS_PRIVATE, NONE).map_err(err("private"))?;
             mount(Some("tmpfs"), "/sys/firmware", Some("tmpfs"), MsFlags::empty(), NONE).map_err(err("cover /sys/firmware"))?;
         }
-        unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWNET).map_err(err("unshare"))?;
-        fs::write("/proc/self/setgroups", "deny").map_err(|e| e.to_string())?;
-        fs::write("/proc/self/uid_map", format!("0 {uid} 1")).map_err(|e| e.to_string())?;
-        fs::write("/proc/self/gid_map", format!("0 {gid} 1")).map_err(|e| e.to_string())?;
+        crate::testing::enter_user_namespace(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWNET)?;
         mount(NONE, "/", NONE, MsFlags::MS_REC | MsFlags::MS_PRIVATE, NONE).map_err(err("private"))?;
         apply(dir, &Mount::Sysfs { target: "/sys".into() }, None).map_err(|e| e.to_string())?;
         let at = dir.join("sys");
@@ -520,21 +514,7 @@ mod tests {
         let cases: &[bool] = if nix::unistd::geteuid().is_root() { &[false, true] } else { &[false] };
         for &covered in cases {
             let dir = tempfile::tempdir().unwrap();
-            // SAFETY: the child only makes syscalls and exits.
-            match unsafe { fork() }.unwrap() {
-                ForkResult::Child => {
-                    let code = match sysfs_in_a_sandbox(dir.path(), covered) {
-                        Ok(()) => 0,
-                        Err(e) => {
-                            eprintln!("{e}");
-                            1
-                        }
-                    };
-                    // SAFETY: leaving the forked child without the harness's destructors.
-                    unsafe { libc::_exit(code) }
-                }
-                ForkResult::Parent { child } => assert_eq!(waitpid(child, None).unwrap(), WaitStatus::Exited(child, 0), "covered: {covered}"),
-            }
+            crate::testing::in_child(&format!("sysfs, covered: {covered}"), || sysfs_in_a_sandbox(dir.path(), covered));
         }
     }
 
@@ -545,20 +525,6 @@ mod tests {
             return;
         }
         let dir = tempfile::tempdir().unwrap();
-        // SAFETY: the child only mounts, writes files and exits.
-        match unsafe { fork() }.unwrap() {
-            ForkResult::Child => {
-                let code = match binds_are_read_only_all_the_way_down(dir.path()) {
-                    Ok(()) => 0,
-                    Err(e) => {
-                        eprintln!("{e}");
-                        1
-                    }
-                };
-                // SAFETY: leaving the forked child without the harness's destructors.
-                unsafe { libc::_exit(code) }
-            }
-            ForkResult::Parent { child } => assert_eq!(waitpid(child, None).unwrap(), WaitStatus::Exited(child, 0)),
-        }
+        crate::testing::in_child("read-only binds", || binds_are_read_only_all_the_way_down(dir.path()));
     }
 }

@@ -96,44 +96,31 @@ mod tests {
     /// mount namespace of the test's own (root, or a user namespace).
     #[test]
     fn a_change_is_seen_by_the_next_call() {
+        use nix::mount::{MsFlags, mount, umount};
         use nix::sched::{CloneFlags, unshare};
-        use nix::sys::wait::{WaitStatus, waitpid};
-        use nix::unistd::{ForkResult, fork};
         let dir = tempfile::tempdir().expect("tempdir");
-        // SAFETY: the child only makes syscalls and exits.
-        match unsafe { fork() }.expect("fork") {
-            ForkResult::Child => {
-                let ok = (|| {
-                    let uid = nix::unistd::getuid();
-                    let gid = nix::unistd::getgid();
-                    let flags = if uid.is_root() { CloneFlags::CLONE_NEWNS } else { CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS };
-                    unshare(flags).ok()?;
-                    if !uid.is_root() {
-                        std::fs::write("/proc/self/setgroups", "deny").ok()?;
-                        std::fs::write("/proc/self/uid_map", format!("0 {uid} 1")).ok()?;
-                        std::fs::write("/proc/self/gid_map", format!("0 {gid} 1")).ok()?;
-                    }
-                    use nix::mount::{MsFlags, mount};
-                    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>).ok()?;
-                    let mut table = MountTable { file: None, points: None };
-                    let before = table.points();
-                    if before.iter().any(|p| p == dir.path()) || table.points() != before || *before != *read() {
-                        return None;
-                    }
-                    mount(Some("tmpfs"), dir.path(), Some("tmpfs"), MsFlags::empty(), None::<&str>).ok()?;
-                    let after = table.points();
-                    if !after.iter().any(|p| p == dir.path()) || after.len() != before.len() + 1 {
-                        return None;
-                    }
-                    nix::mount::umount(dir.path()).ok()?;
-                    (*table.points() == *before).then_some(())
-                })();
-                // SAFETY: ends the forked child without unwinding.
-                unsafe { libc::_exit(if ok.is_some() { 0 } else { 1 }) }
+        crate::testing::in_child("the mount table", || {
+            let err = |what: &'static str| move |e: nix::Error| format!("{what}: {e}");
+            match nix::unistd::getuid().is_root() {
+                true => unshare(CloneFlags::CLONE_NEWNS).map_err(err("unshare"))?,
+                false => crate::testing::enter_user_namespace(CloneFlags::CLONE_NEWNS)?,
             }
-            ForkResult::Parent { child } => {
-                assert_eq!(waitpid(child, None).expect("waitpid"), WaitStatus::Exited(child, 0));
+            mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>).map_err(err("private"))?;
+            let mut table = MountTable { file: None, points: None };
+            let before = table.points();
+            if before.iter().any(|p| p == dir.path()) || table.points() != before || *before != *read() {
+                return Err(format!("before: {before:?}"));
             }
-        }
+            mount(Some("tmpfs"), dir.path(), Some("tmpfs"), MsFlags::empty(), None::<&str>).map_err(err("tmpfs"))?;
+            let after = table.points();
+            if !after.iter().any(|p| p == dir.path()) || after.len() != before.len() + 1 {
+                return Err(format!("after the mount: {after:?}"));
+            }
+            umount(dir.path()).map_err(err("umount"))?;
+            match *table.points() == *before {
+                true => Ok(()),
+                false => Err("after the unmount: not as before".into()),
+            }
+        });
     }
 }
