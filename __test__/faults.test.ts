@@ -68,6 +68,15 @@ function ourInits(): number[] {
     .map(Number)
 }
 
+/** Whether `pid` runs (exists and is not a zombie). */
+function alive(pid: number): boolean {
+  try {
+    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  } catch {
+    return false
+  }
+}
+
 describe('init killed from outside', () => {
   test('the Sandbox reports it and stop() still cleans up', async () => {
     const before = new Set(existsSync(stateRoot) ? readdirSync(stateRoot) : [])
@@ -78,6 +87,11 @@ describe('init killed from outside', () => {
     const inits = ourInits()
     expect(inits.length).toBeGreaterThan(0)
     for (const pid of inits) process.kill(pid, 'SIGKILL')
+    // A signal takes effect when the killed process next runs: wait until
+    // each is dead (a zombie, or reaped), so PID 1 has had its parent-death
+    // signal, before asking the sandbox for more.
+    for (let i = 0; i < 500 && inits.some(alive); i++) await Bun.sleep(10)
+    expect(inits.filter(alive)).toEqual([])
     await expect(sb.exec('true')).rejects.toThrow(/ended unexpectedly/)
     expect(sb.isRunning()).toBe(false)
     await sb.stop()
