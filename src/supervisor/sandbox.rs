@@ -360,7 +360,7 @@ impl Sandbox {
             drop((detached, join));
             let Setup::Plan(plan) = setup else { unreachable!("made above") };
             let offer = match opts.spare.unwrap_or_else(spare::enabled) {
-                true => spare::Offer::new(key, &plan.root, pids),
+                true => spare::Offer::new(key, plan.root, pids),
                 false => None,
             };
             // The environment is known before init is ready (the proxy's port

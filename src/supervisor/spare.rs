@@ -172,16 +172,14 @@ pub struct Offer {
 }
 
 impl Offer {
-    pub fn new(key: Key, root: &RootPlan, pids: u64) -> Option<Offer> {
-        let prefix = RootPlan {
-            scratch: root.scratch.clone(),
-            scratch_size: root.scratch_size,
-            mounts: root.mounts.get(..root.shared)?.to_vec(),
-            root_size: root.root_size,
-            shared: root.shared,
-            detached: Vec::new(),
-        };
-        (root.shared > 0).then_some(Offer { key, prefix, pids })
+    /// Keeps the sent plan's root, cut to its shared part (no copy).
+    pub fn new(key: Key, mut root: RootPlan, pids: u64) -> Option<Offer> {
+        if root.shared == 0 || root.shared > root.mounts.len() {
+            return None;
+        }
+        root.mounts.truncate(root.shared);
+        root.detached.clear();
+        Some(Offer { key, prefix: root, pids })
     }
 
     /// Starts the spare, unless there is one already.
