@@ -112,6 +112,29 @@ describe('limits', () => {
     await sb.stop()
   }, 30_000)
 
+  // A root host user's sandbox is in a memory cgroup of its own (an ordinary user's has per-process
+  // RLIMIT_DATA alone: no cgroup is delegated on these hosts).
+  test.if(process.getuid!() === 0)('memoryBytes binds the processes together: the kernel kills one, onViolation says so, the sandbox answers', async () => {
+    const events: any[] = []
+    const limit = 256 * 1024 * 1024
+    const sb = new Sandbox(config(), { cwd: project(), limits: { memoryBytes: limit }, onViolation: (e) => events.push(e) })
+    // Six processes of 80 MiB each: every one is within the limit, together they are not.
+    const hold = "const b = Buffer.alloc(80 * 1024 * 1024, 1); setTimeout(() => console.log(b.length), 1500)"
+    const r = await sb.exec(['/bin/sh', '-c', `for i in 1 2 3 4 5 6; do /usr/bin/node -e '${hold}' & done; wait`])
+    const held = r.stdout.split('\n').filter((l) => l === String(80 * 1024 * 1024)).length
+    expect(held).toBeLessThan(6)
+    for (let i = 0; i < 40 && events.length === 0; i++) await Bun.sleep(50)
+    expect(events.length).toBeGreaterThan(0)
+    for (const e of events) {
+      expect(e).toEqual({ kind: 'limit', detail: expect.stringMatching(/^the sandbox's processes together reached limits\.memoryBytes \(268435456 bytes\): the kernel killed (one|\d+) of them$/) })
+    }
+    expect((await sb.exec('echo alive')).stdout).toBe('alive\n')
+    // Each alone still fits.
+    const one = await sb.exec(['/usr/bin/node', '-e', hold])
+    expect(one).toEqual({ exitCode: 0, stdout: `${80 * 1024 * 1024}\n`, stderr: '' })
+    await sb.stop()
+  }, 30_000)
+
   test('a timeout is reported through onViolation as a limit', async () => {
     const events: any[] = []
     const sb = new Sandbox(config(), { cwd: project(), onViolation: (e) => events.push(e) })

@@ -19,9 +19,9 @@ pub const MAX_FDS: usize = 128;
 /// The fd number the control socket has in `bun-sandbox-init`.
 pub const CONTROL_FD: RawFd = 3;
 
-/// How the sandbox's PID 1 joins its pids cgroup (root host users): the
-/// file it writes "0" into comes as the last fd of the message that names
-/// the way (`Prebuild` or `Plan`).
+/// How the sandbox's PID 1 joins one of its cgroups (root host users): the
+/// files it writes "0" into come as the last fds of the message that names
+/// the ways (`Prebuild` or `Plan`), in the same order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CgroupJoin {
@@ -70,13 +70,13 @@ pub enum Setup {
 
 /// The part of a root that depends on the host alone, built by a spare's
 /// PID 1 before it has a sandbox: the mounts of `root` (its `detached` ones
-/// come with the message, then the cgroup's file when `cgroup` says how).
+/// come with the message, then the files of the cgroups `cgroups` joins).
 /// The plan that follows must begin with exactly these mounts.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Prebuild {
     pub root: RootPlan,
     #[serde(default)]
-    pub cgroup: Option<CgroupJoin>,
+    pub cgroups: Vec<CgroupJoin>,
 }
 
 /// Everything PID 1 needs to build the sandbox: computed and checked on the
@@ -93,10 +93,11 @@ pub struct Plan {
     /// Only the rest's `detached` fds come with the plan.
     #[serde(default)]
     pub prebuilt: usize,
-    /// How PID 1 joins its pids cgroup, if it has one and has not joined it
-    /// with a `Prebuild`: the file is the message's last fd.
+    /// How PID 1 joins the cgroups it is not in yet (a spare's joined its
+    /// pids cgroup with the `Prebuild`): their files are the message's
+    /// last fds.
     #[serde(default)]
-    pub cgroup: Option<CgroupJoin>,
+    pub cgroups: Vec<CgroupJoin>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -53,14 +53,25 @@ pub async fn check() -> IsolationSupport {
         seccomp = false;
         reasons.push(format!("the seccomp filter does not support this architecture ({})", std::env::consts::ARCH));
     }
-    let cgroups = std::fs::read_to_string("/proc/self/cgroup")
-        .ok()
-        .and_then(|c| c.lines().find_map(|l| l.strip_prefix("0::").map(str::to_string)))
-        .map(|rel| std::path::Path::new("/sys/fs/cgroup").join(rel.trim_start_matches('/')))
-        .is_some_and(|dir| dir.join("cgroup.subtree_control").exists() && nix::unistd::access(&dir, nix::unistd::AccessFlags::W_OK).is_ok());
-    if !cgroups {
-        reasons.push("no writable cgroup v2 sub-tree is delegated to this user: limits are enforced with rlimits and, for diskBytes, size-limited tmpfs mounts".into());
-    }
+    // What the sandboxes use: a root host user's get pids (and, with
+    // memoryBytes, memory) cgroups; an ordinary user's none.
+    let cgroups = match nix::unistd::getuid().is_root() {
+        true => match sv::cgroup::available() {
+            (true, true) => true,
+            (true, false) => {
+                reasons.push("no memory cgroup controller: limits.memoryBytes binds each process (RLIMIT_DATA), not the sandbox's processes together".into());
+                false
+            }
+            (false, _) => {
+                reasons.push("no pids cgroup controller: a root host user's sandboxes cannot start (RLIMIT_NPROC does not bind root)".into());
+                false
+            }
+        },
+        false => {
+            reasons.push("an ordinary user's sandboxes get no cgroup (a delegated cgroup2 sub-tree is not used yet): limits bind each process (rlimits) and, for diskBytes, size-limited tmpfs mounts".into());
+            false
+        }
+    };
     let probe = probe().await;
     if let Err(why) = &probe {
         reasons.push(format!("a probe sandbox failed: {why}"));

@@ -41,24 +41,24 @@ pub fn pid1(netns: Option<net::Joiner>) -> ! {
 /// Reads the plan, which follows the ids in the socket once the supervisor
 /// has made it, with the detached mounts it names. A spare's PID 1 gets a
 /// `Prebuild` first, and builds it while it waits. Gives back what was
-/// built, how far PID 1 is in joining its pids cgroup, and the buffer PID 1
+/// built, how far PID 1 is in joining its cgroups, and the buffer PID 1
 /// serves with.
 #[allow(clippy::type_complexity)]
 fn receive() -> Result<(Plan, Option<rootfs::Building>, Cgroup, Vec<OwnedFd>, Vec<u8>), SetupError> {
     let mut buf = Vec::new();
     let mut building = None;
-    let mut cgroup = Cgroup::Outside;
+    let mut cgroup = Cgroup::default();
     loop {
         match read(&mut buf, "plan")? {
             Some((Setup::Prebuild(pre), mut fds)) if building.is_none() => {
-                cgroup = Cgroup::join(pre.cgroup, &mut fds, cgroup)?;
+                cgroup.join(&pre.cgroups, &mut fds)?;
                 building = Some(rootfs::Building::prebuild(pre.root, fds)?);
             }
             Some((Setup::Prebuild(_), _)) => {
                 return Err(std::io::Error::other("a second one came")).step(|| "read the prebuilt part of the plan".into());
             }
             Some((Setup::Plan(plan), mut fds)) => {
-                cgroup = Cgroup::join(plan.cgroup, &mut fds, cgroup)?;
+                cgroup.join(&plan.cgroups, &mut fds)?;
                 return Ok((plan, building, cgroup, fds, buf));
             }
             // The supervisor gave up before sending it.
@@ -67,35 +67,54 @@ fn receive() -> Result<(Plan, Option<rootfs::Building>, Cgroup, Vec<OwnedFd>, Ve
     }
 }
 
-/// Where PID 1 is in joining the sandbox's pids cgroup.
-enum Cgroup {
-    /// No cgroup: the host user is not root (RLIMIT_NPROC binds).
-    Outside,
-    Joined,
-    /// A thread is writing `cgroup.procs`.
-    Joining(std::thread::JoinHandle<std::io::Result<()>>),
+/// Where PID 1 is in joining the sandbox's cgroups.
+#[derive(Default)]
+struct Cgroup {
+    /// Any at all (none: the host user is not root, RLIMIT_NPROC binds).
+    any: bool,
+    /// Threads writing `cgroup.procs`.
+    joining: Vec<std::thread::JoinHandle<std::io::Result<()>>>,
 }
 
 impl Cgroup {
-    /// Joins the cgroup whose file is the last of `fds`, when `how` says
-    /// there is one; before anything is forked: "0" names the writer.
-    fn join(how: Option<CgroupJoin>, fds: &mut Vec<OwnedFd>, now: Cgroup) -> Result<Cgroup, SetupError> {
-        let Some(how) = how else { return Ok(now) };
-        let step = || "join the sandbox's pids cgroup".to_string();
-        if !matches!(now, Cgroup::Outside) {
-            return Err(std::io::Error::other("named twice")).step(step);
-        }
-        let file = std::fs::File::from(fds.pop().ok_or_else(|| std::io::Error::other("its file did not come")).step(step)?);
-        Ok(match how {
-            // cgroup v1 `tasks` moves this thread, the only one, at once.
-            CgroupJoin::Tasks => {
-                std::io::Write::write_all(&mut &file, b"0").step(step)?;
-                Cgroup::Joined
+    /// Joins the cgroups whose files are the last of `fds`, one for each of
+    /// `ways`; before anything is forked: "0" names the writer.
+    fn join(&mut self, ways: &[CgroupJoin], fds: &mut Vec<OwnedFd>) -> Result<(), SetupError> {
+        let step = || "join the sandbox's cgroups".to_string();
+        let files = fds
+            .len()
+            .checked_sub(ways.len())
+            .map(|first| fds.split_off(first))
+            .ok_or_else(|| std::io::Error::other("their files did not come"))
+            .step(step)?;
+        for (how, file) in ways.iter().zip(files) {
+            let file = std::fs::File::from(file);
+            self.any = true;
+            match how {
+                // cgroup v1 `tasks` moves this thread, the only one, at once.
+                CgroupJoin::Tasks => std::io::Write::write_all(&mut &file, b"0").step(step)?,
+                // `cgroup.procs` waits out an RCU grace period (milliseconds):
+                // a thread writes it while this one builds the root.
+                CgroupJoin::Procs => {
+                    self.joining.push(std::thread::spawn(move || std::io::Write::write_all(&mut &file, b"0")))
+                }
             }
-            // `cgroup.procs` waits out an RCU grace period (milliseconds): a
-            // thread writes it while this one builds the root.
-            CgroupJoin::Procs => Cgroup::Joining(std::thread::spawn(move || std::io::Write::write_all(&mut &file, b"0"))),
-        })
+        }
+        Ok(())
+    }
+
+    /// Waits for the threads still joining, then makes a fresh cgroup
+    /// namespace rooted where PID 1 is now (the helper made one before PID
+    /// 1 was in the sandbox's cgroups).
+    fn finish(self) -> Result<(), SetupError> {
+        for thread in self.joining {
+            let joined = thread.join().unwrap_or_else(|_| Err(std::io::Error::other("the joining thread panicked")));
+            joined.step(|| "join the sandbox's cgroups".into())?;
+        }
+        if self.any {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP).step(|| "create the cgroup namespace".into())?;
+        }
+        Ok(())
     }
 }
 
@@ -123,16 +142,7 @@ fn setup(
     rootfs::enter(&root)?;
     nix::unistd::sethostname(&plan.hostname).step(|| "set the hostname".into())?;
     net::loopback_up().step(|| "bring up the loopback interface".into())?;
-    let in_cgroup = !matches!(cgroup, Cgroup::Outside);
-    if let Cgroup::Joining(thread) = cgroup {
-        let joined = thread.join().unwrap_or_else(|_| Err(std::io::Error::other("the joining thread panicked")));
-        joined.step(|| "join the sandbox's pids cgroup".into())?;
-    }
-    if in_cgroup {
-        // The helper made the cgroup namespace before PID 1 was in the
-        // sandbox's cgroup: a fresh one, rooted where PID 1 is now.
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP).step(|| "create the cgroup namespace".into())?;
-    }
+    cgroup.finish()?;
     // Last of setup: what every command inherits, the seccomp filter too.
     spawn::lock_down(plan).step(|| "apply the sandbox's restrictions (capabilities, seccomp)".into())?;
     Ok(upper)

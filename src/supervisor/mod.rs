@@ -1,7 +1,7 @@
 //! The host side of a sandbox: starts init, talks to it, runs commands, tears
 //! it down. Knows nothing about JavaScript (`src/binding/` does).
 
-mod cgroup;
+pub mod cgroup;
 mod connection;
 pub mod jobs;
 pub mod launcher;

@@ -5,7 +5,7 @@
 //! waits for them (a bounded time), so a CLI run leaves nothing behind. What
 //! a killed process leaves, the next start cleans up (`state::clean_stale`).
 
-use super::cgroup::PidsCgroup;
+use super::cgroup::SandboxCgroups;
 use super::launcher::Helper;
 use super::state;
 use std::path::PathBuf;
@@ -23,7 +23,7 @@ static DONE: Condvar = Condvar::new();
 /// One sandbox's leftovers.
 struct Teardown {
     child: Option<Helper>,
-    cgroup: Option<PidsCgroup>,
+    cgroup: Option<SandboxCgroups>,
     state_dir: Option<PathBuf>,
 }
 
@@ -47,13 +47,13 @@ impl Teardown {
 
 /// Ends a helper whose sandbox will not be (PID 1 goes with it, by its
 /// parent-death signal), and reaps it off the caller's path.
-pub fn abandon(mut child: Helper, cgroup: Option<PidsCgroup>) {
+pub fn abandon(mut child: Helper, cgroup: Option<SandboxCgroups>) {
     let _ = child.kill();
     finish(Some(child), cgroup, None);
 }
 
 /// Reaps `child`, then removes `cgroup` and the discarded state dir.
-pub fn finish(child: Option<Helper>, cgroup: Option<PidsCgroup>, state_dir: Option<PathBuf>) {
+pub fn finish(child: Option<Helper>, cgroup: Option<SandboxCgroups>, state_dir: Option<PathBuf>) {
     if let Ok(mut n) = PENDING.lock() {
         *n += 1;
     }

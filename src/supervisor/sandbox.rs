@@ -3,7 +3,7 @@
 
 use super::connection::{AskedSocket, Connection, Exit, SocketFailure};
 use super::jobs::{Hooks, Violation};
-use super::cgroup::PidsCgroup;
+use super::cgroup::{OomKills, SandboxCgroups};
 use super::launcher::{self, Helper, Launched};
 use super::spare;
 use super::reaper::{self, abandon};
@@ -14,7 +14,7 @@ use crate::policy::seccomp;
 use crate::policy::trust;
 use crate::net::{SandboxCa, UpstreamTrust};
 use crate::secrets::{Redactor, SecretMode, Secrets};
-use crate::protocol::{Ids, Mount, Plan, Remap, Request, Rlimit, RlimitKind, Setup, Spawn};
+use crate::protocol::{CgroupJoin, Ids, Mount, Plan, Remap, Request, Rlimit, RlimitKind, Setup, Spawn};
 use super::remap::{self, ROOT_SANDBOX_ID, RootUser};
 use std::collections::{BTreeMap, HashMap};
 use std::io;
@@ -139,7 +139,7 @@ pub type FirstCommand = (Vec<String>, BTreeMap<String, String>);
 
 pub struct Sandbox {
     conn: Connection,
-    cgroup: Mutex<Option<PidsCgroup>>,
+    cgroup: Mutex<Option<SandboxCgroups>>,
     child: Mutex<Option<Helper>>,
     state_dir: PathBuf,
     workdir: PathBuf,
@@ -174,8 +174,9 @@ const KILL_WAIT: Duration = Duration::from_secs(2);
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 /// How long `stop()` waits after SIGTERM before SIGKILL.
 const GRACE: Duration = Duration::from_secs(3);
-/// How often the disk limit's tmpfs is checked for being full.
-const DISK_POLL: Duration = Duration::from_millis(250);
+/// How often the disk limit's tmpfs is checked for being full, and a
+/// memory cgroup for OOM kills.
+const LIMIT_POLL: Duration = Duration::from_millis(250);
 
 impl Sandbox {
     pub async fn start(opts: StartOptions) -> Result<Sandbox, SandboxError> {
@@ -320,28 +321,26 @@ impl Sandbox {
                 seccomp: seccomp_words.clone(),
                 rlimits,
                 prebuilt,
-                cgroup: None,
+                cgroups: Vec::new(),
             };
-            let (launched, cgroup) = match starting.started(pids, &state_dir).await {
+            let (launched, mut cgroup) = match starting.started(pids, &state_dir).await {
                 Ok(started) => started,
                 Err(e) => return Err(e),
             };
-            // PID 1 joins the pids cgroup it is not in yet before it forks
-            // anything, so no command ever runs outside it.
+            // PID 1 joins the cgroups it is not in yet before it forks
+            // anything, so no command ever runs outside them.
             let mut fds: Vec<_> = detached.iter().map(|fd| fd.as_raw_fd()).collect();
-            let join = match (&cgroup, prebuilt) {
-                (Some(cg), 0) => match cg.join_file() {
-                    Ok(join) => Some(join),
-                    Err(e) => {
-                        abandon(launched.child, cgroup);
-                        return Err(SandboxError::Setup(format!("cannot open the sandbox's pids cgroup: {e}")));
-                    }
-                },
-                _ => None,
+            let joins = match cgroup.as_mut().map(|cg| cgroup_joins(cg, &state_dir, opts.memory_bytes)) {
+                Some(Err(e)) => {
+                    abandon(launched.child, cgroup);
+                    return Err(e);
+                }
+                Some(Ok(joins)) => joins,
+                None => Vec::new(),
             };
-            if let Some((file, how)) = &join {
+            for (file, how) in &joins {
                 fds.push(file.as_raw_fd());
-                plan.cgroup = Some(*how);
+                plan.cgroups.push(*how);
             }
             let child = launched.child;
             let (conn, ready) = match Connection::new(launched.control).map_err(io_err("control socket")) {
@@ -357,7 +356,7 @@ impl Sandbox {
                 abandon(child, cgroup);
                 return Err(io_err("cannot send the plan to init")(e));
             }
-            drop((detached, join));
+            drop((detached, joins));
             let Setup::Plan(plan) = setup else { unreachable!("made above") };
             let offer = match opts.spare.unwrap_or_else(spare::enabled) {
                 true => spare::Offer::new(key, plan.root, pids),
@@ -402,7 +401,10 @@ impl Sandbox {
                 let violations = tokio::spawn(report_violations(violations_rx, hooks.clone(), redactor.clone()));
                 let mut listeners = vec![proxy_task];
                 if let (Some(Ok(fd)), Some(limit)) = (upper_fd.as_ref().map(OwnedFd::try_clone), opts.disk_bytes) {
-                    listeners.push(tokio::spawn(watch_disk(fd, limit, hooks)));
+                    listeners.push(tokio::spawn(watch_disk(fd, limit, hooks.clone())));
+                }
+                if let (Some(kills), Some(limit)) = (cgroup.as_ref().and_then(SandboxCgroups::oom_kills), opts.memory_bytes) {
+                    listeners.push(tokio::spawn(watch_memory(kills, limit, hooks)));
                 }
                 let sandbox = Sandbox {
                     conn,
@@ -793,8 +795,33 @@ fn proxy_env(port: u16) -> BTreeMap<String, String> {
 
 /// Reports, once, that the tmpfs of every writable layer is full: the writer
 /// got ENOSPC from the kernel; the sandbox runs on. Ends at `stop()`.
+/// The files of the cgroups PID 1 joins with its plan: its pids cgroup
+/// unless a spare's PID 1 is in it already, and with `memory_bytes` the
+/// memory cgroup that limits the sandbox's processes together (cgroup v1;
+/// on cgroup2 the same cgroup). Where the host has no memory controller,
+/// `RLIMIT_DATA` alone limits each process, as for an ordinary user.
+fn cgroup_joins(
+    cg: &mut SandboxCgroups,
+    state_dir: &Path,
+    memory_bytes: Option<u64>,
+) -> Result<Vec<(std::fs::File, CgroupJoin)>, SandboxError> {
+    let mut joins = Vec::new();
+    if !cg.joined {
+        joins.push(cg.join_file().map_err(io_err("cannot open the sandbox's pids cgroup"))?);
+    }
+    if let Some(bytes) = memory_bytes {
+        let name = state_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        match cg.limit_memory(&name, bytes) {
+            Ok(join) => joins.extend(join),
+            Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {}
+            Err(e) => return Err(io_err("cannot limit the sandbox's memory")(e)),
+        }
+    }
+    Ok(joins)
+}
+
 async fn watch_disk(upper: OwnedFd, limit: u64, hooks: Hooks) {
-    let mut tick = tokio::time::interval(DISK_POLL);
+    let mut tick = tokio::time::interval(LIMIT_POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
@@ -806,6 +833,29 @@ async fn watch_disk(upper: OwnedFd, limit: u64, hooks: Hooks) {
             );
             hooks.violation(Violation { kind: "limit", detail, host: None }).await;
             return;
+        }
+    }
+}
+
+/// Reports each process the kernel kills for the sandbox's memory limit
+/// (a memory cgroup's), polled like the disk.
+async fn watch_memory(kills: OomKills, limit: u64, hooks: Hooks) {
+    let mut tick = tokio::time::interval(LIMIT_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut seen = 0;
+    loop {
+        tick.tick().await;
+        let Some(now) = kills.read() else { return };
+        if now > seen {
+            let detail = format!(
+                "the sandbox's processes together reached limits.memoryBytes ({limit} bytes): the kernel killed {} of them",
+                match now - seen {
+                    1 => "one".to_string(),
+                    n => n.to_string(),
+                }
+            );
+            seen = now;
+            hooks.violation(Violation { kind: "limit", detail, host: None }).await;
         }
     }
 }
@@ -853,7 +903,7 @@ impl Starting {
 
     /// The init, once it runs, and its pids cgroup (a root host user's):
     /// the spare's own, or one made now and named after the state dir.
-    async fn started(self, pids: u64, state_dir: &Path) -> Result<(Launched, Option<PidsCgroup>), SandboxError> {
+    async fn started(self, pids: u64, state_dir: &Path) -> Result<(Launched, Option<SandboxCgroups>), SandboxError> {
         let limit = |e: std::io::Error| {
             SandboxError::Setup(format!(
                 "cannot limit the sandbox's processes: RLIMIT_NPROC does not bind the root user and no pids cgroup could be made: {e}"
@@ -867,7 +917,7 @@ impl Starting {
         let cgroup = match nix::unistd::getuid().is_root() {
             true => {
                 let name = state_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                match PidsCgroup::create(&name, pids) {
+                match SandboxCgroups::create(&name, pids) {
                     Ok(cg) => Some(cg),
                     Err(e) => {
                         Starting::Fresh(launching).abandon().await;

@@ -16,7 +16,7 @@
 //! host process like every init. A sandbox started with `spare: false`
 //! makes none, and `BUN_SANDBOX_SPARE=0` makes that the default.
 
-use super::cgroup::PidsCgroup;
+use super::cgroup::SandboxCgroups;
 use super::launcher::{self, Launched};
 use super::{reaper, remap};
 use crate::protocol::{self, Ids, Mount, Prebuild, RootPlan, Setup};
@@ -52,7 +52,7 @@ pub struct Spare {
     /// once the host's mount table has changed since.
     mountinfo: File,
     /// A root host user's spare has joined its pids cgroup already.
-    cgroup: Option<PidsCgroup>,
+    cgroup: Option<SandboxCgroups>,
     made: Instant,
 }
 
@@ -115,7 +115,7 @@ impl Spare {
     }
 
     /// The started init, and the pids cgroup it is in (limited to `pids`).
-    pub fn into_parts(self, pids: u64) -> io::Result<(Launched, Option<PidsCgroup>)> {
+    pub fn into_parts(self, pids: u64) -> io::Result<(Launched, Option<SandboxCgroups>)> {
         if let Some(cg) = &self.cgroup {
             if let Err(e) = cg.set_max(pids) {
                 self.discard();
@@ -236,18 +236,20 @@ async fn make(key: Key, mut prefix: RootPlan, pids: u64) -> io::Result<Spare> {
         Some(_) => remap::detach(&mut prefix, None, 0)?,
         None => Vec::new(),
     };
-    let cgroup = match key.ids.outer_uid {
-        0 => Some(PidsCgroup::create(&cgroup_name(), pids)?),
+    let mut cgroup = match key.ids.outer_uid {
+        0 => Some(SandboxCgroups::create(&cgroup_name(), pids)?),
         _ => None,
     };
     let first = (|| {
-        let join = cgroup.as_ref().map(PidsCgroup::join_file).transpose()?;
-        let how = join.map(|(file, how)| {
+        let mut cgroups = Vec::new();
+        if let Some(cg) = &mut cgroup {
+            let (file, how) = cg.join_file()?;
             fds.push(file.into());
-            how
-        });
+            cgroups.push(how);
+            cg.joined = true;
+        }
         let ids = protocol::encode(&key.ids)?;
-        let prebuild = protocol::encode(&Setup::Prebuild(Prebuild { root: prefix.clone(), cgroup: how }))?;
+        let prebuild = protocol::encode(&Setup::Prebuild(Prebuild { root: prefix.clone(), cgroups }))?;
         Ok::<_, io::Error>(vec![(ids, Vec::new()), (prebuild, fds)])
     })();
     // Taken before PID 1 mounts them: a path replaced meanwhile differs.
