@@ -234,12 +234,10 @@ pub enum Request {
     Connect { id: u64, port: u16 },
     /// A TCP socket inside the sandbox listening on `127.0.0.1:port` (0 = any).
     Listen { id: u64, port: u16 },
-    /// SIGTERM to every process in the sandbox (the start of `stop()`).
-    TermAll,
-    /// How many processes run in the sandbox besides PID 1; answered by `Count`.
-    Count { id: u64 },
-    /// Kill everything and exit.
-    Shutdown,
+    /// `stop()`: SIGTERM to every process in the sandbox; once none is left,
+    /// or `grace_ms` has passed, SIGKILL to the rest; then init reaps them
+    /// all and exits (the socket closing says it is done).
+    Stop { grace_ms: u64 },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -267,8 +265,6 @@ pub enum Event {
     SpawnFailed { id: u64, errno: i32, message: String },
     /// A command ended: `code` when it exited, `signal` when it was killed.
     Exited { id: u64, code: Option<i32>, signal: Option<i32> },
-    /// The answer to `Count`.
-    Count { id: u64, processes: u32 },
     /// The fd of a `Connect` or `Listen` rides on this message, or `error` says why not.
     Socket { id: u64, port: u16, error: Option<String> },
 }

@@ -157,6 +157,8 @@ struct Server<'a> {
     groups: HashMap<u64, i32>,
     /// Where a command's child runs until its `execve`.
     stack: spawn::Stack,
+    /// Once `stop()` has begun: when what is left gets SIGKILL.
+    stopping: Option<std::time::Instant>,
 }
 
 fn serve(plan: &Plan, mut buf: Vec<u8>) -> i32 {
@@ -171,10 +173,17 @@ fn serve(plan: &Plan, mut buf: Vec<u8>) -> i32 {
     // SAFETY: the control socket is fd 3 for the whole life of init.
     let ctl = unsafe { BorrowedFd::borrow_raw(CONTROL_FD) };
     let Ok(stack) = spawn::Stack::new() else { return 71 };
-    let mut server = Server { plan, children: HashMap::new(), groups: HashMap::new(), stack };
+    let mut server = Server { plan, children: HashMap::new(), groups: HashMap::new(), stack, stopping: None };
     loop {
         let mut fds = [PollFd::new(ctl, PollFlags::POLLIN), PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut fds, PollTimeout::NONE) {
+        let timeout = match server.stopping {
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                PollTimeout::try_from(left.as_millis().min(1 << 30) as i32 + 1).unwrap_or(PollTimeout::ZERO)
+            }
+            None => PollTimeout::NONE,
+        };
+        match poll(&mut fds, timeout) {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(_) => return shutdown(),
         }
@@ -186,17 +195,28 @@ fn serve(plan: &Plan, mut buf: Vec<u8>) -> i32 {
         }
         if ctl_ready {
             match protocol::recv(CONTROL_FD, &mut buf, true) {
-                Ok(Some(msg)) => {
-                    if !server.handle(msg) {
-                        return shutdown();
-                    }
-                }
+                Ok(Some(msg)) => server.handle(msg),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                 // The supervisor is gone: so is the sandbox.
                 Ok(None) | Err(_) => return shutdown(),
             }
         }
+        if let Some(deadline) = server.stopping
+            && (!has_children() || std::time::Instant::now() >= deadline)
+        {
+            return shutdown();
+        }
     }
+}
+
+/// Whether any process but PID 1 is left (alive, or dead and not reaped):
+/// every process in the sandbox descends from PID 1, which adopts orphans,
+/// so it has a child while any is.
+fn has_children() -> bool {
+    // SAFETY: a zeroed siginfo_t is valid; waitid only writes into it, and
+    // WNOWAIT leaves a dead child to be reaped as usual.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    unsafe { libc::waitid(libc::P_ALL, 0, &mut info, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT) == 0 }
 }
 
 /// Kills every process in the sandbox and reaps them all, so that when PID 1
@@ -228,12 +248,9 @@ impl Server<'_> {
         }
     }
 
-    /// Handles one request; false means shut down.
-    fn handle(&mut self, msg: Received) -> bool {
-        let request: Request = match msg.parse() {
-            Ok(r) => r,
-            Err(_) => return true,
-        };
+    /// Handles one request.
+    fn handle(&mut self, msg: Received) {
+        let Ok(request) = msg.parse::<Request>() else { return };
         match request {
             Request::Spawn(s) => self.spawn(s, msg.fds),
             Request::Signal { id, signal } => {
@@ -251,16 +268,14 @@ impl Server<'_> {
             }
             Request::Connect { id, port } => self.socket(id, port, net::connect_loopback(port)),
             Request::Listen { id, port } => self.socket(id, port, net::listen_loopback(port)),
-            Request::TermAll => {
-                // Every process but PID 1 itself: what the commands started too.
+            Request::Stop { grace_ms } => {
+                // Every process but PID 1 itself: what the commands started
+                // too. The serving loop ends once they are gone, or at the
+                // deadline.
                 let _ = kill(Pid::from_raw(-1), Signal::SIGTERM);
+                self.stopping = Some(std::time::Instant::now() + std::time::Duration::from_millis(grace_ms));
             }
-            Request::Count { id } => {
-                let _ = protocol::send(CONTROL_FD, &Event::Count { id, processes: count_processes() }, &[]);
-            }
-            Request::Shutdown => return false,
         }
-        true
     }
 
     fn socket(&self, id: u64, port: u16, made: std::io::Result<OwnedFd>) {
@@ -297,13 +312,6 @@ impl Server<'_> {
             Err(e) => failed(e.errno, describe(&e, &program)),
         }
     }
-}
-
-/// Processes in the sandbox besides PID 1: `/proc` here shows only ours.
-fn count_processes() -> u32 {
-    let Ok(dir) = std::fs::read_dir("/proc") else { return 0 };
-    let pids = dir.filter_map(Result::ok).filter(|e| e.file_name().to_str().is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit())));
-    pids.count().saturating_sub(1) as u32
 }
 
 /// A person's reading of a failure to start.

@@ -43,7 +43,6 @@ struct Waiters {
     started: HashMap<u64, oneshot::Sender<Started>>,
     exited: HashMap<u64, oneshot::Sender<Exit>>,
     sockets: HashMap<u64, oneshot::Sender<Result<OwnedFd, String>>>,
-    counts: HashMap<u64, oneshot::Sender<u32>>,
     /// Why the connection ended, once it has.
     closed: Option<String>,
 }
@@ -108,15 +107,6 @@ impl Connection {
             w.exited.insert(id, etx);
         })?;
         Ok((srx, erx))
-    }
-
-    /// Registers interest in a `Count` answer before sending it.
-    pub fn expect_count(&self, id: u64) -> io::Result<oneshot::Receiver<u32>> {
-        let (tx, rx) = oneshot::channel();
-        self.register(|w| {
-            w.counts.insert(id, tx);
-        })?;
-        Ok(rx)
     }
 
     /// Sends a `Connect` or `Listen` (made with the request id) and waits for
@@ -217,11 +207,6 @@ async fn route(fd: Arc<AsyncFd<OwnedFd>>, waiters: Arc<Mutex<Waiters>>) {
                     let _ = tx.send(Exit { code, signal });
                 }
             }
-            Event::Count { id, processes } => {
-                if let Some(tx) = w.counts.remove(&id) {
-                    let _ = tx.send(processes);
-                }
-            }
             Event::Socket { id, error, .. } => {
                 if let Some(tx) = w.sockets.remove(&id) {
                     let result = match (error, msg.fds.into_iter().next()) {
@@ -247,7 +232,6 @@ async fn route(fd: Arc<AsyncFd<OwnedFd>>, waiters: Arc<Mutex<Waiters>>) {
             let _ = tx.send(Exit { code: None, signal: Some(libc::SIGKILL) });
         }
         w.sockets.clear();
-        w.counts.clear();
     }
 }
 

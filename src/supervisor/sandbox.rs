@@ -560,16 +560,6 @@ impl Sandbox {
         }
     }
 
-    /// How many processes run inside besides PID 1 (0 once init is gone).
-    async fn processes_left(&self) -> u32 {
-        let id = self.conn.next_id();
-        let Ok(rx) = self.conn.expect_count(id) else { return 0 };
-        if self.conn.send(&Request::Count { id }, &[]).await.is_err() {
-            return 0;
-        }
-        rx.await.unwrap_or(0)
-    }
-
     /// Signals a command's process group.
     pub(super) async fn signal(&self, id: u64, signal: i32) {
         let _ = self.conn.send(&Request::Signal { id, signal }, &[]).await;
@@ -679,19 +669,11 @@ impl Sandbox {
         }
         self.offer_spare();
         // SIGTERM to every process (what the commands started too, so a
-        // server behind `sh -c` shuts down cleanly), then wait until none is
-        // left or the grace period is over; SIGKILL comes with Shutdown.
-        let _ = self.conn.send(&Request::TermAll, &[]).await;
-        let deadline = tokio::time::Instant::now() + GRACE;
-        while self.processes_left().await > 0 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        for l in self.listeners.lock().map(|mut l| std::mem::take(&mut *l)).unwrap_or_default() {
-            l.abort();
-        }
-        let _ = self.conn.send(&Request::Shutdown, &[]).await;
-        // PID 1 kills and reaps every process, then exits, closing the socket.
-        if tokio::time::timeout(SHUTDOWN_WAIT, self.conn.wait_gone()).await.is_err() {
+        // server behind `sh -c` shuts down cleanly); PID 1 sends SIGKILL to
+        // what is left once the grace period is over, reaps everything and
+        // exits, closing the socket.
+        let _ = self.conn.send(&Request::Stop { grace_ms: GRACE.as_millis() as u64 }, &[]).await;
+        if tokio::time::timeout(GRACE + SHUTDOWN_WAIT, self.conn.wait_gone()).await.is_err() {
             // A PID 1 that does not answer: kill the helper, and with it PID 1
             // (parent-death signal) and so the whole pid namespace.
             if let Ok(mut child) = self.child.lock() {
@@ -700,6 +682,9 @@ impl Sandbox {
                 }
             }
             let _ = tokio::time::timeout(SHUTDOWN_WAIT, self.conn.wait_gone()).await;
+        }
+        for l in self.listeners.lock().map(|mut l| std::mem::take(&mut *l)).unwrap_or_default() {
+            l.abort();
         }
         // The helper's own exit tears the namespaces down, which can take a
         // while on a busy host; nothing of the sandbox runs any more, so it is
