@@ -4,11 +4,11 @@
 //! runtime and, behind the default `binding` feature, the Node/Bun addon.
 
 pub mod fs;
+#[cfg(target_os = "linux")]
+pub mod isolate;
 pub mod net;
 pub mod policy;
 pub mod protocol;
-#[cfg(target_os = "linux")]
-pub mod isolate;
 pub mod sandboxfile;
 pub mod secrets;
 #[cfg(target_os = "linux")]

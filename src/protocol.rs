@@ -157,14 +157,28 @@ pub enum Mount {
         project: bool,
     },
     /// A read-only recursive bind of a host path.
-    RoBind { source: PathBuf, target: PathBuf },
-    Tmpfs { target: PathBuf, mode: u32, size: Option<u64> },
-    Symlink { link: PathBuf, target: PathBuf },
-    Proc { target: PathBuf },
+    RoBind {
+        source: PathBuf,
+        target: PathBuf,
+    },
+    Tmpfs {
+        target: PathBuf,
+        mode: u32,
+        size: Option<u64>,
+    },
+    Symlink {
+        link: PathBuf,
+        target: PathBuf,
+    },
+    Proc {
+        target: PathBuf,
+    },
     /// A read-only sysfs of the sandbox's own network namespace (its `lo`
     /// alone under `/sys/class/net`, nothing mounted below it), or, where
     /// the kernel refuses one, a read-only bind of the host's `/sys`.
-    Sysfs { target: PathBuf },
+    Sysfs {
+        target: PathBuf,
+    },
     /// A minimal `/dev`: null, zero, full, random, urandom, tty, pts, shm
     /// (a tmpfs of `shm_size` bytes when set).
     Dev {
@@ -173,11 +187,18 @@ pub enum Mount {
         shm_size: Option<u64>,
     },
     /// Hides a host file: an empty read-only file bound over it.
-    Mask { target: PathBuf },
+    Mask {
+        target: PathBuf,
+    },
     /// Hides a host directory: an empty read-only tmpfs over it.
-    MaskDir { target: PathBuf },
+    MaskDir {
+        target: PathBuf,
+    },
     /// A directory inside the new root owned by the inner user (the home).
-    Dir { target: PathBuf, mode: u32 },
+    Dir {
+        target: PathBuf,
+        mode: u32,
+    },
 }
 
 impl Mount {
@@ -334,7 +355,10 @@ pub fn recv(sock: RawFd, buf: &mut Vec<u8>, nonblocking: bool) -> io::Result<Opt
         }
     };
     if next > MAX_MESSAGE {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("a message of {next} bytes, more than {MAX_MESSAGE}")));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("a message of {next} bytes, more than {MAX_MESSAGE}"),
+        ));
     }
     if buf.len() < next.max(1) {
         buf.resize(next.max(1), 0);

@@ -21,7 +21,9 @@ pub(crate) fn in_child(what: &str, f: impl FnOnce() -> Result<(), String>) {
             // SAFETY: leaving the forked child without the harness's destructors.
             unsafe { libc::_exit(code) }
         }
-        ForkResult::Parent { child } => assert_eq!(waitpid(child, None).expect("waitpid"), WaitStatus::Exited(child, 0), "{what}"),
+        ForkResult::Parent { child } => {
+            assert_eq!(waitpid(child, None).expect("waitpid"), WaitStatus::Exited(child, 0), "{what}")
+        }
     }
 }
 

@@ -7,10 +7,10 @@
 
 use super::errors::type_error;
 use crate::supervisor::jobs::{BoxFuture, Hooks, Stream, Violation};
-use napi_derive::napi;
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Status};
+use napi_derive::napi;
 use std::sync::Arc;
 
 /// A weak, catching threadsafe function taking the arguments in `Args`.
@@ -53,27 +53,32 @@ pub fn hooks(env: &Env, obj: &Object) -> Result<Hooks> {
     let output = (stdout.is_some() || stderr.is_some()).then(|| {
         // The call is queued at once (the JS thread takes calls in order);
         // the future says when JavaScript has taken it.
-        let f: crate::supervisor::jobs::OutputHook = Arc::new(move |name: String, stream: Stream, text: String| -> BoxFuture {
-            let (cb, which) = match stream {
-                Stream::Stdout => (stdout.as_ref(), "onStdout"),
-                Stream::Stderr => (stderr.as_ref(), "onStderr"),
-            };
-            let Some(cb) = cb else { return Box::pin(async {}) };
-            let (taken, done) = tokio::sync::oneshot::channel::<()>();
-            let status = cb.call_with_return_value((name, text).into(), ThreadsafeFunctionCallMode::NonBlocking, move |r: Result<()>, _| {
-                if let Err(e) = r {
-                    report(which, e);
-                }
-                let _ = taken.send(());
-                Ok(())
+        let f: crate::supervisor::jobs::OutputHook =
+            Arc::new(move |name: String, stream: Stream, text: String| -> BoxFuture {
+                let (cb, which) = match stream {
+                    Stream::Stdout => (stdout.as_ref(), "onStdout"),
+                    Stream::Stderr => (stderr.as_ref(), "onStderr"),
+                };
+                let Some(cb) = cb else { return Box::pin(async {}) };
+                let (taken, done) = tokio::sync::oneshot::channel::<()>();
+                let status = cb.call_with_return_value(
+                    (name, text).into(),
+                    ThreadsafeFunctionCallMode::NonBlocking,
+                    move |r: Result<()>, _| {
+                        if let Err(e) = r {
+                            report(which, e);
+                        }
+                        let _ = taken.send(());
+                        Ok(())
+                    },
+                );
+                Box::pin(async move {
+                    // Not queued (the environment is going): nothing to wait for.
+                    if status == Status::Ok {
+                        let _ = done.await;
+                    }
+                })
             });
-            Box::pin(async move {
-                // Not queued (the environment is going): nothing to wait for.
-                if status == Status::Ok {
-                    let _ = done.await;
-                }
-            })
-        });
         f
     });
     let exit = exit.map(|cb| {

@@ -8,7 +8,12 @@ use std::path::PathBuf;
 /// checkout's `target/` (the newest build).
 pub fn find_init() -> Result<PathBuf> {
     const NAME: &str = "bun-sandbox-init";
-    let missing = || napi::Error::new(Status::GenericFailure, format!("cannot find {NAME} beside the bun-sandbox addon; reinstall bun-sandbox"));
+    let missing = || {
+        napi::Error::new(
+            Status::GenericFailure,
+            format!("cannot find {NAME} beside the bun-sandbox addon; reinstall bun-sandbox"),
+        )
+    };
     let dir = addon_path().and_then(|p| p.parent().map(PathBuf::from)).ok_or_else(missing)?;
     // Installed: the platform package ships it beside the addon.
     let beside = dir.join(NAME);
@@ -39,4 +44,3 @@ fn addon_path() -> Option<PathBuf> {
     use std::os::unix::ffi::OsStrExt;
     Some(PathBuf::from(std::ffi::OsStr::from_bytes(name.to_bytes())))
 }
-

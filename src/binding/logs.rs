@@ -115,7 +115,8 @@ impl Inner {
         };
         let Some(glob) = glob else { return Ok(()) };
         let proc = watch::WatchedProcess { name: name.into(), kind: kind.into(), argv, env, glob };
-        let handle = watch::watch_process(sandbox, job.clone(), proc).map_err(|e| invalid(format!("{name} WATCH={e}")))?;
+        let handle =
+            watch::watch_process(sandbox, job.clone(), proc).map_err(|e| invalid(format!("{name} WATCH={e}")))?;
         self.background.add(Box::new(move || handle.stop()));
         Ok(())
     }
@@ -158,15 +159,17 @@ impl Sandbox {
         let stopped = Arc::new(AtomicBool::new(false));
         let cb_ref = cb.create_ref()?;
         let gate = stopped.clone();
-        let wrapper = env.create_function_from_closure::<FnArgs<(String, String)>, (), _>("bunSandboxTailLogs", move |ctx| {
-            if gate.load(Ordering::SeqCst) {
-                return Ok(());
-            }
-            let (file, line): (String, String) = (ctx.get(0)?, ctx.get(1)?);
-            cb_ref.borrow_back(ctx.env)?.call((file, line).into())?;
-            Ok(())
-        })?;
-        let tsfn: LineCallback = wrapper.build_threadsafe_function().weak::<true>().callee_handled::<false>().build()?;
+        let wrapper =
+            env.create_function_from_closure::<FnArgs<(String, String)>, (), _>("bunSandboxTailLogs", move |ctx| {
+                if gate.load(Ordering::SeqCst) {
+                    return Ok(());
+                }
+                let (file, line): (String, String) = (ctx.get(0)?, ctx.get(1)?);
+                cb_ref.borrow_back(ctx.env)?.call((file, line).into())?;
+                Ok(())
+            })?;
+        let tsfn: LineCallback =
+            wrapper.build_threadsafe_function().weak::<true>().callee_handled::<false>().build()?;
         let tsfn = Arc::new(tsfn);
         // A SECRET value in a log line reaches the callback as `[secret NAME]`.
         self.inner.read_secrets(env)?;

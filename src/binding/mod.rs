@@ -3,8 +3,8 @@
 mod callbacks;
 mod errors;
 mod init_path;
-mod options;
 mod logs;
+mod options;
 mod sandbox;
 mod sandboxfile;
 mod support;

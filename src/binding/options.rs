@@ -56,10 +56,12 @@ pub(super) fn options_from_js(env: &Env, value: Option<Unknown<'_>>) -> Result<O
         ..Default::default()
     };
     if let Some(network) = obj.get::<Object>("network")? {
-        if let Some(r) = network.get::<Unknown>("resolve")?.filter(|r| !matches!(r.get_type(), Ok(ValueType::Undefined))) {
-            let map: BTreeMap<String, String> = env
-                .from_js_value(r)
-                .map_err(|_| type_error(env, "options.network.resolve must map host names to \"address:port\" strings"))?;
+        if let Some(r) =
+            network.get::<Unknown>("resolve")?.filter(|r| !matches!(r.get_type(), Ok(ValueType::Undefined)))
+        {
+            let map: BTreeMap<String, String> = env.from_js_value(r).map_err(|_| {
+                type_error(env, "options.network.resolve must map host names to \"address:port\" strings")
+            })?;
             for (host, addr) in map {
                 let parsed = addr.parse::<std::net::SocketAddr>().map_err(|_| {
                     type_error(env, &format!("options.network.resolve[{host:?}] must be \"address:port\" (e.g. \"127.0.0.1:8443\"), not {addr:?}"))
@@ -75,19 +77,21 @@ pub(super) fn options_from_js(env: &Env, value: Option<Unknown<'_>>) -> Result<O
     o.secret_mode = match obj.get::<String>("secretMode")?.as_deref() {
         None | Some("proxy") => crate::secrets::SecretMode::Proxy,
         Some("env") => crate::secrets::SecretMode::Env,
-        Some(other) => return Err(type_error(env, &format!("options.secretMode must be \"proxy\" or \"env\", not {other:?}"))),
+        Some(other) => {
+            return Err(type_error(env, &format!("options.secretMode must be \"proxy\" or \"env\", not {other:?}")));
+        }
     };
     o.ready_timeout_ms = match obj.get::<f64>("readyTimeoutMs")? {
         None => None,
         Some(v) if v > 0.0 && v <= 9.0e15 && v.fract() == 0.0 => Some(v as u64),
         Some(v) => return Err(type_error(env, &format!("options.readyTimeoutMs must be a positive integer, not {v}"))),
     };
-    if let Some(e) = obj.get::<Unknown>("env")? {
-        if !matches!(e.get_type()?, ValueType::Undefined) {
-            o.env = env
-                .from_js_value::<BTreeMap<String, String>, _>(e)
-                .map_err(|_| type_error(env, "options.env must map names to strings"))?;
-        }
+    if let Some(e) = obj.get::<Unknown>("env")?
+        && !matches!(e.get_type()?, ValueType::Undefined)
+    {
+        o.env = env
+            .from_js_value::<BTreeMap<String, String>, _>(e)
+            .map_err(|_| type_error(env, "options.env must map names to strings"))?;
     }
     if let Some(isolation) = obj.get::<String>("isolation")? {
         match isolation.as_str() {
@@ -98,7 +102,9 @@ pub(super) fn options_from_js(env: &Env, value: Option<Unknown<'_>>) -> Result<O
                     "isolation: \"none\" is not available in this version: bun-sandbox only runs commands isolated",
                 ));
             }
-            other => return Err(type_error(env, &format!("options.isolation must be \"full\" or \"none\", not {other:?}"))),
+            other => {
+                return Err(type_error(env, &format!("options.isolation must be \"full\" or \"none\", not {other:?}")));
+            }
         }
     }
     let id = |name: &str| -> Result<Option<u32>> {
@@ -133,7 +139,6 @@ pub(super) fn options_from_js(env: &Env, value: Option<Unknown<'_>>) -> Result<O
     }
     Ok(o)
 }
-
 
 /// `network.extraCaCerts`: PEM text, or the path of a PEM file.
 fn extra_ca_certs(value: String) -> Result<String> {

@@ -13,8 +13,8 @@ use crate::policy::net::NetPolicy;
 use crate::sandboxfile::{self as sf, Sandboxfile};
 use crate::secrets::{SecretSpec, Secrets};
 use crate::supervisor::{self as sv, ExecOptions, StartOptions};
-use napi::bindgen_prelude::*;
 use napi::Env;
+use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -61,7 +61,8 @@ impl Inner {
         }
         let mut specs = Vec::new();
         if !self.config.secrets.is_empty() {
-            let process_env: Object = env.get_global()?.get_named_property::<Object>("process")?.get_named_property("env")?;
+            let process_env: Object =
+                env.get_global()?.get_named_property::<Object>("process")?.get_named_property("env")?;
             let mut seen = std::collections::HashSet::new();
             // A name declared twice (validate warns) is one secret.
             for name in self.config.secrets.iter().filter(|n| seen.insert(n.as_str())) {
@@ -153,7 +154,13 @@ impl Inner {
         Ok((started.clone(), pending))
     }
 
-    async fn exec(&self, argv: Vec<String>, env: BTreeMap<String, String>, stdin: Option<String>, timeout_ms: Option<u64>) -> Result<ExecResult> {
+    async fn exec(
+        &self,
+        argv: Vec<String>,
+        env: BTreeMap<String, String>,
+        stdin: Option<String>,
+        timeout_ms: Option<u64>,
+    ) -> Result<ExecResult> {
         let timeout = timeout_ms.or(self.options.timeout_ms).map(Duration::from_millis);
         let stdin = stdin.map(String::into_bytes);
         // On a cold start the command travels with the plan.
@@ -192,7 +199,8 @@ impl Inner {
             if self.stopped.load(std::sync::atomic::Ordering::SeqCst) {
                 return Ok(false);
             }
-            let job = sandbox.spawn_job("setup", "run", shell(cmd), self.env_for_jobs()).await.map_err(sandbox_error)?;
+            let job =
+                sandbox.spawn_job("setup", "run", shell(cmd), self.env_for_jobs()).await.map_err(sandbox_error)?;
             if job.wait().await.code != Some(0) {
                 return Ok(false);
             }
@@ -242,10 +250,17 @@ impl Inner {
                 break;
             }
             let name = t.name.clone().unwrap_or_else(|| format!("test-{i}"));
-            let job = sandbox.spawn_job(&name, "test", shell(&t.command), self.env_for_jobs()).await.map_err(sandbox_error)?;
+            let job = sandbox
+                .spawn_job(&name, "test", shell(&t.command), self.env_for_jobs())
+                .await
+                .map_err(sandbox_error)?;
             let exit = job.wait().await;
             let code = exit.code.or(exit.signal.map(|s| 128 + s));
-            results.push(TestResult { name, passed: exit.code == Some(0), exit_code: code.map_or(Either::B(Null), Either::A) });
+            results.push(TestResult {
+                name,
+                passed: exit.code == Some(0),
+                exit_code: code.map_or(Either::B(Null), Either::A),
+            });
         }
         let passed = results.len() == self.config.tests.len() && results.iter().all(|r| r.passed);
         Ok(TestResults { passed, results })
@@ -269,7 +284,9 @@ impl Inner {
     async fn diff(&self) -> Result<fsx::Diff> {
         let Some(sandbox) = self.sandbox.get() else { return Ok(fsx::Diff::default()) };
         if self.stopped.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(sandbox_error("the sandbox is stopped: its changes are gone (use options.extractDir to keep them)"));
+            return Err(sandbox_error(
+                "the sandbox is stopped: its changes are gone (use options.extractDir to keep them)",
+            ));
         }
         let (upper, lower, outputs) = (sandbox.workdir_upper(), sandbox.workdir().to_path_buf(), self.outputs.clone());
         tokio::task::spawn_blocking(move || fsx::diff(&upper, &lower, &outputs))
@@ -281,14 +298,18 @@ impl Inner {
     async fn extract(&self, dest: PathBuf) -> Result<Vec<String>> {
         let Some(sandbox) = self.sandbox.get() else { return Ok(Vec::new()) };
         if self.stopped.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(sandbox_error("the sandbox is stopped: its changes are gone (use options.extractDir to keep them)"));
+            return Err(sandbox_error(
+                "the sandbox is stopped: its changes are gone (use options.extractDir to keep them)",
+            ));
         }
         let (upper, lower, outputs) = (sandbox.workdir_upper(), sandbox.workdir().to_path_buf(), self.outputs.clone());
         let redactor = sandbox.redactor().cloned();
-        let report = tokio::task::spawn_blocking(move || fsx::extract_redacted(&upper, &lower, &outputs, &dest, redactor.as_ref()))
-            .await
-            .map_err(sandbox_error)?
-            .map_err(sandbox_error)?;
+        let report = tokio::task::spawn_blocking(move || {
+            fsx::extract_redacted(&upper, &lower, &outputs, &dest, redactor.as_ref())
+        })
+        .await
+        .map_err(sandbox_error)?
+        .map_err(sandbox_error)?;
         Ok(report.paths())
     }
 
@@ -354,12 +375,11 @@ pub struct DiffResult {
 
 /// `host` or `host:port` (and `[v6]:port`).
 fn split_port(s: &str) -> (&str, Option<u16>) {
-    if let Some((host, port)) = s.rsplit_once(':') {
-        if let Ok(port) = port.parse::<u16>() {
-            if !host.contains(':') || host.starts_with('[') {
-                return (host, Some(port));
-            }
-        }
+    if let Some((host, port)) = s.rsplit_once(':')
+        && let Ok(port) = port.parse::<u16>()
+        && (!host.contains(':') || host.starts_with('['))
+    {
+        return (host, Some(port));
     }
     (s, None)
 }
@@ -520,7 +540,9 @@ impl Sandbox {
     }
 
     /// Runs the TEST lines in order (named `test-<i>` unless named).
-    #[napi(ts_return_type = "Promise<{ passed: boolean; results: { name: string; passed: boolean; exitCode: number | null }[] }>")]
+    #[napi(
+        ts_return_type = "Promise<{ passed: boolean; results: { name: string; passed: boolean; exitCode: number | null }[] }>"
+    )]
     pub fn run_tests<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, TestResults>> {
         self.inner.read_secrets(env)?;
         let inner = self.inner.clone();
@@ -528,7 +550,9 @@ impl Sandbox {
     }
 
     /// The whole lifecycle; DEV and SERVICE processes stay up until `stop()`.
-    #[napi(ts_return_type = "Promise<{ success: boolean; testResults?: { passed: boolean; results: { name: string; passed: boolean; exitCode: number | null }[] } }>")]
+    #[napi(
+        ts_return_type = "Promise<{ success: boolean; testResults?: { passed: boolean; results: { name: string; passed: boolean; exitCode: number | null }[] } }>"
+    )]
     pub fn run<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, RunResult>> {
         self.inner.read_secrets(env)?;
         if self.inner.config.dev.is_some() || !self.inner.config.services.is_empty() {
@@ -543,7 +567,12 @@ impl Sandbox {
         ts_args_type = "command: string | string[], opts?: { env?: Record<string, string>; timeoutMs?: number; stdin?: string }",
         ts_return_type = "Promise<{ exitCode: number | null; stdout: string; stderr: string }>"
     )]
-    pub fn exec<'e>(&self, env: &'e Env, command: Unknown<'e>, opts: Option<Object<'e>>) -> Result<PromiseRaw<'e, ExecResult>> {
+    pub fn exec<'e>(
+        &self,
+        env: &'e Env,
+        command: Unknown<'e>,
+        opts: Option<Object<'e>>,
+    ) -> Result<PromiseRaw<'e, ExecResult>> {
         self.inner.read_secrets(env)?;
         let argv = argv_from_js(env, command)?;
         let (mut vars, mut stdin, mut timeout) = (BTreeMap::new(), None, None);
@@ -582,7 +611,6 @@ impl Sandbox {
     }
 }
 
-
 #[napi(object)]
 pub struct RunIsolatedResult {
     pub success: bool,
@@ -599,12 +627,20 @@ pub struct RunIsolatedResult {
     ts_args_type = "command: string[], config: Sandboxfile, options?: SandboxOptions",
     ts_return_type = "Promise<RunIsolatedResult>"
 )]
-pub fn run_isolated<'e>(env: &'e Env, command: Unknown<'e>, config: Unknown<'e>, options: Option<Unknown<'e>>) -> Result<PromiseRaw<'e, RunIsolatedResult>> {
+pub fn run_isolated<'e>(
+    env: &'e Env,
+    command: Unknown<'e>,
+    config: Unknown<'e>,
+    options: Option<Unknown<'e>>,
+) -> Result<PromiseRaw<'e, RunIsolatedResult>> {
     let argv = argv_from_js(env, command)?;
     let config = config_from_js(env, config, "runIsolated(command, config): config")?;
     let report = sf::validate(&config);
     if !report.errors.is_empty() {
-        return Err(napi::Error::new(Status::InvalidArg, format!("the Sandboxfile is not valid:\n  {}", report.errors.join("\n  "))));
+        return Err(napi::Error::new(
+            Status::InvalidArg,
+            format!("the Sandboxfile is not valid:\n  {}", report.errors.join("\n  ")),
+        ));
     }
     let inner = Arc::new(Inner::new(config, options_from_js(env, options)?)?);
     inner.read_secrets(env)?;

@@ -30,7 +30,9 @@ pub async fn check() -> IsolationSupport {
     }
     if sysctl("kernel/unprivileged_userns_clone") == Some(0) {
         userns = false;
-        reasons.push("kernel.unprivileged_userns_clone = 0: unprivileged user namespaces are disabled; set it to 1".into());
+        reasons.push(
+            "kernel.unprivileged_userns_clone = 0: unprivileged user namespaces are disabled; set it to 1".into(),
+        );
     }
     if sysctl("kernel/apparmor_restrict_unprivileged_userns") == Some(1) {
         reasons.push(
@@ -40,7 +42,8 @@ pub async fn check() -> IsolationSupport {
                 .into(),
         );
     }
-    let overlayfs = std::fs::read_to_string("/proc/filesystems").is_ok_and(|f| f.lines().any(|l| l.ends_with("overlay")));
+    let overlayfs =
+        std::fs::read_to_string("/proc/filesystems").is_ok_and(|f| f.lines().any(|l| l.ends_with("overlay")));
     if !overlayfs {
         reasons.push("overlayfs is not available (modprobe overlay)".into());
     }
@@ -78,13 +81,14 @@ pub async fn check() -> IsolationSupport {
     }
     // Not a missing capability, but a weaker sandbox: said, as the first
     // sandbox's warning would.
-    if nix::unistd::getuid().is_root() {
-        if let Some((cwd, why)) = std::env::current_dir().ok().and_then(|d| sv::remap::host_root_reason(&d).map(|w| (d, w))) {
-            reasons.push(format!(
+    if nix::unistd::getuid().is_root()
+        && let Some((cwd, why)) =
+            std::env::current_dir().ok().and_then(|d| sv::remap::host_root_reason(&d).map(|w| (d, w)))
+    {
+        reasons.push(format!(
                 "as root, a sandbox whose WORKDIR is {} runs as host uid 0, not an unprivileged uid: {why}; only a list of root's credential files is hidden from it",
                 cwd.display()
             ));
-        }
     }
     IsolationSupport {
         supported: userns && overlayfs && seccomp && probe.is_ok(),
@@ -98,7 +102,10 @@ pub async fn check() -> IsolationSupport {
 
 /// Starts a sandbox on an empty directory and runs `/bin/true` in it.
 async fn probe() -> Result<(), String> {
-    let dir = tempfile::Builder::new().prefix("bun-sandbox-probe-").tempdir_in(std::env::temp_dir()).map_err(|e| e.to_string())?;
+    let dir = tempfile::Builder::new()
+        .prefix("bun-sandbox-probe-")
+        .tempdir_in(std::env::temp_dir())
+        .map_err(|e| e.to_string())?;
     let init = super::init_path::find_init().map_err(|e| e.reason.clone())?;
     let opts = StartOptions { base_dir: dir.path().into(), init, ..Default::default() };
     let sandbox = sv::Sandbox::start(opts).await.map_err(|e| e.to_string())?;

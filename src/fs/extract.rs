@@ -39,8 +39,8 @@ use super::outputs::OutputMatcher;
 use super::protected::protected;
 use super::sys::{self, Dir, Kind, c_name};
 use super::upper;
-use crate::secrets::{RedactStream, Redactor};
 use super::{FsError, Refusal, RefusalReason, TEMP_PREFIX, io_at};
+use crate::secrets::{RedactStream, Redactor};
 
 /// What an extraction did: sorted paths relative to WORKDIR.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -95,7 +95,12 @@ enum Op {
     Delete,
 }
 
-fn apply(scan: Scan, upper_root: &Path, dest_root: &Path, redactor: Option<&Arc<Redactor>>) -> Result<Extraction, FsError> {
+fn apply(
+    scan: Scan,
+    upper_root: &Path,
+    dest_root: &Path,
+    redactor: Option<&Arc<Redactor>>,
+) -> Result<Extraction, FsError> {
     let root = Dir::open(upper_root).map_err(io_at("open the sandbox's upper directory", upper_root))?;
     let mut upper = Tree { root, root_path: upper_root.to_path_buf(), cache: None };
     // A destination that does not exist yet is made after the check, so that

@@ -57,7 +57,8 @@ pub fn set_attrs(dirfd: RawFd, path: &CStr, flags: libc::c_uint, attrs: Attrs) -
     let userns_fd = attrs.userns.map_or(0, |fd| fd as u64);
     let attr = MountAttr { attr_set: attrs.set, attr_clr: 0, propagation: attrs.propagation, userns_fd };
     // SAFETY: a C string and a mount_attr of the size passed.
-    let r = unsafe { libc::syscall(libc::SYS_mount_setattr, dirfd, path.as_ptr(), flags, &attr, size_of::<MountAttr>()) };
+    let r =
+        unsafe { libc::syscall(libc::SYS_mount_setattr, dirfd, path.as_ptr(), flags, &attr, size_of::<MountAttr>()) };
     if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
@@ -74,7 +75,14 @@ pub fn attach(tree: &OwnedFd, at: &Path) -> io::Result<()> {
     let to = c_path(at)?;
     // SAFETY: C strings and an fd we own.
     let r = unsafe {
-        libc::syscall(libc::SYS_move_mount, tree.as_raw_fd(), c"".as_ptr(), libc::AT_FDCWD, to.as_ptr(), MOVE_MOUNT_F_EMPTY_PATH)
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
     };
     if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }

@@ -1,7 +1,7 @@
 //! The sandbox's network: only `lo`, brought up; sockets made inside it for
 //! the supervisor.
 
-use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, bind, connect, listen, socket, Backlog};
+use nix::sys::socket::{AddressFamily, Backlog, SockFlag, SockType, SockaddrIn, bind, connect, listen, socket};
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::{AsRawFd, OwnedFd};

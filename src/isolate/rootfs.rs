@@ -6,8 +6,8 @@ use crate::protocol::{Mount, RootPlan};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sys::statvfs::{FsFlags, statvfs};
 use nix::unistd::{chdir, pivot_root};
-use std::fs;
 use std::collections::HashMap;
+use std::fs;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
@@ -109,7 +109,11 @@ impl Building {
     /// is in now; gives back where the root is, and the passed-out upper's fd.
     pub fn finish(self, plan: &RootPlan) -> Result<(PathBuf, Option<OwnedFd>), SetupError> {
         for (i, fd) in self.waiting {
-            let m = plan.mounts.get(i).ok_or_else(|| std::io::Error::other("the plan is shorter")).step(|| "finish the root".into())?;
+            let m = plan
+                .mounts
+                .get(i)
+                .ok_or_else(|| std::io::Error::other("the plan is shorter"))
+                .step(|| "finish the root".into())?;
             apply(&self.root, m, fd)?;
         }
         Ok((self.root, self.upper))
@@ -151,7 +155,8 @@ fn apply(root: &Path, m: &Mount, detached: Option<OwnedFd>) -> Result<(), SetupE
             // resolves its layers before it covers them).
             let lower = match detached {
                 Some(tree) => {
-                    mount_api::attach(&tree, &at).step(|| format!("attach the detached mount of {}", lower.display()))?;
+                    mount_api::attach(&tree, &at)
+                        .step(|| format!("attach the detached mount of {}", lower.display()))?;
                     at.clone()
                 }
                 None => lower.clone(),
@@ -191,7 +196,9 @@ fn apply(root: &Path, m: &Mount, detached: Option<OwnedFd>) -> Result<(), SetupE
             }
             match detached {
                 // Made read-only, nosuid and nodev by the supervisor.
-                Some(tree) => mount_api::attach(&tree, &at).step(|| format!("attach the detached mount of {}", source.display())),
+                Some(tree) => {
+                    mount_api::attach(&tree, &at).step(|| format!("attach the detached mount of {}", source.display()))
+                }
                 None => ro_bind(source, &at),
             }
         }
@@ -271,7 +278,12 @@ fn touch(path: &Path) -> Result<(), SetupError> {
     if let Some(parent) = path.parent() {
         mkdir_p(parent, 0o755)?;
     }
-    fs::OpenOptions::new().create(true).truncate(false).write(true).open(path).step(|| format!("create {}", path.display()))?;
+    fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .step(|| format!("create {}", path.display()))?;
     Ok(())
 }
 
@@ -288,7 +300,8 @@ fn limit_watches(proc: &Path) -> Result<(), SetupError> {
         ("max_fanotify_marks", "fanotify/max_user_marks"),
     ] {
         let limit = proc.join("sys/user").join(ours);
-        let Some(host) = fs::read_to_string(proc.join("sys").join(host)).ok().and_then(|v| v.trim().parse::<u64>().ok())
+        let Some(host) =
+            fs::read_to_string(proc.join("sys").join(host)).ok().and_then(|v| v.trim().parse::<u64>().ok())
         else {
             continue;
         };
@@ -440,8 +453,13 @@ mod tests {
         mount(Some("tmpfs"), &sub, Some("tmpfs"), MsFlags::empty(), NONE).map_err(err("tmpfs below"))?;
         // A device node like /dev/null's, usable where it was made.
         let dev = libc::makedev(1, 3);
-        nix::sys::stat::mknod(&sub.join("null"), nix::sys::stat::SFlag::S_IFCHR, nix::sys::stat::Mode::from_bits_truncate(0o666), dev)
-            .map_err(err("mknod"))?;
+        nix::sys::stat::mknod(
+            &sub.join("null"),
+            nix::sys::stat::SFlag::S_IFCHR,
+            nix::sys::stat::Mode::from_bits_truncate(0o666),
+            dev,
+        )
+        .map_err(err("mknod"))?;
         let bind = |name: &str| -> Result<PathBuf, String> {
             let at = dir.join(name);
             fs::create_dir(&at).map_err(|e| e.to_string())?;
@@ -489,14 +507,20 @@ mod tests {
         if covered {
             unshare(CloneFlags::CLONE_NEWNS).map_err(err("unshare the mount namespace"))?;
             mount(NONE, "/", NONE, MsFlags::MS_REC | MsFlags::MS_PRIVATE, NONE).map_err(err("private"))?;
-            mount(Some("tmpfs"), "/sys/firmware", Some("tmpfs"), MsFlags::empty(), NONE).map_err(err("cover /sys/firmware"))?;
+            mount(Some("tmpfs"), "/sys/firmware", Some("tmpfs"), MsFlags::empty(), NONE)
+                .map_err(err("cover /sys/firmware"))?;
         }
         crate::testing::enter_user_namespace(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWNET)?;
         mount(NONE, "/", NONE, MsFlags::MS_REC | MsFlags::MS_PRIVATE, NONE).map_err(err("private"))?;
         apply(dir, &Mount::Sysfs { target: "/sys".into() }, None).map_err(|e| e.to_string())?;
         let at = dir.join("sys");
-        let below: Vec<_> = crate::policy::mount_table::read().into_iter().filter(|p| p.starts_with(&at) && *p != at).collect();
-        let mut net: Vec<_> = fs::read_dir(at.join("class/net")).map_err(|e| e.to_string())?.filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
+        let below: Vec<_> =
+            crate::policy::mount_table::read().into_iter().filter(|p| p.starts_with(&at) && *p != at).collect();
+        let mut net: Vec<_> = fs::read_dir(at.join("class/net"))
+            .map_err(|e| e.to_string())?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name())
+            .collect();
         net.sort();
         match covered {
             false if below.is_empty() && net == ["lo"] => {}

@@ -55,7 +55,8 @@ fn receive() -> Result<(Plan, Option<rootfs::Building>, Cgroup, Vec<OwnedFd>, Ve
                 building = Some(rootfs::Building::prebuild(pre.root, fds)?);
             }
             Some((Setup::Prebuild(_), _)) => {
-                return Err(std::io::Error::other("a second one came")).step(|| "read the prebuilt part of the plan".into());
+                return Err(std::io::Error::other("a second one came"))
+                    .step(|| "read the prebuilt part of the plan".into());
             }
             Some((Setup::Plan(plan), mut fds)) => {
                 cgroup.join(&plan.cgroups, &mut fds)?;
@@ -112,7 +113,8 @@ impl Cgroup {
             joined.step(|| "join the sandbox's cgroups".into())?;
         }
         if self.any {
-            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP).step(|| "create the cgroup namespace".into())?;
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+                .step(|| "create the cgroup namespace".into())?;
         }
         Ok(())
     }

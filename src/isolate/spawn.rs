@@ -110,9 +110,7 @@ impl Command {
         // SAFETY: CLONE_VFORK suspends init until the child has called
         // execve or exited, so `self` and the stack outlive its use of
         // them; the child touches nothing else of init's memory.
-        let pid = unsafe {
-            libc::clone(child, stack.top(), libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD, arg)
-        };
+        let pid = unsafe { libc::clone(child, stack.top(), libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD, arg) };
         if pid < 0 {
             let errno = io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO);
             return Err(NotStarted { stage: Stage::Setup, errno });

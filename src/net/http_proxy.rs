@@ -8,7 +8,6 @@
 //! connection for the next request). A tunnel is a plain byte pipe unless the
 //! hook asks for its destination to be intercepted ([`intercept`]).
 
-
 use http::Uri;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;

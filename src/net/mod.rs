@@ -33,8 +33,8 @@ pub mod policy;
 pub mod reasons;
 mod responses;
 mod socks5;
-mod tunnel;
 mod tls;
+mod tunnel;
 
 use std::collections::HashMap;
 use std::io;

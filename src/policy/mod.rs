@@ -3,6 +3,7 @@
 
 pub mod mount_table;
 pub mod net;
-#[cfg(target_os = "linux")] pub mod seccomp;
 pub mod plan;
+#[cfg(target_os = "linux")]
+pub mod seccomp;
 pub mod trust;

@@ -105,7 +105,8 @@ mod tests {
                 true => unshare(CloneFlags::CLONE_NEWNS).map_err(err("unshare"))?,
                 false => crate::testing::enter_user_namespace(CloneFlags::CLONE_NEWNS)?,
             }
-            mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>).map_err(err("private"))?;
+            mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
+                .map_err(err("private"))?;
             let mut table = MountTable { file: None, points: None };
             let before = table.points();
             if before.iter().any(|p| p == dir.path()) || table.points() != before || *before != *read() {

@@ -85,13 +85,17 @@ pub enum PlanError {
     WorkdirMissing(PathBuf),
     #[error("WORKDIR {0} is not a directory")]
     WorkdirNotDir(PathBuf),
-    #[error("WORKDIR {given} resolves to {resolved}, outside the project {base}: a symlink may not lead the sandbox out of the project")]
+    #[error(
+        "WORKDIR {given} resolves to {resolved}, outside the project {base}: a symlink may not lead the sandbox out of the project"
+    )]
     WorkdirEscapes { given: PathBuf, resolved: PathBuf, base: PathBuf },
     #[error("WORKDIR {0} may not be /, or under /proc, /sys or /dev")]
     WorkdirForbidden(PathBuf),
     #[error("WORKDIR {workdir} contains the sandbox state directory {state}; set BUN_SANDBOX_STATE_DIR elsewhere")]
     WorkdirHoldsState { workdir: PathBuf, state: PathBuf },
-    #[error("WORKDIR {workdir} has another filesystem mounted inside it, at {mount}: the kernel refuses a copy-on-write layer over it in a user namespace")]
+    #[error(
+        "WORKDIR {workdir} has another filesystem mounted inside it, at {mount}: the kernel refuses a copy-on-write layer over it in a user namespace"
+    )]
     WorkdirHasMounts { workdir: PathBuf, mount: PathBuf },
     #[error("FROM {0}: not a root filesystem (it has no bin/sh)")]
     NotRootfs(PathBuf),
@@ -238,7 +242,10 @@ pub fn root_plan(
         mounts.push(Mount::Tmpfs { target: target.into(), mode, size: disk_bytes });
     }
     if *base == Base::Host {
-        mounts.extend(masks(MASKED_FILES.iter().map(PathBuf::from).chain(ssh_host_keys()).chain(swap_files()), MASKED_DIRS));
+        mounts.extend(masks(
+            MASKED_FILES.iter().map(PathBuf::from).chain(ssh_host_keys()).chain(swap_files()),
+            MASKED_DIRS,
+        ));
     }
     // An empty home at the same path, wherever the host keeps it.
     if home.is_absolute() && !["/home", "/root", "/tmp"].iter().any(|p| home.starts_with(p)) && home != Path::new("/") {
@@ -295,7 +302,8 @@ fn mounted_below<'a>(dir: &Path, mount_points: &'a [PathBuf]) -> Option<&'a Path
 /// Where the sandbox shows nothing of the host: the fresh tmpfs directories
 /// and the user's home.
 fn is_hidden(p: &Path, home: &Path) -> bool {
-    ["/tmp", "/run", "/home", "/root"].iter().any(|h| p.starts_with(h)) || (home != Path::new("/") && p.starts_with(home))
+    ["/tmp", "/run", "/home", "/root"].iter().any(|h| p.starts_with(h))
+        || (home != Path::new("/") && p.starts_with(home))
 }
 
 /// At most this many tool directories are bound in.
@@ -324,7 +332,9 @@ pub fn tool_binds(path_env: &str, home: &Path, workdir: &Path) -> Vec<Mount> {
         if seen.contains(&dir) || !is_hidden(&dir, home) {
             continue;
         }
-        let Some(stamp) = fs::metadata(&dir).ok().filter(fs::Metadata::is_dir).map(|m| DirStamp::of(&m)) else { continue };
+        let Some(stamp) = fs::metadata(&dir).ok().filter(fs::Metadata::is_dir).map(|m| DirStamp::of(&m)) else {
+            continue;
+        };
         seen.push(dir.clone());
         for target in link_targets(&dir, stamp) {
             add(target, &mut dirs);
@@ -343,7 +353,14 @@ struct DirStamp([i64; 6]);
 impl DirStamp {
     fn of(meta: &fs::Metadata) -> DirStamp {
         use std::os::unix::fs::MetadataExt;
-        DirStamp([meta.dev() as i64, meta.ino() as i64, meta.mtime(), meta.mtime_nsec(), meta.ctime(), meta.ctime_nsec()])
+        DirStamp([
+            meta.dev() as i64,
+            meta.ino() as i64,
+            meta.mtime(),
+            meta.mtime_nsec(),
+            meta.ctime(),
+            meta.ctime_nsec(),
+        ])
     }
 
     /// The last change of its entries is more than a second ago: any later
@@ -367,18 +384,19 @@ fn link_targets(dir: &Path, stamp: DirStamp) -> Vec<PathBuf> {
     type Kept = Vec<(PathBuf, DirStamp, Vec<PathBuf>)>;
     static KEPT: std::sync::Mutex<Kept> = std::sync::Mutex::new(Vec::new());
     let mut kept = KEPT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some((_, _, targets)) = kept.iter().find(|(d, s, _)| d == dir && *s == stamp) {
-        if targets.iter().all(|t| t.is_file()) {
-            return targets.clone();
-        }
+    if let Some((_, _, targets)) = kept.iter().find(|(d, s, _)| d == dir && *s == stamp)
+        && targets.iter().all(|t| t.is_file())
+    {
+        return targets.clone();
     }
     let mut targets = Vec::new();
     if let Ok(list) = fs::read_dir(dir) {
         for e in list.filter_map(Result::ok).take(1024) {
-            if e.file_type().is_ok_and(|t| t.is_symlink()) && !links_beside(dir, &e.path()) {
-                if let Some(target) = fs::canonicalize(e.path()).ok().filter(|t| t.is_file() && t.parent() != Some(dir)) {
-                    targets.push(target);
-                }
+            if e.file_type().is_ok_and(|t| t.is_symlink())
+                && !links_beside(dir, &e.path())
+                && let Some(target) = fs::canonicalize(e.path()).ok().filter(|t| t.is_file() && t.parent() != Some(dir))
+            {
+                targets.push(target);
             }
         }
     }
@@ -431,7 +449,8 @@ fn empty_and_not_ours(dir: &Path, meta: &fs::Metadata, remapped: Option<u32>) ->
         // Cheapest first: most top-level directories are root's, so a root
         // host user reads none of them.
         None => {
-            meta.uid() == nix::unistd::geteuid().as_raw() || nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK).is_ok()
+            meta.uid() == nix::unistd::geteuid().as_raw()
+                || nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK).is_ok()
         }
     };
     // More than two links: a subdirectory's `..` names it, so it is not
@@ -458,7 +477,9 @@ fn ssh_host_keys() -> Vec<PathBuf> {
     let Ok(dir) = fs::read_dir("/etc/ssh") else { return Vec::new() };
     dir.filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("ssh_host_") && n.ends_with("_key")))
+        .filter(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("ssh_host_") && n.ends_with("_key"))
+        })
         .collect()
 }
 
@@ -473,7 +494,17 @@ mod tests {
 
     #[test]
     fn host_plan_replaces_sensitive_dirs_and_overlays_the_rest() {
-        let plan = root_plan(&Base::Host, Path::new("/srv/project"), Path::new("/home/u"), Path::new("/tmp/s"), Path::new("/tmp/scratch"), "/usr/bin", None, None).unwrap();
+        let plan = root_plan(
+            &Base::Host,
+            Path::new("/srv/project"),
+            Path::new("/home/u"),
+            Path::new("/tmp/s"),
+            Path::new("/tmp/scratch"),
+            "/usr/bin",
+            None,
+            None,
+        )
+        .unwrap();
         let targets: Vec<_> = plan
             .mounts
             .iter()
@@ -494,7 +525,17 @@ mod tests {
     fn without_disk_bytes_the_workdir_layer_is_on_disk_and_tmpfs_are_unsized() {
         let state = Path::new("/tmp/s");
         let scratch = Path::new("/tmp/scratch");
-        let plan = root_plan(&Base::Host, Path::new("/srv/project"), Path::new("/home/u"), state, scratch, "/usr/bin", None, None).unwrap();
+        let plan = root_plan(
+            &Base::Host,
+            Path::new("/srv/project"),
+            Path::new("/home/u"),
+            state,
+            scratch,
+            "/usr/bin",
+            None,
+            None,
+        )
+        .unwrap();
         assert_eq!(plan.root_size, None);
         assert_eq!((plan.scratch.as_path(), plan.scratch_size), (scratch, None));
         let last = plan.mounts.iter().rev().find(|m| matches!(m, Mount::Overlay { .. })).unwrap();
@@ -513,7 +554,9 @@ mod tests {
         );
         for m in &plan.mounts {
             match m {
-                Mount::Tmpfs { target, size, .. } if ["/tmp", "/run", "/home", "/root"].iter().any(|t| target == Path::new(t)) => {
+                Mount::Tmpfs { target, size, .. }
+                    if ["/tmp", "/run", "/home", "/root"].iter().any(|t| target == Path::new(t)) =>
+                {
                     assert_eq!(*size, None, "{target:?}")
                 }
                 Mount::Dev { shm_size, .. } => assert_eq!(*shm_size, None),
@@ -533,7 +576,9 @@ mod tests {
         let scratch = Path::new("/tmp/scratch").to_path_buf();
         let disk = 8 << 20;
         let home = Path::new("/opt/userhome");
-        let plan = root_plan(&Base::Host, Path::new("/srv/project"), home, state, &scratch, "/usr/bin", Some(disk), None).unwrap();
+        let plan =
+            root_plan(&Base::Host, Path::new("/srv/project"), home, state, &scratch, "/usr/bin", Some(disk), None)
+                .unwrap();
         assert_eq!((&plan.scratch, plan.scratch_size), (&scratch, Some(disk)));
         assert_eq!(plan.root_size, Some(disk));
         let overlays: Vec<_> = plan.mounts.iter().filter(|m| matches!(m, Mount::Overlay { .. })).collect();
@@ -547,7 +592,10 @@ mod tests {
             assert_eq!(*pass_upper, target == Path::new("/srv/project"), "{target:?}");
         }
         let Mount::Overlay { upper, work, target, pass_upper, .. } = overlays.last().unwrap() else { unreachable!() };
-        assert_eq!((upper, work, target, *pass_upper), (&scratch.join("workdir-upper"), &scratch.join("workdir-work"), &PathBuf::from("/srv/project"), true));
+        assert_eq!(
+            (upper, work, target, *pass_upper),
+            (&scratch.join("workdir-upper"), &scratch.join("workdir-work"), &PathBuf::from("/srv/project"), true)
+        );
         let mut sized: Vec<PathBuf> = Vec::new();
         for m in &plan.mounts {
             match m {
@@ -564,7 +612,9 @@ mod tests {
             assert!(sized.contains(&PathBuf::from(t)), "{t} in {sized:?}");
         }
         // A large limit never grows the root tmpfs past its usual size.
-        let big = root_plan(&Base::Host, Path::new("/srv/project"), home, state, &scratch, "/usr/bin", Some(1 << 40), None).unwrap();
+        let big =
+            root_plan(&Base::Host, Path::new("/srv/project"), home, state, &scratch, "/usr/bin", Some(1 << 40), None)
+                .unwrap();
         assert_eq!(big.root_size, Some(ROOT_SIZE));
     }
 
@@ -624,7 +674,10 @@ mod tests {
             assert_eq!(again, tool_binds(&path, &home, Path::new("/srv/project")));
             fs::remove_file(bin.join("tool")).unwrap();
             std::os::unix::fs::symlink("../tool/bin/other.js", bin.join("tool")).unwrap();
-            let binds: Vec<_> = tool_binds(&path, &home, Path::new("/srv/project")).into_iter().map(|m| m.target().to_path_buf()).collect();
+            let binds: Vec<_> = tool_binds(&path, &home, Path::new("/srv/project"))
+                .into_iter()
+                .map(|m| m.target().to_path_buf())
+                .collect();
             assert!(binds.contains(&pkg.join("other.js")) && !binds.contains(&pkg.join("tool.js")), "{binds:?}");
         }
     }

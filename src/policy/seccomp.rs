@@ -102,27 +102,15 @@ pub use seccompiler::{BpfProgram, TargetArch};
 /// Why the filter cannot be built.
 #[derive(Debug, thiserror::Error)]
 pub enum SeccompError {
-    #[error(
-        "the seccomp filter has no system call table for {0:?}; only x86_64 and aarch64 are supported"
-    )]
+    #[error("the seccomp filter has no system call table for {0:?}; only x86_64 and aarch64 are supported")]
     UnsupportedArch(TargetArch),
     #[error(
         "the seccomp filter for {arch:?} needs a jump from instruction {from} to {to}, which \
          classic BPF cannot encode (jumps go forward, conditional ones by at most 255)"
     )]
-    JumpOutOfReach {
-        arch: TargetArch,
-        from: usize,
-        to: usize,
-    },
-    #[error(
-        "the seccomp filter for {arch:?} has {len} instructions; the kernel accepts at most {max}"
-    )]
-    TooLong {
-        arch: TargetArch,
-        len: usize,
-        max: usize,
-    },
+    JumpOutOfReach { arch: TargetArch, from: usize, to: usize },
+    #[error("the seccomp filter for {arch:?} has {len} instructions; the kernel accepts at most {max}")]
+    TooLong { arch: TargetArch, len: usize, max: usize },
 }
 
 /// The architecture this process runs on, if the filter supports it.
@@ -143,19 +131,11 @@ struct Syscall {
 }
 
 const fn sys(name: &'static str, x86_64: i64, aarch64: i64) -> Syscall {
-    Syscall {
-        name,
-        x86_64: Some(x86_64),
-        aarch64: Some(aarch64),
-    }
+    Syscall { name, x86_64: Some(x86_64), aarch64: Some(aarch64) }
 }
 
 const fn sys_x86_64(name: &'static str, x86_64: i64) -> Syscall {
-    Syscall {
-        name,
-        x86_64: Some(x86_64),
-        aarch64: None,
-    }
+    Syscall { name, x86_64: Some(x86_64), aarch64: None }
 }
 
 impl Syscall {
@@ -401,27 +381,20 @@ fn policy(arch: TargetArch) -> BTreeMap<u32, Verdict> {
         (&SOCKET, Verdict::Socket),
         (&SOCKETPAIR, Verdict::Socket),
     ];
-    let denied = DENIED
-        .iter()
-        .filter(|call| call.number(arch).is_some())
-        .map(|call| (call, Verdict::Eperm));
+    let denied = DENIED.iter().filter(|call| call.number(arch).is_some()).map(|call| (call, Verdict::Eperm));
     let mut policy = BTreeMap::new();
     for (call, verdict) in denied.chain(special) {
         let nr = u32::try_from(number(call, arch))
             .unwrap_or_else(|_| panic!("{}'s number on {arch:?} is not a u32", call.name));
         if policy.insert(nr, verdict).is_some() {
-            panic!(
-                "{} shares its number {nr} with another call on {arch:?}",
-                call.name
-            );
+            panic!("{} shares its number {nr} with another call on {arch:?}", call.name);
         }
     }
     policy
 }
 
 fn number(call: &Syscall, arch: TargetArch) -> i64 {
-    call.number(arch)
-        .unwrap_or_else(|| panic!("{} has no number on {arch:?}", call.name))
+    call.number(arch).unwrap_or_else(|| panic!("{} has no number on {arch:?}", call.name))
 }
 
 /// Builds the sandbox's filter for `arch` (see the module documentation for
@@ -476,18 +449,8 @@ pub fn sandbox_filter(arch: TargetArch) -> Result<BpfProgram, SeccompError> {
     // `TIOCSTI | 1 << 32` through (CVE-2019-10063).
     asm.place(ioctl);
     asm.load(arg_low(1));
-    asm.jump_if(
-        JMP_JEQ_K,
-        const { word(TIOCSTI) },
-        eperm.into(),
-        Target::Next,
-    );
-    asm.jump_if(
-        JMP_JEQ_K,
-        const { word(TIOCLINUX) },
-        eperm.into(),
-        allow.into(),
-    );
+    asm.jump_if(JMP_JEQ_K, const { word(TIOCSTI) }, eperm.into(), Target::Next);
+    asm.jump_if(JMP_JEQ_K, const { word(TIOCLINUX) }, eperm.into(), allow.into());
 
     // socket / socketpair of a denied family. The family is an `int` to the
     // kernel, so only the low 32 bits count: `AF_VSOCK | 1 << 32` is vsock.
@@ -496,11 +459,7 @@ pub fn sandbox_filter(arch: TargetArch) -> Result<BpfProgram, SeccompError> {
     asm.load(arg_low(0));
     let families = const { words(DENIED_FAMILIES) };
     for (i, family) in families.into_iter().enumerate() {
-        let mismatch = if i + 1 == families.len() {
-            allow.into()
-        } else {
-            Target::Next
-        };
+        let mismatch = if i + 1 == families.len() { allow.into() } else { Target::Next };
         asm.jump_if(JMP_JEQ_K, family, eperm.into(), mismatch);
     }
 
@@ -615,11 +574,7 @@ impl Assembler {
 
     /// A conditional jump: `op` compares A with `k`.
     fn jump_if(&mut self, op: u16, k: u32, jt: Target, jf: Target) {
-        self.jumps.push(Pending {
-            at: self.program.len(),
-            jt,
-            jf,
-        });
+        self.jumps.push(Pending { at: self.program.len(), jt, jf });
         self.program.push(insn(op, 0, 0, k));
     }
 
@@ -631,34 +586,20 @@ impl Assembler {
     /// The program with every jump's offset filled in, or an error for a
     /// jump that cannot be encoded (never a truncated offset).
     fn finish(self, arch: TargetArch) -> Result<BpfProgram, SeccompError> {
-        let Assembler {
-            mut program,
-            labels,
-            jumps,
-        } = self;
+        let Assembler { mut program, labels, jumps } = self;
         if program.len() > MAX_INSTRUCTIONS {
-            return Err(SeccompError::TooLong {
-                arch,
-                len: program.len(),
-                max: MAX_INSTRUCTIONS,
-            });
+            return Err(SeccompError::TooLong { arch, len: program.len(), max: MAX_INSTRUCTIONS });
         }
         for Pending { at, jt, jf } in jumps {
             let is_ja = program[at].code == JMP_JA;
             // JA's offset is 32 bits; a conditional jump's two are 8 bits.
-            let reach = if is_ja {
-                u32::MAX as usize
-            } else {
-                u8::MAX as usize
-            };
+            let reach = if is_ja { u32::MAX as usize } else { u8::MAX as usize };
             // Offsets count from the instruction after the jump: forward
             // only, within reach, and landing inside the program.
             let offset = |target| {
                 let to = match target {
                     Target::Next => at + 1,
-                    Target::At(label) => {
-                        labels[label.0].unwrap_or_else(|| panic!("{label:?} is never placed"))
-                    }
+                    Target::At(label) => labels[label.0].unwrap_or_else(|| panic!("{label:?} is never placed")),
                 };
                 match to.checked_sub(at + 1) {
                     Some(offset) if offset <= reach && to < program.len() => Ok(offset),
@@ -686,9 +627,7 @@ impl Assembler {
 pub fn to_words(program: &[sock_filter]) -> Vec<u64> {
     program
         .iter()
-        .map(|i| {
-            u64::from(i.code) << 48 | u64::from(i.jt) << 40 | u64::from(i.jf) << 32 | u64::from(i.k)
-        })
+        .map(|i| u64::from(i.code) << 48 | u64::from(i.jt) << 40 | u64::from(i.jf) << 32 | u64::from(i.k))
         .collect()
 }
 
@@ -697,12 +636,7 @@ pub fn to_words(program: &[sock_filter]) -> Vec<u64> {
 pub fn from_words(words: &[u64]) -> BpfProgram {
     words
         .iter()
-        .map(|&w| sock_filter {
-            code: (w >> 48) as u16,
-            jt: (w >> 40) as u8,
-            jf: (w >> 32) as u8,
-            k: w as u32,
-        })
+        .map(|&w| sock_filter { code: (w >> 48) as u16, jt: (w >> 40) as u8, jf: (w >> 32) as u8, k: w as u32 })
         .collect()
 }
 
@@ -725,10 +659,7 @@ pub fn apply(program: &[sock_filter]) -> io::Result<()> {
         // truncate the length of a very long one to u16.
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!(
-                "a seccomp program has 1 to {MAX_INSTRUCTIONS} instructions, not {}",
-                program.len()
-            ),
+            format!("a seccomp program has 1 to {MAX_INSTRUCTIONS} instructions, not {}", program.len()),
         ));
     }
     seccompiler::apply_filter(program).map_err(|e| match e {

@@ -19,8 +19,8 @@
 use crate::protocol::Mount;
 use std::collections::BTreeMap;
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::io;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// The added roots, inside the sandbox.
@@ -60,7 +60,8 @@ pub fn install(state_dir: &Path, base_dir: &Path, added_pem: &str) -> io::Result
     added.push('\n');
     write_public(&ca, &added)?;
     let system = system_bundles(base_dir);
-    let mut all = system.first().and_then(|p| fs::read_to_string(base_dir.join(strip_root(p))).ok()).unwrap_or_default();
+    let mut all =
+        system.first().and_then(|p| fs::read_to_string(base_dir.join(strip_root(p))).ok()).unwrap_or_default();
     if !all.is_empty() && !all.ends_with('\n') {
         all.push('\n');
     }

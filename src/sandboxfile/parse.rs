@@ -29,8 +29,8 @@ const BLANKS: &[char] = &[' ', '\t'];
 pub(super) fn is_js_space(c: char) -> bool {
     matches!(
         c,
-        '\t' | '\n' | '\u{b}' | '\u{c}' | '\r' | ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'..='\u{200a}'
-            | '\u{2028}' | '\u{2029}' | '\u{202f}' | '\u{205f}' | '\u{3000}' | '\u{feff}'
+        '\t' | '\n' | '\u{b}' | '\u{c}' | '\r' | ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'
+            ..='\u{200a}' | '\u{2028}' | '\u{2029}' | '\u{202f}' | '\u{205f}' | '\u{3000}' | '\u{feff}'
     )
 }
 
@@ -49,11 +49,7 @@ pub fn parse(src: &str) -> Result<Sandboxfile, ParseError> {
             Some(at) => (&line[..at], line[at..].trim_start_matches(is_js_space)),
             None => (line, ""),
         };
-        let fail = |message: String| ParseError {
-            line: index + 1,
-            directive: directive.to_string(),
-            message,
-        };
+        let fail = |message: String| ParseError { line: index + 1, directive: directive.to_string(), message };
         apply(&mut file, directive, arg).map_err(fail)?;
     }
     Ok(file)

@@ -101,8 +101,8 @@ fn set(dir: &Path, file: &str, value: impl ToString) -> io::Result<()> {
 
 impl SandboxCgroups {
     pub fn create(name: &str, max: u64) -> io::Result<SandboxCgroups> {
-        let (parent, v2) =
-            parent().ok_or_else(|| io::Error::new(io::ErrorKind::Unsupported, "no pids cgroup controller is mounted"))?;
+        let (parent, v2) = parent()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::Unsupported, "no pids cgroup controller is mounted"))?;
         if v2 {
             // The controllers must be enabled for the children; memory
             // where the host offers it.

@@ -168,7 +168,11 @@ fn incomplete_tail(bytes: &[u8]) -> usize {
             _ => return 0,
         };
         let have = bytes.len() - at;
-        return if have < need && std::str::from_utf8(&bytes[at..]).is_err_and(|e| e.error_len().is_none()) { have } else { 0 };
+        return if have < need && std::str::from_utf8(&bytes[at..]).is_err_and(|e| e.error_len().is_none()) {
+            have
+        } else {
+            0
+        };
     }
     0
 }
@@ -241,10 +245,10 @@ async fn pump(
             remember(&tail, &chunk);
             if let Some(out) = &hooks.output {
                 in_flight.push_back(out(name.clone(), stream, chunk));
-                if in_flight.len() > IN_FLIGHT {
-                    if let Some(oldest) = in_flight.pop_front() {
-                        oldest.await;
-                    }
+                if in_flight.len() > IN_FLIGHT
+                    && let Some(oldest) = in_flight.pop_front()
+                {
+                    oldest.await;
                 }
             }
         }
@@ -401,12 +405,8 @@ mod tests {
     /// Whatever the cuts, the text is what lossy decoding of the whole gives.
     #[test]
     fn utf8_stream_matches_lossy_decoding_at_every_cut() {
-        let inputs: [&[u8]; 4] = [
-            "aé€😀z".as_bytes(),
-            b"ok \xff bad \xe2\x82 cut \xf0\x9f\x98\x80",
-            b"\xe2\x82",
-            b"\x80\x80\x80abc\xc3",
-        ];
+        let inputs: [&[u8]; 4] =
+            ["aé€😀z".as_bytes(), b"ok \xff bad \xe2\x82 cut \xf0\x9f\x98\x80", b"\xe2\x82", b"\x80\x80\x80abc\xc3"];
         for input in inputs {
             let want = String::from_utf8_lossy(input).into_owned();
             for i in 0..=input.len() {

@@ -39,14 +39,17 @@ impl Helper {
     pub fn has_exited(&self) -> bool {
         use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
         let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
-        self.reaped || !matches!(waitid(Id::Pid(nix::unistd::Pid::from_raw(self.pid)), flags), Ok(WaitStatus::StillAlive))
+        self.reaped
+            || !matches!(waitid(Id::Pid(nix::unistd::Pid::from_raw(self.pid)), flags), Ok(WaitStatus::StillAlive))
     }
 
     /// Waits for it to exit (blocking).
     pub fn wait(&mut self) -> io::Result<()> {
         while !self.reaped {
             match nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(self.pid), None) {
-                Ok(nix::sys::wait::WaitStatus::Exited(..) | nix::sys::wait::WaitStatus::Signaled(..)) => self.reaped = true,
+                Ok(nix::sys::wait::WaitStatus::Exited(..) | nix::sys::wait::WaitStatus::Signaled(..)) => {
+                    self.reaped = true
+                }
                 Ok(_) | Err(nix::errno::Errno::EINTR) => {}
                 Err(e) => return Err(e.into()),
             }
@@ -109,7 +112,14 @@ fn high(fd: RawFd) -> io::Result<OwnedFd> {
 }
 
 fn check(r: libc::c_int, what: &str) -> io::Result<()> {
-    if r == 0 { Ok(()) } else { Err(io::Error::new(io::Error::from_raw_os_error(r).kind(), format!("{what}: {}", io::Error::from_raw_os_error(r)))) }
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::Error::from_raw_os_error(r).kind(),
+            format!("{what}: {}", io::Error::from_raw_os_error(r)),
+        ))
+    }
 }
 
 fn start(init: &Path, first: &[Message]) -> io::Result<Launched> {
@@ -138,12 +148,25 @@ fn start(init: &Path, first: &[Message]) -> io::Result<Launched> {
         let mut actions: libc::posix_spawn_file_actions_t = std::mem::zeroed();
         check(libc::posix_spawn_file_actions_init(&mut actions), "posix_spawn_file_actions_init")?;
         let result = (|| -> io::Result<libc::pid_t> {
-            check(libc::posix_spawn_file_actions_addopen(&mut actions, 0, dev_null.as_ptr(), libc::O_RDONLY, 0), "stdin")?;
-            check(libc::posix_spawn_file_actions_addopen(&mut actions, 1, dev_null.as_ptr(), libc::O_WRONLY, 0), "stdout")?;
+            check(
+                libc::posix_spawn_file_actions_addopen(&mut actions, 0, dev_null.as_ptr(), libc::O_RDONLY, 0),
+                "stdin",
+            )?;
+            check(
+                libc::posix_spawn_file_actions_addopen(&mut actions, 1, dev_null.as_ptr(), libc::O_WRONLY, 0),
+                "stdout",
+            )?;
             check(libc::posix_spawn_file_actions_adddup2(&mut actions, control.as_raw_fd(), CONTROL_FD), "control fd")?;
             let mut pid: libc::pid_t = 0;
             check(
-                libc::posix_spawn(&mut pid, path.as_ptr(), &actions, std::ptr::null(), argv.as_ptr() as *const *mut _, envp.as_ptr() as *const *mut _),
+                libc::posix_spawn(
+                    &mut pid,
+                    path.as_ptr(),
+                    &actions,
+                    std::ptr::null(),
+                    argv.as_ptr() as *const *mut _,
+                    envp.as_ptr() as *const *mut _,
+                ),
                 &format!("cannot start {}", init.display()),
             )?;
             Ok(pid)

@@ -24,8 +24,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use nix::errno::Errno;
-use nix::fcntl::{OFlag, openat};
 use nix::fcntl::AtFlags;
+use nix::fcntl::{OFlag, openat};
 use nix::sys::stat::{FileStat, Mode, fstat, fstatat};
 
 /// The longest line handed out: a longer one comes in pieces of this size.
@@ -130,7 +130,9 @@ enum UpperLook {
     Hidden,
     /// Not in the upper: the lower shows through unless an opaque
     /// directory on the way hides it.
-    Absent { lower_hidden: bool },
+    Absent {
+        lower_hidden: bool,
+    },
 }
 
 const DIR_FLAGS: OFlag = OFlag::O_RDONLY.union(OFlag::O_DIRECTORY).union(OFlag::O_NOFOLLOW).union(OFlag::O_CLOEXEC);
@@ -404,7 +406,8 @@ pub fn tail(workdir: PathBuf, upper: Option<PathBuf>, set: Arc<PathSet>, sink: L
     let roots: Vec<&Path> = std::iter::once(workdir.as_path()).chain(upper.as_deref()).collect();
     for rel in candidates(&roots, &set) {
         if let Some(o) = open_as_seen(&workdir, upper.as_deref(), &rel) {
-            let t = Tailed { layer: o.layer, dev: o.dev, ino: o.ino, offset: o.size, lines: LineSplitter::new(MAX_LINE) };
+            let t =
+                Tailed { layer: o.layer, dev: o.dev, ino: o.ino, offset: o.size, lines: LineSplitter::new(MAX_LINE) };
             files.insert(rel, t);
         }
     }

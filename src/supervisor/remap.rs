@@ -19,7 +19,9 @@
 //! ordinary user's is that user: root's credential stores are masked, and
 //! a warning says so, once per process.
 
-use crate::isolate::mount_api::{self, Attrs, MOUNT_ATTR_IDMAP, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
+use crate::isolate::mount_api::{
+    self, Attrs, MOUNT_ATTR_IDMAP, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY,
+};
 use crate::protocol::{MAX_FDS, Mount, RootPlan};
 use std::fs;
 use std::io;
@@ -91,11 +93,13 @@ pub fn detach(plan: &mut RootPlan, mut project: Option<OwnedFd>, from: usize) ->
     Ok(fds)
 }
 
-const MS_PRIVATE: u64 = libc::MS_PRIVATE as u64;
+const MS_PRIVATE: u64 = libc::MS_PRIVATE;
 
 /// A detached, private copy of the mount at `path` with `attrs`.
 fn copy(path: &Path, recursive: bool, attrs: Attrs) -> io::Result<OwnedFd> {
-    let with = |e: io::Error| io::Error::new(e.kind(), format!("take a mount of {} for uid {ROOT_SANDBOX_ID}: {e}", path.display()));
+    let with = |e: io::Error| {
+        io::Error::new(e.kind(), format!("take a mount of {} for uid {ROOT_SANDBOX_ID}: {e}", path.display()))
+    };
     let tree = mount_api::open_tree(path, recursive).map_err(with)?;
     mount_api::set_tree_attrs(&tree, recursive, attrs).map_err(with)?;
     Ok(tree)
@@ -126,14 +130,18 @@ pub fn closed_above(path: &Path) -> Option<(PathBuf, u32)> {
 fn idmapped(workdir: &Path) -> Result<OwnedFd, String> {
     let p = workdir.display();
     if let Some(release) = kernel_before(5, 19) {
-        return Err(format!("Linux {release} cannot use an idmapped mount as an overlay's lower layer (5.19 and later can)"));
+        return Err(format!(
+            "Linux {release} cannot use an idmapped mount as an overlay's lower layer (5.19 and later can)"
+        ));
     }
     let meta = fs::metadata(workdir).map_err(|e| format!("read the owner of {p}: {e}"))?;
-    let userns = idmap_namespace(meta.uid(), meta.gid()).map_err(|e| format!("make the user namespace that idmaps {p}: {e}"))?;
+    let userns =
+        idmap_namespace(meta.uid(), meta.gid()).map_err(|e| format!("make the user namespace that idmaps {p}: {e}"))?;
     let tree = mount_api::open_tree(workdir, false).map_err(|e| format!("take a mount of {p}: {e}"))?;
     let attrs = Attrs { set: MOUNT_ATTR_IDMAP, propagation: MS_PRIVATE, userns: Some(userns) };
-    mount_api::set_tree_attrs(&tree, false, attrs)
-        .map_err(|e| format!("idmap the mount of {p} (its filesystem or this kernel may not support idmapped mounts): {e}"))?;
+    mount_api::set_tree_attrs(&tree, false, attrs).map_err(|e| {
+        format!("idmap the mount of {p} (its filesystem or this kernel may not support idmapped mounts): {e}")
+    })?;
     Ok(tree)
 }
 
@@ -190,7 +198,12 @@ fn new_idmap_namespace(owner: u32, group: u32) -> io::Result<OwnedFd> {
     // SAFETY: the child runs `wait_to_be_killed` on `stack`, which outlives
     // it (it is reaped below before the stack is freed).
     let child = unsafe {
-        libc::clone(wait_to_be_killed, top as *mut libc::c_void, libc::CLONE_VM | libc::CLONE_NEWUSER, std::ptr::null_mut())
+        libc::clone(
+            wait_to_be_killed,
+            top as *mut libc::c_void,
+            libc::CLONE_VM | libc::CLONE_NEWUSER,
+            std::ptr::null_mut(),
+        )
     };
     let made = if child < 0 { Err(io::Error::last_os_error()) } else { Ok(child) };
     pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&mask), None)?;

@@ -1,29 +1,29 @@
 //! One sandbox: started on first use, every command in the same world, torn
 //! down by `stop()`.
 
+use super::cgroup::{OomKills, SandboxCgroups};
 use super::connection::{AskedSocket, Connection, Exit, SocketFailure};
 use super::jobs::{Hooks, Violation};
-use super::cgroup::{OomKills, SandboxCgroups};
 use super::launcher::{self, Helper, Launched};
-use super::spare;
 use super::reaper::{self, abandon};
+use super::remap::{self, ROOT_SANDBOX_ID, RootUser};
+use super::spare;
 use super::state;
-use crate::policy::plan::{self, Base, PlanError};
+use crate::net::{SandboxCa, UpstreamTrust};
 use crate::policy::net::NetPolicy;
+use crate::policy::plan::{self, Base, PlanError};
 use crate::policy::seccomp;
 use crate::policy::trust;
-use crate::net::{SandboxCa, UpstreamTrust};
-use crate::secrets::{Redactor, SecretMode, Secrets};
 use crate::protocol::{CgroupJoin, Ids, Mount, Plan, Remap, Request, Rlimit, RlimitKind, Setup, Spawn};
-use super::remap::{self, ROOT_SANDBOX_ID, RootUser};
+use crate::secrets::{Redactor, SecretMode, Secrets};
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -205,7 +205,8 @@ impl Sandbox {
             proxy = proxy.hook(secrets.hook(opts.plaintext_secrets, on_violation));
             // The proxy terminates TLS to the secrets' hosts with this CA.
             if secrets.mode() == SecretMode::Proxy {
-                let ca = SandboxCa::generate().map_err(|e| SandboxError::Setup(format!("cannot make the sandbox's CA: {e}")))?;
+                let ca = SandboxCa::generate()
+                    .map_err(|e| SandboxError::Setup(format!("cannot make the sandbox's CA: {e}")))?;
                 let trust = UpstreamTrust::new(opts.extra_ca_certs.as_deref())
                     .map_err(|e| SandboxError::Setup(e.to_string()))?;
                 added_roots.push_str(&ca.cert_pem());
@@ -232,8 +233,8 @@ impl Sandbox {
             _ => None,
         };
         let owner = remap.as_ref().map(|r| (r.uid, r.gid));
-        let state_dir =
-            state::create(&root, owner).map_err(io_err(format!("cannot create a state directory in {}", root.display())))?;
+        let state_dir = state::create(&root, owner)
+            .map_err(io_err(format!("cannot create a state directory in {}", root.display())))?;
 
         // Many tools refuse to run as root: a root host user is 1000 inside.
         let inner_uid = opts.uid.unwrap_or(if outer_uid == 0 { 1000 } else { outer_uid });
@@ -241,7 +242,8 @@ impl Sandbox {
         let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()));
         let result = async {
             let pids = opts.pids.unwrap_or(DEFAULT_PIDS);
-            let key = spare::Key { init: opts.init.clone(), ids: Ids { outer_uid, outer_gid, inner_uid, inner_gid, remap } };
+            let key =
+                spare::Key { init: opts.init.clone(), ids: Ids { outer_uid, outer_gid, inner_uid, inner_gid, remap } };
             // Without a spare, init starts (and makes its namespaces) while
             // the plan is built: the launcher thread spawns it meanwhile.
             let mut starting = match spare::take(&key) {
@@ -249,15 +251,25 @@ impl Sandbox {
                 None => Starting::fresh(&key)?,
             };
             let planned = (|| {
-                let path_env = opts.env.get("PATH").cloned().unwrap_or_else(|| std::env::var("PATH").unwrap_or_default());
+                let path_env =
+                    opts.env.get("PATH").cloned().unwrap_or_else(|| std::env::var("PATH").unwrap_or_default());
                 let scratch = state::scratch(&root);
                 let remapped = key.ids.remap.as_ref().map(|r| r.uid);
-                let mut root_plan =
-                    plan::root_plan(&base, &workdir, &home, &state_dir, &scratch, &path_env, opts.disk_bytes, remapped)?;
+                let mut root_plan = plan::root_plan(
+                    &base,
+                    &workdir,
+                    &home,
+                    &state_dir,
+                    &scratch,
+                    &path_env,
+                    opts.disk_bytes,
+                    remapped,
+                )?;
                 let trust = if added_roots.is_empty() {
                     trust::Trust::default()
                 } else {
-                    trust::install(&state_dir, base.dir(), &added_roots).map_err(io_err("cannot write the sandbox's CA bundle"))?
+                    trust::install(&state_dir, base.dir(), &added_roots)
+                        .map_err(io_err("cannot write the sandbox's CA bundle"))?
                 };
                 root_plan.mounts.extend(trust.mounts);
                 // The sandbox user is host uid 0: root's own files are hidden.
@@ -403,7 +415,9 @@ impl Sandbox {
                 if let (Some(Ok(fd)), Some(limit)) = (upper_fd.as_ref().map(OwnedFd::try_clone), opts.disk_bytes) {
                     listeners.push(tokio::spawn(watch_disk(fd, limit, hooks.clone())));
                 }
-                if let (Some(kills), Some(limit)) = (cgroup.as_ref().and_then(SandboxCgroups::oom_kills), opts.memory_bytes) {
+                if let (Some(kills), Some(limit)) =
+                    (cgroup.as_ref().and_then(SandboxCgroups::oom_kills), opts.memory_bytes)
+                {
                     listeners.push(tokio::spawn(watch_memory(kills, limit, hooks)));
                 }
                 let sandbox = Sandbox {
@@ -676,10 +690,10 @@ impl Sandbox {
         if tokio::time::timeout(GRACE + SHUTDOWN_WAIT, self.conn.wait_gone()).await.is_err() {
             // A PID 1 that does not answer: kill the helper, and with it PID 1
             // (parent-death signal) and so the whole pid namespace.
-            if let Ok(mut child) = self.child.lock() {
-                if let Some(c) = child.as_mut() {
-                    let _ = c.kill();
-                }
+            if let Ok(mut child) = self.child.lock()
+                && let Some(c) = child.as_mut()
+            {
+                let _ = c.kill();
             }
             let _ = tokio::time::timeout(SHUTDOWN_WAIT, self.conn.wait_gone()).await;
         }
@@ -874,6 +888,8 @@ fn filter_words() -> Result<Vec<u64>, SandboxError> {
 }
 
 /// Where a sandbox's init comes from: a spare, or a helper started now.
+/// One lives in each start, so the spare's size is of no matter.
+#[allow(clippy::large_enum_variant)]
 enum Starting {
     Spare(spare::Spare),
     Fresh(Pin<Box<dyn Future<Output = std::io::Result<Launched>> + Send>>),
@@ -933,7 +949,6 @@ impl Starting {
         }
     }
 }
-
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| io_err("cannot make a pipe")(e.into()))

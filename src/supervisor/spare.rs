@@ -121,11 +121,11 @@ impl Spare {
 
     /// The started init, and the pids cgroup it is in (limited to `pids`).
     pub fn into_parts(self, pids: u64) -> io::Result<(Launched, Option<SandboxCgroups>)> {
-        if let Some(cg) = &self.cgroup {
-            if let Err(e) = cg.set_max(pids) {
-                self.discard();
-                return Err(e);
-            }
+        if let Some(cg) = &self.cgroup
+            && let Err(e) = cg.set_max(pids)
+        {
+            self.discard();
+            return Err(e);
         }
         Ok((self.launched, self.cgroup))
     }
@@ -235,7 +235,8 @@ impl Drop for Launching {
 pub fn discard_waiting(generation: Option<u64>) {
     let gone: Vec<Spare> = {
         let Ok(mut pool) = POOL.lock() else { return };
-        let (gone, kept) = std::mem::take(&mut pool.ready).into_iter().partition(|(_, g)| generation.is_none_or(|want| want == *g));
+        let (gone, kept) =
+            std::mem::take(&mut pool.ready).into_iter().partition(|(_, g)| generation.is_none_or(|want| want == *g));
         pool.ready = kept;
         gone.into_iter().map(|(spare, _)| spare).collect()
     };

@@ -14,8 +14,8 @@
 //! - [`watch_process`]: the restart loop of one process.
 
 use super::jobs::{Job, Stream};
-use crate::fs::outputs::{GLOB_CHARS, GlobLine, compile_line};
 use super::sandbox::Sandbox;
+use crate::fs::outputs::{GLOB_CHARS, GlobLine, compile_line};
 use globset::{GlobSet, GlobSetBuilder};
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask, Watches};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -50,7 +50,6 @@ struct Reach {
 /// first wildcard: they are big, and nobody means them by `**`.
 const SKIPPED_DIRS: &[&str] = &[".git", "node_modules"];
 
-
 /// Globs relative to WORKDIR, with the same rules as OUTPUT: `*` and `?`
 /// stop at `/`, `**` crosses directories, a trailing `/` or a literal
 /// directory name means everything below it, a leading `./` is dropped.
@@ -70,8 +69,8 @@ impl PathSet {
         let mut reaches = Vec::new();
         for line in lines {
             let line = line.as_ref();
-            let compiled = compile_line(line, &mut builder)
-                .map_err(|problem| PatternError { glob: line.to_string(), problem })?;
+            let compiled =
+                compile_line(line, &mut builder).map_err(|problem| PatternError { glob: line.to_string(), problem })?;
             let GlobLine { parts, whole_dir, literal, .. } = compiled;
             let base: Vec<String> = parts.iter().take_while(|p| !p.contains(GLOB_CHARS)).cloned().collect();
             let unbounded = whole_dir || literal || parts.iter().any(|p| p.contains("**"));
@@ -155,14 +154,8 @@ struct Seen {
 }
 
 enum Mode {
-    Inotify {
-        stream: inotify::EventStream<Vec<u8>>,
-        watches: Watches,
-        dirs: HashMap<WatchDescriptor, (usize, String)>,
-    },
-    Poll {
-        seen: BTreeMap<(usize, String), Seen>,
-    },
+    Inotify { stream: inotify::EventStream<Vec<u8>>, watches: Watches, dirs: HashMap<WatchDescriptor, (usize, String)> },
+    Poll { seen: BTreeMap<(usize, String), Seen> },
 }
 
 /// Changed paths under the layers of WORKDIR that a [`PathSet`] matches.

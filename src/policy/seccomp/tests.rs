@@ -4,9 +4,7 @@ use std::collections::HashMap;
 use std::os::unix::process::ExitStatusExt;
 use std::process::Command;
 
-use seccompiler::{
-    SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule,
-};
+use seccompiler::{SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule};
 
 const ALLOW: u32 = libc::SECCOMP_RET_ALLOW;
 const KILL: u32 = libc::SECCOMP_RET_KILL_PROCESS;
@@ -44,8 +42,7 @@ const THREAD_FLAGS: u64 = (libc::CLONE_VM
     | libc::CLONE_PARENT_SETTID
     | libc::CLONE_CHILD_CLEARTID) as u64;
 /// What glibc's fork passes to clone.
-const FORK_FLAGS: u64 =
-    (libc::CLONE_CHILD_SETTID | libc::CLONE_CHILD_CLEARTID | libc::SIGCHLD) as u64;
+const FORK_FLAGS: u64 = (libc::CLONE_CHILD_SETTID | libc::CLONE_CHILD_CLEARTID | libc::SIGCHLD) as u64;
 
 /// Runs a classic BPF program on a `struct seccomp_data` the way the kernel
 /// does, checking the kernel's structural rules on the way (jumps stay in
@@ -65,27 +62,18 @@ fn run(program: &[sock_filter], arch: u32, nr: i64, args: [u64; 6]) -> (u32, usi
     }
     let (mut a, mut pc, mut steps) = (0u32, 0usize, 0usize);
     loop {
-        let insn = program
-            .get(pc)
-            .unwrap_or_else(|| panic!("fell off the program at {pc}"));
+        let insn = program.get(pc).unwrap_or_else(|| panic!("fell off the program at {pc}"));
         pc += 1;
         steps += 1;
         let k = insn.k;
         let branch = |taken: bool| {
-            if taken {
-                insn.jt as usize
-            } else {
-                insn.jf as usize
-            }
+            if taken { insn.jt as usize } else { insn.jf as usize }
         };
         match insn.code {
             0x20 => {
                 // LD W ABS: aligned 32-bit load inside seccomp_data.
                 let at = k as usize;
-                assert!(
-                    at.is_multiple_of(4) && at + 4 <= data.len(),
-                    "bad load offset {at}"
-                );
+                assert!(at.is_multiple_of(4) && at + 4 <= data.len(), "bad load offset {at}");
                 a = u32::from_le_bytes(data[at..at + 4].try_into().unwrap());
             }
             0x54 => a &= k,                   // ALU AND K
@@ -105,9 +93,7 @@ const SPECIAL: [&Syscall; 6] = [&CLONE, &CLONE3, &IOCTL, &PERSONALITY, &SOCKET, 
 
 fn nr(name: &str, arch: TargetArch) -> i64 {
     let all = DENIED.iter().chain(SPECIAL);
-    all.filter(|s| s.name == name)
-        .find_map(|s| s.number(arch))
-        .unwrap()
+    all.filter(|s| s.name == name).find_map(|s| s.number(arch)).unwrap()
 }
 
 fn filter(arch: TargetArch) -> BpfProgram {
@@ -131,11 +117,7 @@ const ORDINARY: &[(&str, i64, i64)] = &[
 fn builds_for_both_arches_within_the_kernel_limit() {
     for arch in ARCHES {
         let program = filter(arch);
-        assert!(
-            !program.is_empty() && program.len() <= MAX_INSTRUCTIONS,
-            "{arch:?}: {}",
-            program.len()
-        );
+        assert!(!program.is_empty() && program.len() <= MAX_INSTRUCTIONS, "{arch:?}: {}", program.len());
         // Same input, same program: the supervisor may rebuild it at will.
         assert_eq!(program, filter(arch));
     }
@@ -144,10 +126,7 @@ fn builds_for_both_arches_within_the_kernel_limit() {
 #[test]
 fn riscv64_is_refused_with_a_reason() {
     let err = sandbox_filter(TargetArch::riscv64).unwrap_err();
-    assert!(matches!(
-        err,
-        SeccompError::UnsupportedArch(TargetArch::riscv64)
-    ));
+    assert!(matches!(err, SeccompError::UnsupportedArch(TargetArch::riscv64)));
     assert!(err.to_string().contains("only x86_64 and aarch64"), "{err}");
 }
 
@@ -164,18 +143,8 @@ fn every_denied_call_gets_eperm_on_both_arches() {
         let program = filter(arch);
         for call in DENIED {
             let Some(n) = call.number(arch) else { continue };
-            assert_eq!(
-                eval(&program, audit_arch(arch), n, [0; 6]),
-                EPERM,
-                "{} on {arch:?}",
-                call.name
-            );
-            assert_eq!(
-                eval(&program, audit_arch(arch), n, [u64::MAX; 6]),
-                EPERM,
-                "{} on {arch:?}",
-                call.name
-            );
+            assert_eq!(eval(&program, audit_arch(arch), n, [0; 6]), EPERM, "{} on {arch:?}", call.name);
+            assert_eq!(eval(&program, audit_arch(arch), n, [u64::MAX; 6]), EPERM, "{} on {arch:?}", call.name);
         }
     }
 }
@@ -186,11 +155,7 @@ fn ordinary_calls_are_allowed() {
         let program = filter(arch);
         for &(name, x86, arm) in ORDINARY {
             let n = if arch == TargetArch::x86_64 { x86 } else { arm };
-            assert_eq!(
-                eval(&program, audit_arch(arch), n, [0; 6]),
-                ALLOW,
-                "{name} on {arch:?}"
-            );
+            assert_eq!(eval(&program, audit_arch(arch), n, [0; 6]), ALLOW, "{name} on {arch:?}");
         }
     }
 }
@@ -199,17 +164,9 @@ fn ordinary_calls_are_allowed() {
 fn only_the_listed_numbers_are_touched() {
     for arch in ARCHES {
         let program = filter(arch);
-        let special: Vec<i64> = DENIED
-            .iter()
-            .chain(SPECIAL)
-            .filter_map(|s| s.number(arch))
-            .collect();
+        let special: Vec<i64> = DENIED.iter().chain(SPECIAL).filter_map(|s| s.number(arch)).collect();
         for n in (0..600).filter(|n| !special.contains(n)) {
-            assert_eq!(
-                eval(&program, audit_arch(arch), n, [u64::MAX; 6]),
-                ALLOW,
-                "nr {n} on {arch:?}"
-            );
+            assert_eq!(eval(&program, audit_arch(arch), n, [u64::MAX; 6]), ALLOW, "nr {n} on {arch:?}");
         }
     }
 }
@@ -310,32 +267,18 @@ fn clone_with_a_namespace_flag_is_refused() {
     let (thread, fork) = (THREAD_FLAGS, FORK_FLAGS);
     for arch in ARCHES {
         let program = filter(arch);
-        let clone = |flags: u64| {
-            eval(
-                &program,
-                audit_arch(arch),
-                nr("clone", arch),
-                [flags, 0, 0, 0, 0, 0],
-            )
-        };
+        let clone = |flags: u64| eval(&program, audit_arch(arch), nr("clone", arch), [flags, 0, 0, 0, 0, 0]);
         for flag in NAMESPACE_FLAGS {
             assert_eq!(clone(flag | sigchld), EPERM, "{flag:#x} on {arch:?}");
             assert_eq!(clone(flag | thread), EPERM, "{flag:#x} on {arch:?}");
-            assert_eq!(
-                clone(flag | 0xffff_ffff_0000_0000),
-                EPERM,
-                "{flag:#x} on {arch:?}"
-            );
+            assert_eq!(clone(flag | 0xffff_ffff_0000_0000), EPERM, "{flag:#x} on {arch:?}");
         }
         let all = NAMESPACE_FLAGS.iter().fold(0, |a, f| a | f);
         assert_eq!(clone(all | sigchld), EPERM);
         assert_eq!(clone(sigchld), ALLOW);
         assert_eq!(clone(thread), ALLOW);
         assert_eq!(clone(fork), ALLOW);
-        assert_eq!(
-            clone(libc::CLONE_VM as u64 | libc::CLONE_VFORK as u64 | sigchld),
-            ALLOW
-        );
+        assert_eq!(clone(libc::CLONE_VM as u64 | libc::CLONE_VFORK as u64 | sigchld), ALLOW);
     }
 }
 
@@ -343,11 +286,7 @@ fn clone_with_a_namespace_flag_is_refused() {
 fn clone3_gets_enosys() {
     for arch in ARCHES {
         let program = filter(arch);
-        assert_eq!(
-            eval(&program, audit_arch(arch), nr("clone3", arch), [0; 6]),
-            ENOSYS,
-            "{arch:?}"
-        );
+        assert_eq!(eval(&program, audit_arch(arch), nr("clone3", arch), [0; 6]), ENOSYS, "{arch:?}");
     }
 }
 
@@ -355,21 +294,10 @@ fn clone3_gets_enosys() {
 fn tiocsti_and_tioclinux_are_refused_whatever_the_upper_bits() {
     for arch in ARCHES {
         let program = filter(arch);
-        let ioctl = |request: u64| {
-            eval(
-                &program,
-                audit_arch(arch),
-                nr("ioctl", arch),
-                [0, request, 0, 0, 0, 0],
-            )
-        };
+        let ioctl = |request: u64| eval(&program, audit_arch(arch), nr("ioctl", arch), [0, request, 0, 0, 0, 0]);
         for request in [TIOCSTI, TIOCLINUX] {
             assert_eq!(ioctl(request), EPERM);
-            assert_eq!(
-                ioctl(request | 1 << 32),
-                EPERM,
-                "CVE-2019-10063 on {arch:?}"
-            );
+            assert_eq!(ioctl(request | 1 << 32), EPERM, "CVE-2019-10063 on {arch:?}");
             assert_eq!(ioctl(request | 0xffff_ffff_0000_0000), EPERM);
         }
         for request in [
@@ -387,14 +315,7 @@ fn tiocsti_and_tioclinux_are_refused_whatever_the_upper_bits() {
 fn personality_allows_only_harmless_personas() {
     for arch in ARCHES {
         let program = filter(arch);
-        let personality = |p: u64| {
-            eval(
-                &program,
-                audit_arch(arch),
-                nr("personality", arch),
-                [p, 0, 0, 0, 0, 0],
-            )
-        };
+        let personality = |p: u64| eval(&program, audit_arch(arch), nr("personality", arch), [p, 0, 0, 0, 0, 0]);
         for p in [0, 8, 0xffff_ffff, u64::MAX, 1 << 32] {
             assert_eq!(personality(p), ALLOW, "{p:#x} on {arch:?}");
         }
@@ -440,29 +361,14 @@ fn sockets_of_a_denied_family_are_refused_whatever_the_upper_bits() {
     for arch in ARCHES {
         let program = filter(arch);
         for call in ["socket", "socketpair"] {
-            let create = |family: u64, kind: u64| {
-                eval(
-                    &program,
-                    audit_arch(arch),
-                    nr(call, arch),
-                    [family, kind, 0, 0, 0, 0],
-                )
-            };
+            let create =
+                |family: u64, kind: u64| eval(&program, audit_arch(arch), nr(call, arch), [family, kind, 0, 0, 0, 0]);
             for high in [0, 1 << 32, 0xffff_ffff_0000_0000] {
-                assert_eq!(
-                    create(AF_VSOCK | high, stream),
-                    EPERM,
-                    "{call}({:#x}) on {arch:?}",
-                    AF_VSOCK | high
-                );
+                assert_eq!(create(AF_VSOCK | high, stream), EPERM, "{call}({:#x}) on {arch:?}", AF_VSOCK | high);
             }
             assert_eq!(create(AF_VSOCK, libc::SOCK_DGRAM as u64), EPERM);
             for family in ALLOWED_FAMILIES {
-                assert_eq!(
-                    create(family, stream),
-                    ALLOW,
-                    "{call}({family:#x}) on {arch:?}"
-                );
+                assert_eq!(create(family, stream), ALLOW, "{call}({family:#x}) on {arch:?}");
                 assert_eq!(create(family | 1 << 32, stream), ALLOW);
             }
             // Only argument 0 is the family.
@@ -475,18 +381,11 @@ fn sockets_of_a_denied_family_are_refused_whatever_the_upper_bits() {
 /// a mismatch (`int 0x80` on x86_64, AArch32 on aarch64).
 #[test]
 fn foreign_architectures_are_killed() {
-    let cases = [
-        (TargetArch::x86_64, AUDIT_ARCH_I386),
-        (TargetArch::aarch64, AUDIT_ARCH_ARM),
-    ];
+    let cases = [(TargetArch::x86_64, AUDIT_ARCH_I386), (TargetArch::aarch64, AUDIT_ARCH_ARM)];
     for (arch, foreign) in cases {
         let program = filter(arch);
         for n in [0, 20, 26, 120, 172, 0x4000_0000 | 39] {
-            assert_eq!(
-                eval(&program, foreign, n, [0; 6]),
-                KILL,
-                "nr {n} as {foreign:#x} on {arch:?}"
-            );
+            assert_eq!(eval(&program, foreign, n, [0; 6]), KILL, "nr {n} as {foreign:#x} on {arch:?}");
         }
         // The other supported architecture is just as foreign.
         assert_eq!(eval(&program, other_audit_arch(arch), 0, [0; 6]), KILL);
@@ -503,11 +402,7 @@ fn x32_calls_get_enosys_on_x86_64() {
     // x32 getpid, ptrace (521), ioctl (514), process_vm_readv (539), and -1.
     for n in [39, 521, 514, 539, 101, 0x3fff_ffff] {
         let n = i64::from(X32_SYSCALL_BIT) | n;
-        assert_eq!(
-            eval(&program, AUDIT_ARCH_X86_64, n, [0; 6]),
-            ENOSYS,
-            "nr {n:#x}"
-        );
+        assert_eq!(eval(&program, AUDIT_ARCH_X86_64, n, [0; 6]), ENOSYS, "nr {n:#x}");
     }
     assert_eq!(eval(&program, AUDIT_ARCH_X86_64, -1, [0; 6]), ENOSYS);
 }
@@ -527,47 +422,28 @@ fn reference_filter(arch: TargetArch) -> BpfProgram {
     if arch == TargetArch::x86_64 {
         parts.push(x32_guard());
     }
-    parts.push(compile_filter(
-        arch,
-        BTreeMap::from([(number(&CLONE3, arch), Vec::new())]),
-        libc::ENOSYS,
-    ));
+    parts.push(compile_filter(arch, BTreeMap::from([(number(&CLONE3, arch), Vec::new())]), libc::ENOSYS));
     parts.push(compile_filter(arch, eperm_rules(arch), libc::EPERM));
     parts.into_iter().reduce(then).unwrap()
 }
 
 /// Compiles one part: calls that match `rules` fail with `errno`, every
 /// other call is allowed (by this part).
-fn compile_filter(
-    arch: TargetArch,
-    rules: BTreeMap<i64, Vec<SeccompRule>>,
-    errno: i32,
-) -> BpfProgram {
-    SeccompFilter::new(
-        rules,
-        SeccompAction::Allow,
-        SeccompAction::Errno(errno as u32),
-        arch,
-    )
-    .and_then(BpfProgram::try_from)
-    .unwrap()
+fn compile_filter(arch: TargetArch, rules: BTreeMap<i64, Vec<SeccompRule>>, errno: i32) -> BpfProgram {
+    SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Errno(errno as u32), arch)
+        .and_then(BpfProgram::try_from)
+        .unwrap()
 }
 
 /// The rules whose match means `EPERM`. An empty rule list refuses the call
 /// whatever its arguments; otherwise any one matching rule refuses it.
 fn eperm_rules(arch: TargetArch) -> BTreeMap<i64, Vec<SeccompRule>> {
-    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = DENIED
-        .iter()
-        .filter_map(|call| call.number(arch))
-        .map(|nr| (nr, Vec::new()))
-        .collect();
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> =
+        DENIED.iter().filter_map(|call| call.number(arch)).map(|nr| (nr, Vec::new())).collect();
 
     // clone asking for any new namespace: one rule per flag, since a masked
     // compare can only test equality ("this bit is set").
-    let clone = NAMESPACE_FLAGS
-        .iter()
-        .map(|&flag| rule(vec![low32(0, SeccompCmpOp::MaskedEq(flag), flag)]))
-        .collect();
+    let clone = NAMESPACE_FLAGS.iter().map(|&flag| rule(vec![low32(0, SeccompCmpOp::MaskedEq(flag), flag)])).collect();
     rules.insert(number(&CLONE, arch), clone);
 
     // TIOCSTI / TIOCLINUX, on the low 32 bits only (CVE-2019-10063).
@@ -578,18 +454,12 @@ fn eperm_rules(arch: TargetArch) -> BTreeMap<i64, Vec<SeccompRule>> {
     rules.insert(number(&IOCTL, arch), ioctl);
 
     // personality with a persona outside the allowed few (low 32 bits).
-    let personality = ALLOWED_PERSONAS
-        .iter()
-        .map(|&persona| low32(0, SeccompCmpOp::Ne, persona))
-        .collect();
+    let personality = ALLOWED_PERSONAS.iter().map(|&persona| low32(0, SeccompCmpOp::Ne, persona)).collect();
     rules.insert(number(&PERSONALITY, arch), vec![rule(personality)]);
 
     // socket / socketpair of a denied family (low 32 bits: the family is an int).
     for call in [&SOCKET, &SOCKETPAIR] {
-        let families = DENIED_FAMILIES
-            .iter()
-            .map(|&family| rule(vec![low32(0, SeccompCmpOp::Eq, family)]))
-            .collect();
+        let families = DENIED_FAMILIES.iter().map(|&family| rule(vec![low32(0, SeccompCmpOp::Eq, family)])).collect();
         rules.insert(number(call, arch), families);
     }
 
@@ -630,12 +500,7 @@ fn then(mut first: BpfProgram, second: BpfProgram) -> BpfProgram {
     for (at, insn) in first.iter_mut().enumerate() {
         if insn.code == RET_K && insn.k == ALLOW {
             // JA jumps k instructions past the next one.
-            *insn = sock_filter {
-                code: JMP_JA,
-                jt: 0,
-                jf: 0,
-                k: (len - at - 1) as u32,
-            };
+            *insn = sock_filter { code: JMP_JA, jt: 0, jf: 0, k: (len - at - 1) as u32 };
         }
     }
     first.extend(second);
@@ -650,24 +515,13 @@ fn then_runs_the_second_part_only_where_the_first_allows() {
     assert_eq!(eval(&then(ret(ALLOW), ret(ALLOW)), 0, 0, [0; 6]), ALLOW);
     // No RET ALLOW is left in the reference except in its last part.
     let program = reference_filter(TargetArch::x86_64);
-    let first_allow = program
-        .iter()
-        .position(|i| i.code == RET_K && i.k == ALLOW)
-        .unwrap();
+    let first_allow = program.iter().position(|i| i.code == RET_K && i.k == ALLOW).unwrap();
     let last_part = program.len() - reference_part_len();
-    assert!(
-        first_allow >= last_part,
-        "RET ALLOW at {first_allow}, last part starts at {last_part}"
-    );
+    assert!(first_allow >= last_part, "RET ALLOW at {first_allow}, last part starts at {last_part}");
 }
 
 fn reference_part_len() -> usize {
-    compile_filter(
-        TargetArch::x86_64,
-        eperm_rules(TargetArch::x86_64),
-        libc::EPERM,
-    )
-    .len()
+    compile_filter(TargetArch::x86_64, eperm_rules(TargetArch::x86_64), libc::EPERM).len()
 }
 
 /// Argument vectors that tell the verdicts apart: each value below in
@@ -707,19 +561,19 @@ fn telling_args() -> Vec<[u64; 6]> {
     for flag in NAMESPACE_FLAGS {
         values.extend([flag, flag | sigchld, flag | THREAD_FLAGS, flag << 32]);
     }
-    let mut args: Vec<[u64; 6]> = values
-        .iter()
-        .flat_map(|&v| [[v, 0, 0, 0, 0, 0], [0, v, 0, 0, 0, 0]])
-        .collect();
+    let mut args: Vec<[u64; 6]> = values.iter().flat_map(|&v| [[v, 0, 0, 0, 0, 0], [0, v, 0, 0, 0, 0]]).collect();
     args.push([u64::MAX; 6]);
     args
 }
 
 /// Every number 0..=1100, the same with the x32 bit, and a few extremes.
 fn telling_numbers() -> impl Iterator<Item = i64> + Clone {
-    (0..=1100)
-        .flat_map(|n| [n, i64::from(X32_SYSCALL_BIT) | n])
-        .chain([-1, i32::MIN.into(), i32::MAX.into(), 0x8000_0000 | 16])
+    (0..=1100).flat_map(|n| [n, i64::from(X32_SYSCALL_BIT) | n]).chain([
+        -1,
+        i32::MIN.into(),
+        i32::MAX.into(),
+        0x8000_0000 | 16,
+    ])
 }
 
 /// The hand-made program answers exactly as seccompiler's compilation of
@@ -763,25 +617,18 @@ fn every_number_reaches_its_verdict_in_a_few_steps() {
     const MAX_ARGUMENT_CHECK: usize = 4;
     for arch in ARCHES {
         let program = filter(arch);
-        let checked =
-            ["clone", "ioctl", "personality", "socket", "socketpair"].map(|name| nr(name, arch));
+        let checked = ["clone", "ioctl", "personality", "socket", "socketpair"].map(|name| nr(name, arch));
         let mut longest = 0;
         for n in telling_numbers() {
             for args in telling_args() {
                 let (_, steps) = run(&program, audit_arch(arch), n, args);
-                let limit = if checked.contains(&n) {
-                    MAX_PATH + MAX_ARGUMENT_CHECK
-                } else {
-                    MAX_PATH
-                };
+                let limit = if checked.contains(&n) { MAX_PATH + MAX_ARGUMENT_CHECK } else { MAX_PATH };
                 assert!(steps <= limit, "nr {n:#x} takes {steps} steps on {arch:?}");
                 longest = longest.max(steps);
             }
         }
-        let reference_longest = telling_numbers()
-            .map(|n| run(&reference_filter(arch), audit_arch(arch), n, [0; 6]).1)
-            .max()
-            .unwrap();
+        let reference_longest =
+            telling_numbers().map(|n| run(&reference_filter(arch), audit_arch(arch), n, [0; 6]).1).max().unwrap();
         eprintln!(
             "{arch:?}: {} instructions, longest path {longest} (reference: {} and {reference_longest})",
             program.len(),
@@ -803,10 +650,9 @@ fn assert_kernel_accepts(program: &[sock_filter]) {
         match i.code {
             LD_W_ABS => assert!(i.k % 4 == 0 && i.k < 64, "load {} at {at}", i.k),
             JMP_JA => assert!(lands(at, i.k as usize), "JA at {at}"),
-            JMP_JEQ_K | JMP_JGE_K | JMP_JGT_K | JMP_JSET_K => assert!(
-                lands(at, i.jt.into()) && lands(at, i.jf.into()),
-                "jump at {at}"
-            ),
+            JMP_JEQ_K | JMP_JGE_K | JMP_JGT_K | JMP_JSET_K => {
+                assert!(lands(at, i.jt.into()) && lands(at, i.jf.into()), "jump at {at}")
+            }
             ALU_AND_K | RET_K => {}
             code => panic!("opcode {code:#x} at {at}"),
         }
@@ -844,17 +690,7 @@ fn jumps_out_of_reach_are_an_error_not_truncated() {
     assert_eq!(eval(&farthest, 0, 0, [0; 6]), EPERM);
     assert_eq!(eval(&farthest, 0, 1, [0; 6]), ALLOW);
     let err = over(256).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            SeccompError::JumpOutOfReach {
-                from: 1,
-                to: 258,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert!(matches!(err, SeccompError::JumpOutOfReach { from: 1, to: 258, .. }), "{err:?}");
     assert!(err.to_string().contains("at most 255"), "{err}");
 
     // JA's offset is 32 bits.
@@ -877,19 +713,13 @@ fn jumps_out_of_reach_are_an_error_not_truncated() {
     asm.load(DATA_NR);
     asm.jump_if(JMP_JEQ_K, 0, start.into(), Target::Next);
     asm.ret(ALLOW);
-    assert!(matches!(
-        asm.finish(TargetArch::x86_64),
-        Err(SeccompError::JumpOutOfReach { from: 1, to: 0, .. })
-    ));
+    assert!(matches!(asm.finish(TargetArch::x86_64), Err(SeccompError::JumpOutOfReach { from: 1, to: 0, .. })));
 
     // Off the end.
     let mut asm = Assembler::default();
     asm.load(DATA_NR);
     asm.jump_if(JMP_JEQ_K, 0, Target::Next, Target::Next);
-    assert!(matches!(
-        asm.finish(TargetArch::x86_64),
-        Err(SeccompError::JumpOutOfReach { from: 1, to: 2, .. })
-    ));
+    assert!(matches!(asm.finish(TargetArch::x86_64), Err(SeccompError::JumpOutOfReach { from: 1, to: 2, .. })));
 
     // More than the kernel accepts.
     let mut asm = Assembler::default();
@@ -915,18 +745,9 @@ fn words_round_trip() {
         assert_eq!(from_words(&back), program);
     }
     // The layout: code, jt, jf, k from the most significant end.
-    assert_eq!(
-        to_words(&[insn(0x15, 1, 2, 0xc000_003e)]),
-        [0x0015_0102_c000_003e]
-    );
-    assert_eq!(
-        from_words(&[0x0006_0000_7fff_0000]),
-        [insn(RET_K, 0, 0, ALLOW)]
-    );
-    assert_eq!(
-        to_words(&[insn(u16::MAX, u8::MAX, u8::MAX, u32::MAX)]),
-        [u64::MAX]
-    );
+    assert_eq!(to_words(&[insn(0x15, 1, 2, 0xc000_003e)]), [0x0015_0102_c000_003e]);
+    assert_eq!(from_words(&[0x0006_0000_7fff_0000]), [insn(RET_K, 0, 0, ALLOW)]);
+    assert_eq!(to_words(&[insn(u16::MAX, u8::MAX, u8::MAX, u32::MAX)]), [u64::MAX]);
 }
 
 #[test]
@@ -934,10 +755,7 @@ fn apply_refuses_empty_and_oversized_programs() {
     let err = apply(&[]).unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     let long = vec![insn(RET_K, 0, 0, ALLOW); MAX_INSTRUCTIONS + 1];
-    assert_eq!(
-        apply(&long).unwrap_err().kind(),
-        io::ErrorKind::InvalidInput
-    );
+    assert_eq!(apply(&long).unwrap_err().kind(), io::ErrorKind::InvalidInput);
 }
 
 // ---------------------------------------------------------------------------
@@ -1047,10 +865,7 @@ fn probe_sockets(suffix: &str) {
 fn install() {
     let program = from_words(&to_words(&sandbox_filter(host_arch().unwrap()).unwrap()));
     // As init does: no_new_privs first, then the filter, as the last step.
-    assert_eq!(
-        unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) },
-        0
-    );
+    assert_eq!(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }, 0);
     apply(&program).unwrap();
 }
 
@@ -1060,10 +875,7 @@ fn probe_calls() {
     let missing = c("/nonexistent-bun-sandbox-seccomp-probe");
 
     #[cfg(target_arch = "x86_64")]
-    report(
-        "x32_before",
-        outcome(unsafe { syscall(X32_SYSCALL_BIT as i64 | 39) }),
-    );
+    report("x32_before", outcome(unsafe { syscall(X32_SYSCALL_BIT as i64 | 39) }));
     probe_sockets("_before");
 
     install();
@@ -1071,26 +883,9 @@ fn probe_calls() {
 
     unsafe {
         report("getpid", outcome(syscall(libc::SYS_getpid)));
-        report(
-            "ptrace",
-            outcome(syscall(libc::SYS_ptrace, libc::PTRACE_TRACEME, 0, 0, 0)),
-        );
-        report(
-            "process_vm_readv",
-            outcome(syscall(
-                libc::SYS_process_vm_readv,
-                libc::getppid(),
-                0,
-                0,
-                0,
-                0,
-                0,
-            )),
-        );
-        report(
-            "unshare",
-            outcome(syscall(libc::SYS_unshare, libc::CLONE_NEWUSER)),
-        );
+        report("ptrace", outcome(syscall(libc::SYS_ptrace, libc::PTRACE_TRACEME, 0, 0, 0)));
+        report("process_vm_readv", outcome(syscall(libc::SYS_process_vm_readv, libc::getppid(), 0, 0, 0, 0, 0)));
+        report("unshare", outcome(syscall(libc::SYS_unshare, libc::CLONE_NEWUSER)));
         report("setns", outcome(syscall(libc::SYS_setns, -1, 0)));
         for (name, flag) in [
             ("user", libc::CLONE_NEWUSER),
@@ -1101,120 +896,46 @@ fn probe_calls() {
             ("ipc", libc::CLONE_NEWIPC),
             ("cgroup", libc::CLONE_NEWCGROUP),
         ] {
-            report(
-                &format!("clone_new{name}"),
-                raw_clone(flag as u64 | libc::SIGCHLD as u64),
-            );
+            report(&format!("clone_new{name}"), raw_clone(flag as u64 | libc::SIGCHLD as u64));
         }
         report("clone_plain", raw_clone(libc::SIGCHLD as u64));
         report("clone3", outcome(syscall(SYS_clone3, 0, 88)));
-        report(
-            "mount",
-            outcome(syscall(
-                libc::SYS_mount,
-                0,
-                missing.as_ptr(),
-                c("tmpfs").as_ptr(),
-                0,
-                0,
-            )),
-        );
-        report(
-            "umount2",
-            outcome(syscall(libc::SYS_umount2, missing.as_ptr(), 0)),
-        );
-        report(
-            "pivot_root",
-            outcome(syscall(
-                libc::SYS_pivot_root,
-                missing.as_ptr(),
-                missing.as_ptr(),
-            )),
-        );
-        report(
-            "fsopen",
-            outcome(syscall(libc::SYS_fsopen, c("tmpfs").as_ptr(), 0)),
-        );
+        report("mount", outcome(syscall(libc::SYS_mount, 0, missing.as_ptr(), c("tmpfs").as_ptr(), 0, 0)));
+        report("umount2", outcome(syscall(libc::SYS_umount2, missing.as_ptr(), 0)));
+        report("pivot_root", outcome(syscall(libc::SYS_pivot_root, missing.as_ptr(), missing.as_ptr())));
+        report("fsopen", outcome(syscall(libc::SYS_fsopen, c("tmpfs").as_ptr(), 0)));
         let mut params = [0u8; 120];
-        report(
-            "io_uring_setup",
-            outcome(syscall(libc::SYS_io_uring_setup, 1, params.as_mut_ptr())),
-        );
+        report("io_uring_setup", outcome(syscall(libc::SYS_io_uring_setup, 1, params.as_mut_ptr())));
         report("keyctl", outcome(syscall(libc::SYS_keyctl, 0, -3, 0)));
-        report(
-            "add_key",
-            outcome(syscall(libc::SYS_add_key, 0, 0, 0, 0, 0)),
-        );
+        report("add_key", outcome(syscall(libc::SYS_add_key, 0, 0, 0, 0, 0)));
         report("bpf", outcome(syscall(SYS_bpf, 0, 0, 0)));
-        report(
-            "perf_event_open",
-            outcome(syscall(libc::SYS_perf_event_open, 0, 0, -1, -1, 0)),
-        );
+        report("perf_event_open", outcome(syscall(libc::SYS_perf_event_open, 0, 0, -1, -1, 0)));
         report("userfaultfd", outcome(syscall(libc::SYS_userfaultfd, 0)));
-        report(
-            "finit_module",
-            outcome(syscall(libc::SYS_finit_module, -1, c("").as_ptr(), 0)),
-        );
-        report(
-            "open_by_handle_at",
-            outcome(syscall(libc::SYS_open_by_handle_at, -1, 0, 0)),
-        );
+        report("finit_module", outcome(syscall(libc::SYS_finit_module, -1, c("").as_ptr(), 0)));
+        report("open_by_handle_at", outcome(syscall(libc::SYS_open_by_handle_at, -1, 0, 0)));
         report("syslog", outcome(syscall(libc::SYS_syslog, 10, 0, 0)));
-        report(
-            "settimeofday",
-            outcome(syscall(libc::SYS_settimeofday, 0, 0)),
-        );
+        report("settimeofday", outcome(syscall(libc::SYS_settimeofday, 0, 0)));
         report("reboot", outcome(syscall(libc::SYS_reboot, 0, 0, 0, 0)));
 
         let null = libc::open(c("/dev/null").as_ptr(), libc::O_RDWR);
         assert!(null >= 0);
         let byte = b"x".as_ptr();
-        report(
-            "ioctl_tiocsti",
-            outcome(syscall(SYS_ioctl, null, TIOCSTI, byte)),
-        );
-        report(
-            "ioctl_tiocsti_high",
-            outcome(syscall(SYS_ioctl, null, TIOCSTI | 1 << 32, byte)),
-        );
-        report(
-            "ioctl_tioclinux",
-            outcome(syscall(SYS_ioctl, null, TIOCLINUX, byte)),
-        );
+        report("ioctl_tiocsti", outcome(syscall(SYS_ioctl, null, TIOCSTI, byte)));
+        report("ioctl_tiocsti_high", outcome(syscall(SYS_ioctl, null, TIOCSTI | 1 << 32, byte)));
+        report("ioctl_tioclinux", outcome(syscall(SYS_ioctl, null, TIOCLINUX, byte)));
         let mut termios = [0u8; 64];
-        report(
-            "ioctl_tcgets",
-            outcome(syscall(SYS_ioctl, null, libc::TCGETS, termios.as_mut_ptr())),
-        );
+        report("ioctl_tcgets", outcome(syscall(SYS_ioctl, null, libc::TCGETS, termios.as_mut_ptr())));
         let mut fds = [0; 2];
         assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
         let mut n: libc::c_int = 0;
-        report(
-            "ioctl_fionread",
-            outcome(syscall(SYS_ioctl, fds[0], libc::FIONREAD, &mut n)),
-        );
+        report("ioctl_fionread", outcome(syscall(SYS_ioctl, fds[0], libc::FIONREAD, &mut n)));
 
-        report(
-            "personality_query",
-            outcome(syscall(SYS_personality, 0xffff_ffffu64)),
-        );
+        report("personality_query", outcome(syscall(SYS_personality, 0xffff_ffffu64)));
         report("personality_linux32", outcome(syscall(SYS_personality, 8)));
         report("personality_linux", outcome(syscall(SYS_personality, 0)));
-        report(
-            "personality_addr_no_randomize",
-            outcome(syscall(SYS_personality, libc::ADDR_NO_RANDOMIZE)),
-        );
-        report(
-            "personality_uname26",
-            outcome(syscall(SYS_personality, libc::UNAME26)),
-        );
-        report(
-            "personality_high_bits",
-            outcome(syscall(
-                SYS_personality,
-                1u64 << 32 | libc::ADDR_NO_RANDOMIZE as u64,
-            )),
-        );
+        report("personality_addr_no_randomize", outcome(syscall(SYS_personality, libc::ADDR_NO_RANDOMIZE)));
+        report("personality_uname26", outcome(syscall(SYS_personality, libc::UNAME26)));
+        report("personality_high_bits", outcome(syscall(SYS_personality, 1u64 << 32 | libc::ADDR_NO_RANDOMIZE as u64)));
 
         #[cfg(target_arch = "x86_64")]
         report("x32_after", outcome(syscall(X32_SYSCALL_BIT as i64 | 39)));
@@ -1229,41 +950,21 @@ fn probe_calls() {
         libc::waitpid(pid, &mut status, 0);
         report("fork", format!("exit {}", libc::WEXITSTATUS(status)));
     }
-    report(
-        "thread",
-        std::thread::spawn(|| 42)
-            .join()
-            .map_or("panicked".into(), |v| format!("value {v}")),
-    );
+    report("thread", std::thread::spawn(|| 42).join().map_or("panicked".into(), |v| format!("value {v}")));
     let spawned = Command::new("/bin/sh").args(["-c", "exit 5"]).status();
-    report(
-        "spawn",
-        spawned.map_or_else(
-            |e| format!("error {e}"),
-            |s| format!("exit {}", s.code().unwrap_or(-1)),
-        ),
-    );
+    report("spawn", spawned.map_or_else(|e| format!("error {e}"), |s| format!("exit {}", s.code().unwrap_or(-1))));
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("f");
     let io = std::fs::write(&path, b"hello").and_then(|_| std::fs::read(&path));
-    report(
-        "file_io",
-        io.map_or_else(
-            |e| format!("error {e}"),
-            |b| String::from_utf8_lossy(&b).into_owned(),
-        ),
-    );
+    report("file_io", io.map_or_else(|e| format!("error {e}"), |b| String::from_utf8_lossy(&b).into_owned()));
 }
 
 /// i386 `getpid` through `int 0x80` from this x86_64 process.
 #[cfg(target_arch = "x86_64")]
 fn int80(filtered: bool) {
     // No core file when the filter kills us.
-    let zero = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
+    let zero = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     unsafe { libc::setrlimit(libc::RLIMIT_CORE, &zero) };
     if filtered {
         install();
@@ -1391,19 +1092,11 @@ fn installed_filter_refuses_and_allows_what_it_should() {
 fn installed_filter_kills_int80_calls() {
     let (bare, got) = probe_results("int80-bare");
     if !bare.status.success() || got.get("int80").is_none_or(|v| v.starts_with("returned -")) {
-        eprintln!(
-            "skipped: this kernel does not run i386 calls ({:?}, {got:?})",
-            bare.status
-        );
+        eprintln!("skipped: this kernel does not run i386 calls ({:?}, {got:?})", bare.status);
         return;
     }
     let (out, got) = probe_results("int80");
-    assert_eq!(
-        out.status.signal(),
-        Some(libc::SIGSYS),
-        "{:?} {got:?}",
-        out.status
-    );
+    assert_eq!(out.status.signal(), Some(libc::SIGSYS), "{:?} {got:?}", out.status);
     assert!(!got.contains_key("int80"), "{got:?}");
 }
 
@@ -1440,10 +1133,6 @@ fn apply_cost() {
                 }
             }
         }
-        eprintln!(
-            "{} instructions: apply takes {:.1} µs on average",
-            program.len(),
-            total_us as f64 / f64::from(RUNS)
-        );
+        eprintln!("{} instructions: apply takes {:.1} µs on average", program.len(), total_us as f64 / f64::from(RUNS));
     }
 }

@@ -93,11 +93,21 @@ fn every_field() {
         from: Some("./rootfs dir".into()),
         workdir: Some("/srv/my app".into()),
         run_commands: strings(&["bun install", "echo 'a  b'\t# not a comment", "RUN twice"]),
-        dev: Some(Process { name: None, command: "bun run dev".into(), port: Some(3000), watch: Some("src/**".into()) }),
+        dev: Some(Process {
+            name: None,
+            command: "bun run dev".into(),
+            port: Some(3000),
+            watch: Some("src/**".into()),
+        }),
         services: vec![
             Service { name: "db".into(), command: "postgres -D ./pgdata".into(), port: Some(5432), watch: None },
             Service { name: "worker".into(), command: "bun worker.ts".into(), port: None, watch: Some("w/**".into()) },
-            Service { name: "both".into(), command: "x PORT=1 WATCH=y".into(), port: Some(65535), watch: Some("".into()) },
+            Service {
+                name: "both".into(),
+                command: "x PORT=1 WATCH=y".into(),
+                port: Some(65535),
+                watch: Some("".into()),
+            },
         ],
         tests: vec![
             process("bun test --filter unit"),
@@ -145,7 +155,10 @@ fn white_space_and_unicode_inside_values() {
 
 #[test]
 fn an_empty_watch() {
-    round_trips(&Sandboxfile { dev: Some(Process { watch: Some(String::new()), ..process("run") }), ..Default::default() });
+    round_trips(&Sandboxfile {
+        dev: Some(Process { watch: Some(String::new()), ..process("run") }),
+        ..Default::default()
+    });
 }
 
 // ---------------------------------------------------------------------------
@@ -228,18 +241,35 @@ fn refuses_bad_secrets() {
     let hosts = |name: &str, hosts: &[&str]| Some(BTreeMap::from([(name.to_string(), strings(hosts))]));
     // A key that is not a secret.
     refuses(
-        &Sandboxfile { secrets: strings(&["K"]), secret_hosts: hosts("OTHER", &["api.example.com"]), ..Default::default() },
+        &Sandboxfile {
+            secrets: strings(&["K"]),
+            secret_hosts: hosts("OTHER", &["api.example.com"]),
+            ..Default::default()
+        },
         "secretHosts.OTHER",
     );
     // An empty list of hosts.
-    refuses(&Sandboxfile { secrets: strings(&["K"]), secret_hosts: hosts("K", &[]), ..Default::default() }, "secretHosts.K");
+    refuses(
+        &Sandboxfile { secrets: strings(&["K"]), secret_hosts: hosts("K", &[]), ..Default::default() },
+        "secretHosts.K",
+    );
     // Hosts that would not come back as one word each.
     for bad in ["", "api.example.com *.test", "a\tb", "a\nb", "\u{a0}api.example.com", "api\u{3000}example"] {
-        refuses(&Sandboxfile { secrets: strings(&["K"]), secret_hosts: hosts("K", &["ok.test", bad]), ..Default::default() }, "secretHosts.K[1]");
+        refuses(
+            &Sandboxfile {
+                secrets: strings(&["K"]),
+                secret_hosts: hosts("K", &["ok.test", bad]),
+                ..Default::default()
+            },
+            "secretHosts.K[1]",
+        );
     }
     // A map with no secret in it cannot be written either: the parser only
     // makes `secretHosts` when a line names hosts.
-    refuses(&Sandboxfile { secrets: strings(&["K"]), secret_hosts: Some(BTreeMap::new()), ..Default::default() }, "secretHosts");
+    refuses(
+        &Sandboxfile { secrets: strings(&["K"]), secret_hosts: Some(BTreeMap::new()), ..Default::default() },
+        "secretHosts",
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -250,14 +280,65 @@ fn refuses_bad_secrets() {
 /// every separator the parser treats specially, option prefixes, comment
 /// marks, JavaScript white space that is not a blank, and other unicode.
 const ATOMS: &[&str] = &[
-    "FROM", "WORKDIR", "RUN", "DEV", "SERVICE", "TEST", "OUTPUT", "LOGS", "NET", "SECRET", "INFER", "from", "RUNX",
-    " ", " ", " ", "  ", "\t", "\r", "\n", "\r\n", "#", "=", "PORT=", "WATCH=", "PORT=3000", "PORT=1", "PORT=0",
-    "PORT=65536", "PORT=80x", "WATCH=src/**", "a", "b", "db", "KEY", "_", "-", "*", ".", "/", "api.example.com",
-    "*.test", "1", "9", "é", "日本", "\u{1F600}", "\u{a0}", "\u{3000}", "\u{2028}", "\u{feff}", "\u{85}", "\u{b}",
-    "\u{c}", "\u{200b}",
+    "FROM",
+    "WORKDIR",
+    "RUN",
+    "DEV",
+    "SERVICE",
+    "TEST",
+    "OUTPUT",
+    "LOGS",
+    "NET",
+    "SECRET",
+    "INFER",
+    "from",
+    "RUNX",
+    " ",
+    " ",
+    " ",
+    "  ",
+    "\t",
+    "\r",
+    "\n",
+    "\r\n",
+    "#",
+    "=",
+    "PORT=",
+    "WATCH=",
+    "PORT=3000",
+    "PORT=1",
+    "PORT=0",
+    "PORT=65536",
+    "PORT=80x",
+    "WATCH=src/**",
+    "a",
+    "b",
+    "db",
+    "KEY",
+    "_",
+    "-",
+    "*",
+    ".",
+    "/",
+    "api.example.com",
+    "*.test",
+    "1",
+    "9",
+    "é",
+    "日本",
+    "\u{1F600}",
+    "\u{a0}",
+    "\u{3000}",
+    "\u{2028}",
+    "\u{feff}",
+    "\u{85}",
+    "\u{b}",
+    "\u{c}",
+    "\u{200b}",
 ];
 
-const DIRECTIVES: &[&str] = &["FROM", "WORKDIR", "RUN", "DEV", "SERVICE", "TEST", "OUTPUT", "LOGS", "NET", "SECRET", "INFER"];
+const DIRECTIVES: &[&str] =
+    &["FROM", "WORKDIR", "RUN", "DEV", "SERVICE", "TEST", "OUTPUT", "LOGS", "NET", "SECRET", "INFER"];
 
 fn atoms(max: usize) -> impl Strategy<Value = String> {
     prop::collection::vec(prop::sample::select(ATOMS), 0..max).prop_map(|parts| parts.concat())
@@ -314,11 +395,21 @@ fn port() -> impl Strategy<Value = Option<u16>> {
 }
 
 fn any_process() -> impl Strategy<Value = Process> {
-    (command(), port(), prop::option::of(word())).prop_map(|(command, port, watch)| Process { name: None, command, port, watch })
+    (command(), port(), prop::option::of(word())).prop_map(|(command, port, watch)| Process {
+        name: None,
+        command,
+        port,
+        watch,
+    })
 }
 
 fn any_service() -> impl Strategy<Value = Service> {
-    (name(), command(), port(), prop::option::of(word())).prop_map(|(name, command, port, watch)| Service { name, command, port, watch })
+    (name(), command(), port(), prop::option::of(word())).prop_map(|(name, command, port, watch)| Service {
+        name,
+        command,
+        port,
+        watch,
+    })
 }
 
 fn env_name() -> impl Strategy<Value = String> {
@@ -326,11 +417,10 @@ fn env_name() -> impl Strategy<Value = String> {
 }
 
 fn host() -> impl Strategy<Value = String> {
-    prop_oneof!["[a-z0-9.*:-]{1,15}", atoms(3)]
-        .prop_map(|s| match s.replace(is_js_space, "") {
-            s if s.is_empty() => "h".to_string(),
-            s => s,
-        })
+    prop_oneof!["[a-z0-9.*:-]{1,15}", atoms(3)].prop_map(|s| match s.replace(is_js_space, "") {
+        s if s.is_empty() => "h".to_string(),
+        s => s,
+    })
 }
 
 /// A Sandboxfile that the file format can express.
@@ -359,9 +449,32 @@ fn valid_sandboxfile() -> impl Strategy<Value = Sandboxfile> {
         (list(arg().boxed()), list(arg().boxed()), list(arg().boxed())),
         secrets,
     )
-        .prop_map(|((from, workdir, infer), run_commands, dev, services, tests, (outputs, logs, net), (secrets, secret_hosts))| {
-            Sandboxfile { from, workdir, run_commands, dev, services, tests, outputs, logs, net, secrets, infer, secret_hosts }
-        })
+        .prop_map(
+            |(
+                (from, workdir, infer),
+                run_commands,
+                dev,
+                services,
+                tests,
+                (outputs, logs, net),
+                (secrets, secret_hosts),
+            )| {
+                Sandboxfile {
+                    from,
+                    workdir,
+                    run_commands,
+                    dev,
+                    services,
+                    tests,
+                    outputs,
+                    logs,
+                    net,
+                    secrets,
+                    infer,
+                    secret_hosts,
+                }
+            },
+        )
 }
 
 /// Any Sandboxfile value at all, as JS could hand it to `formatSandboxfile`:
@@ -378,7 +491,11 @@ fn wild_sandboxfile() -> impl Strategy<Value = Sandboxfile> {
     let wild_service = (s(), s(), wild_port(), prop::option::of(s()))
         .prop_map(|(name, command, port, watch)| Service { name, command, port, watch });
     let list = || prop::collection::vec(s(), 0..3);
-    let hosts = prop::option::of(prop::collection::btree_map(prop_oneof![env_name(), s()], prop::collection::vec(s(), 0..3), 0..3));
+    let hosts = prop::option::of(prop::collection::btree_map(
+        prop_oneof![env_name(), s()],
+        prop::collection::vec(s(), 0..3),
+        0..3,
+    ));
     (
         (opt(), opt(), opt()),
         list(),
@@ -388,9 +505,32 @@ fn wild_sandboxfile() -> impl Strategy<Value = Sandboxfile> {
         (list(), list(), list()),
         (prop::collection::vec(prop_oneof![env_name(), s()], 0..3), hosts),
     )
-        .prop_map(|((from, workdir, infer), run_commands, dev, services, tests, (outputs, logs, net), (secrets, secret_hosts))| {
-            Sandboxfile { from, workdir, run_commands, dev, services, tests, outputs, logs, net, secrets, infer, secret_hosts }
-        })
+        .prop_map(
+            |(
+                (from, workdir, infer),
+                run_commands,
+                dev,
+                services,
+                tests,
+                (outputs, logs, net),
+                (secrets, secret_hosts),
+            )| {
+                Sandboxfile {
+                    from,
+                    workdir,
+                    run_commands,
+                    dev,
+                    services,
+                    tests,
+                    outputs,
+                    logs,
+                    net,
+                    secrets,
+                    infer,
+                    secret_hosts,
+                }
+            },
+        )
 }
 
 proptest! {

@@ -161,10 +161,7 @@ fn test_directives_with_and_without_options() {
     let src = "FROM host\nWORKDIR .\nTEST bun test --filter unit\nTEST PORT=3001 bun test --filter integration\n";
     assert_eq!(
         ok(src).tests,
-        vec![
-            process("bun test --filter unit", None, None),
-            process("bun test --filter integration", Some(3001), None),
-        ]
+        vec![process("bun test --filter unit", None, None), process("bun test --filter integration", Some(3001), None),]
     );
 }
 
@@ -296,8 +293,8 @@ fn a_leading_byte_order_mark_is_dropped() {
 #[test]
 fn javascript_white_space_is_trimmed_like_the_reference() {
     let spaces = [
-        '\u{b}', '\u{c}', '\u{a0}', '\u{1680}', '\u{2000}', '\u{2005}', '\u{200a}', '\u{2028}', '\u{2029}',
-        '\u{202f}', '\u{205f}', '\u{3000}', '\u{feff}',
+        '\u{b}', '\u{c}', '\u{a0}', '\u{1680}', '\u{2000}', '\u{2005}', '\u{200a}', '\u{2028}', '\u{2029}', '\u{202f}',
+        '\u{205f}', '\u{3000}', '\u{feff}',
     ];
     for c in spaces {
         let src = format!("{c}FROM host{c}\nRUN {c}make{c}\nDEV PORT=3000 {c}bun run dev\nSECRET KEY{c}\n");
@@ -376,19 +373,13 @@ fn options_come_in_any_order() {
     let b = ok("DEV WATCH=src/** PORT=3000 bun run dev").dev;
     assert_eq!(a, Some(process("bun run dev", Some(3000), Some("src/**"))));
     assert_eq!(a, b);
-    assert_eq!(
-        ok("TEST WATCH=t/** PORT=9 bun test").tests,
-        vec![process("bun test", Some(9), Some("t/**"))]
-    );
+    assert_eq!(ok("TEST WATCH=t/** PORT=9 bun test").tests, vec![process("bun test", Some(9), Some("t/**"))]);
 }
 
 #[test]
 fn the_last_of_a_repeated_option_wins() {
     assert_eq!(ok("DEV PORT=1 PORT=2 WATCH=a WATCH=b run").dev, Some(process("run", Some(2), Some("b"))));
-    assert_eq!(
-        ok("SERVICE PORT=1 db PORT=2 run").services,
-        vec![service("db", "run", Some(2), None)]
-    );
+    assert_eq!(ok("SERVICE PORT=1 db PORT=2 run").services, vec![service("db", "run", Some(2), None)]);
 }
 
 #[test]
@@ -436,10 +427,7 @@ fn service_name_then_options_then_command() {
     // Without options.
     assert_eq!(ok("SERVICE redis redis-server").services, vec![service("redis", "redis-server", None, None)]);
     // Options after the command's first word are part of the command.
-    assert_eq!(
-        ok("SERVICE db postgres PORT=5432").services,
-        vec![service("db", "postgres PORT=5432", None, None)]
-    );
+    assert_eq!(ok("SERVICE db postgres PORT=5432").services, vec![service("db", "postgres PORT=5432", None, None)]);
 }
 
 #[test]
@@ -460,10 +448,7 @@ fn dev_and_test_with_only_options() {
 fn several_services_and_tests_in_order() {
     let file = ok("SERVICE a x\nTEST t1\nSERVICE b y\nTEST t2\nTEST t3\n");
     assert_eq!(file.services, vec![service("a", "x", None, None), service("b", "y", None, None)]);
-    assert_eq!(
-        file.tests,
-        vec![process("t1", None, None), process("t2", None, None), process("t3", None, None)]
-    );
+    assert_eq!(file.tests, vec![process("t1", None, None), process("t2", None, None), process("t3", None, None)]);
 }
 
 // SERVICE requires a name — `SERVICE requires a name` (SPEC §1.1's table) is
@@ -486,9 +471,23 @@ fn valid_ports() {
 
 #[test]
 fn invalid_ports() {
-    for text in ["", "abc", "3000abc", "0", "00", "65536", "70000", "-1", "+1", "1.5", "1e3", "0x50",
-        "99999999999999999999999", "٣", "３０００"]
-    {
+    for text in [
+        "",
+        "abc",
+        "3000abc",
+        "0",
+        "00",
+        "65536",
+        "70000",
+        "-1",
+        "+1",
+        "1.5",
+        "1e3",
+        "0x50",
+        "99999999999999999999999",
+        "٣",
+        "３０００",
+    ] {
         fails(&format!("DEV PORT={text} run"), 1, "DEV", &format!("Invalid PORT value: {text}"));
         fails(&format!("FROM host\nTEST PORT={text} run"), 2, "TEST", &format!("Invalid PORT value: {text}"));
         fails(&format!("\n\nSERVICE db PORT={text} run"), 3, "SERVICE", &format!("Invalid PORT value: {text}"));
@@ -547,7 +546,9 @@ fn a_missing_argument_is_reported_before_a_duplicate() {
 
 #[test]
 fn repeatable_directives_are_not_duplicates() {
-    let file = ok("RUN a\nRUN a\nSERVICE s c\nSERVICE s c\nTEST t\nTEST t\nOUTPUT o\nOUTPUT o\nLOGS l\nLOGS l\nNET n\nNET n\nSECRET S\nSECRET S\n");
+    let file = ok(
+        "RUN a\nRUN a\nSERVICE s c\nSERVICE s c\nTEST t\nTEST t\nOUTPUT o\nOUTPUT o\nLOGS l\nLOGS l\nNET n\nNET n\nSECRET S\nSECRET S\n",
+    );
     assert_eq!(file.run_commands.len(), 2);
     assert_eq!(file.services.len(), 2);
     assert_eq!(file.tests.len(), 2);
@@ -559,7 +560,9 @@ fn repeatable_directives_are_not_duplicates() {
 
 #[test]
 fn the_reference_form_of_every_directive() {
-    let file = ok("FROM ./rootfs\nWORKDIR /srv/app\nOUTPUT dist/**/*.js\nLOGS /var/log/*.log\nNET *.test:8443\nINFER package.json\n");
+    let file = ok(
+        "FROM ./rootfs\nWORKDIR /srv/app\nOUTPUT dist/**/*.js\nLOGS /var/log/*.log\nNET *.test:8443\nINFER package.json\n",
+    );
     assert_eq!(file.from.as_deref(), Some("./rootfs"));
     assert_eq!(file.workdir.as_deref(), Some("/srv/app"));
     assert_eq!(file.outputs, strings(&["dist/**/*.js"]));
@@ -574,7 +577,10 @@ fn the_reference_form_of_every_directive() {
 
 #[test]
 fn secret_names() {
-    assert_eq!(ok("SECRET A\nSECRET _x9\nSECRET 9LIVES\nSECRET a_b_C").secrets, strings(&["A", "_x9", "9LIVES", "a_b_C"]));
+    assert_eq!(
+        ok("SECRET A\nSECRET _x9\nSECRET 9LIVES\nSECRET a_b_C").secrets,
+        strings(&["A", "_x9", "9LIVES", "a_b_C"])
+    );
     for bad in ["invalid-secret-name", "A.B", "$HOME", "KEY=value", "ÄPI_KEY", "A:B", "\"A\""] {
         fails(&format!("SECRET {bad}"), 1, "SECRET", "SECRET name must be a valid environment variable name");
     }
@@ -591,7 +597,10 @@ fn secret_hosts_are_this_projects_extension() {
     assert_eq!(file.hosts_of_secret("PLAIN"), None);
     // In JS, the key is `secretHosts`.
     let json = serde_json::to_value(&file).unwrap();
-    assert_eq!(json["secretHosts"], serde_json::json!({ "STRIPE_API_KEY": ["api.example.com", "pay.example.com", "*.test"] }));
+    assert_eq!(
+        json["secretHosts"],
+        serde_json::json!({ "STRIPE_API_KEY": ["api.example.com", "pay.example.com", "*.test"] })
+    );
 }
 
 #[test]

@@ -176,7 +176,9 @@ fn net_to_the_hosts_own_loopback_is_a_warning() {
     for line in ["127.0.0.1", "127.0.0.1:8080", "127.1.2.3", "[::1]", "[::ffff:127.0.0.1]:80", "0.0.0.0"] {
         assert_eq!(
             only_warning(&with(&format!("NET {line}"))),
-            format!("NET \"{line}\" lets the sandbox reach services on the host's own loopback interface; to reach a local test server under a name, list the name and map it with network.resolve instead")
+            format!(
+                "NET \"{line}\" lets the sandbox reach services on the host's own loopback interface; to reach a local test server under a name, list the name and map it with network.resolve instead"
+            )
         );
     }
     // Other addresses are as any other host: named on purpose.

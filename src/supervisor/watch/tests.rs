@@ -142,7 +142,10 @@ fn backoff_doubles_while_runs_fail_and_resets_after_a_good_run() {
 #[test]
 fn restart_messages() {
     let none = Duration::ZERO;
-    assert_eq!(restart_message("api", &["src/app.ts".into()], 0, none), "bun-sandbox: src/app.ts changed; restarting api\n");
+    assert_eq!(
+        restart_message("api", &["src/app.ts".into()], 0, none),
+        "bun-sandbox: src/app.ts changed; restarting api\n"
+    );
     assert_eq!(
         restart_message("api", &["a".into(), "b".into()], 0, none),
         "bun-sandbox: a and 1 other file changed; restarting api\n"
@@ -208,7 +211,10 @@ async fn maps_both_layers_to_workdir_paths(mut tw: TreeWatch, l: &Layers) {
 #[tokio::test]
 async fn inotify_maps_upper_and_lower_events_to_relative_paths() {
     let l = layers();
-    let tw = TreeWatch::new(vec![(Layer::Lower, l.lower.clone()), (Layer::Upper, l.upper.clone())], Arc::new(set(&["src/**"])));
+    let tw = TreeWatch::new(
+        vec![(Layer::Lower, l.lower.clone()), (Layer::Upper, l.upper.clone())],
+        Arc::new(set(&["src/**"])),
+    );
     assert!(tw.uses_inotify());
     maps_both_layers_to_workdir_paths(tw, &l).await;
 }
@@ -216,7 +222,10 @@ async fn inotify_maps_upper_and_lower_events_to_relative_paths() {
 #[tokio::test]
 async fn polling_maps_upper_and_lower_changes_to_relative_paths() {
     let l = layers();
-    let tw = TreeWatch::polling(vec![(Layer::Lower, l.lower.clone()), (Layer::Upper, l.upper.clone())], Arc::new(set(&["src/**"])));
+    let tw = TreeWatch::polling(
+        vec![(Layer::Lower, l.lower.clone()), (Layer::Upper, l.upper.clone())],
+        Arc::new(set(&["src/**"])),
+    );
     assert!(!tw.uses_inotify());
     maps_both_layers_to_workdir_paths(tw, &l).await;
 }
@@ -224,7 +233,10 @@ async fn polling_maps_upper_and_lower_changes_to_relative_paths() {
 #[tokio::test]
 async fn a_directory_that_appears_with_files_already_in_it_is_reported() {
     let l = layers();
-    let mut tw = TreeWatch::new(vec![(Layer::Lower, l.lower.clone()), (Layer::Upper, l.upper.clone())], Arc::new(set(&["logs/*"])));
+    let mut tw = TreeWatch::new(
+        vec![(Layer::Lower, l.lower.clone()), (Layer::Upper, l.upper.clone())],
+        Arc::new(set(&["logs/*"])),
+    );
     // Built elsewhere and moved in whole, as overlay copy-up does.
     let staged = l.upper.parent().unwrap().join("staged");
     fs::create_dir_all(&staged).unwrap();
