@@ -10,6 +10,10 @@ pub struct IsolationSupport {
     pub user_namespaces: bool,
     pub overlayfs: bool,
     pub seccomp: bool,
+    /// Whether this process's sandboxes get cgroups of their own: a root host
+    /// user's, where the host has the pids and memory controllers (then
+    /// limits.memoryBytes binds the sandbox's processes together). An
+    /// ordinary user's get none yet; `reasons` says what binds instead.
     pub cgroups: bool,
     pub reasons: Vec<String>,
 }
