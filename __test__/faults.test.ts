@@ -135,6 +135,20 @@ describe('limits', () => {
     await sb.stop()
   }, 30_000)
 
+  test.if(process.getuid!() === 0)('memoryBytes counts what the processes write to tmpfs: a fill of /tmp is killed at the limit', async () => {
+    const events: any[] = []
+    const sb = new Sandbox(config(), { cwd: project(), limits: { memoryBytes: 128 * 1024 * 1024 }, onViolation: (e) => events.push(e) })
+    const r = await sb.exec(['/bin/sh', '-c', 'dd if=/dev/zero of=/tmp/fill bs=1M count=300 2>/dev/null; echo $?; stat -c %s /tmp/fill'])
+    const [status, size] = r.stdout.trim().split('\n').map(Number)
+    // dd was killed (128 + SIGKILL), and what it wrote stayed below the limit.
+    expect(status).toBe(137)
+    expect(size).toBeLessThan(128 * 1024 * 1024)
+    for (let i = 0; i < 40 && events.length === 0; i++) await Bun.sleep(50)
+    expect(events[0]).toEqual({ kind: 'limit', detail: "the sandbox's processes together reached limits.memoryBytes (134217728 bytes): the kernel killed one of them" })
+    expect((await sb.exec('rm /tmp/fill && echo alive')).stdout).toBe('alive\n')
+    await sb.stop()
+  }, 30_000)
+
   test('a timeout is reported through onViolation as a limit', async () => {
     const events: any[] = []
     const sb = new Sandbox(config(), { cwd: project(), onViolation: (e) => events.push(e) })
