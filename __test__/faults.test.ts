@@ -149,6 +149,23 @@ describe('limits', () => {
     await sb.stop()
   }, 30_000)
 
+  test('the OOM killer takes a command before PID 1: a command runs at oom_score_adj 500, PID 1 at 0', async () => {
+    const sb = new Sandbox(config(), { cwd: project() })
+    const running = sb.exec(['sleep', '30'])
+    // PID 1 sets it before it reports the command started, which getStatus() shows.
+    let pid = 0
+    for (let i = 0; i < 200 && !pid; i++) {
+      pid = sb.getStatus()[0]?.pid ?? 0
+      if (!pid) await Bun.sleep(10)
+    }
+    expect(readFileSync(`/proc/${pid}/oom_score_adj`, 'utf8')).toBe('500\n')
+    // PID 1 keeps the default, and lowering it again needs a privilege no command has.
+    const r = await sb.exec(['/bin/sh', '-c', 'cat /proc/1/oom_score_adj; echo -100 > /proc/self/oom_score_adj || echo refused'])
+    expect(r.stdout).toBe('0\nrefused\n')
+    await sb.stop()
+    expect((await running).exitCode).toBe(143)
+  })
+
   test('a timeout is reported through onViolation as a limit', async () => {
     const events: any[] = []
     const sb = new Sandbox(config(), { cwd: project(), onViolation: (e) => events.push(e) })

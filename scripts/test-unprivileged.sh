@@ -1,5 +1,5 @@
 #!/bin/sh
-# Runs the isolation, secrets and spare suites as an ordinary user (DESIGN "Tests": CI runs as
+# Runs the isolation, secrets, spare and faults suites as an ordinary user (DESIGN "Tests": CI runs as
 # root, users do not; SPEC §3 promises isolation without any privilege).
 #
 #   scripts/test-unprivileged.sh [extra `bun test` arguments]
@@ -16,8 +16,8 @@
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd -P)
-# Word-split on purpose: three files.
-suite="./__test__/isolation.test.ts ./__test__/secrets.test.ts ./__test__/spare.test.ts"
+# Word-split on purpose: four files.
+suite="./__test__/isolation.test.ts ./__test__/secrets.test.ts ./__test__/spare.test.ts ./__test__/faults.test.ts"
 bun="$root/node_modules/.bin/bun"
 user=${BSANDBOX_USER:-bsandbox}
 

@@ -307,6 +307,7 @@ impl Server<'_> {
         drop(fds);
         match started {
             Ok(pid) => {
+                prefer_for_oom(pid);
                 self.children.insert(pid, s.id);
                 self.groups.insert(s.id, pid);
                 let _ = protocol::send_with_pid(CONTROL_FD, &Event::Spawned { id: s.id, pid }, pid);
@@ -314,6 +315,18 @@ impl Server<'_> {
             Err(e) => failed(e.errno, describe(&e, &program)),
         }
     }
+}
+
+/// Makes the kernel's OOM killer take a command before PID 1 (a sandbox's
+/// memory cgroup counts tmpfs pages, which no process's size shows, and
+/// PID 1's death would end the sandbox), and a sandbox's commands before
+/// the host's processes: `oom_score_adj` 500 adds half the memory it may
+/// use to its size. Raising it needs no privilege, but the child cannot
+/// before its `execve` (it is not dumpable then, so its /proc files are
+/// not its own): PID 1 writes it once the command runs. What the command
+/// forks before that keeps the default.
+fn prefer_for_oom(pid: i32) {
+    let _ = std::fs::write(format!("/proc/{pid}/oom_score_adj"), "500");
 }
 
 /// A person's reading of a failure to start.
