@@ -423,6 +423,23 @@ fn host() -> impl Strategy<Value = String> {
     })
 }
 
+/// A Sandboxfile's fields as the strategies below generate them.
+type Parts = (
+    (Option<String>, Option<String>, Option<String>),
+    Vec<String>,
+    Option<Process>,
+    Vec<Service>,
+    Vec<Process>,
+    (Vec<String>, Vec<String>, Vec<String>),
+    (Vec<String>, Option<BTreeMap<String, Vec<String>>>),
+);
+
+fn assemble(parts: Parts) -> Sandboxfile {
+    let ((from, workdir, infer), run_commands, dev, services, tests, (outputs, logs, net), (secrets, secret_hosts)) =
+        parts;
+    Sandboxfile { from, workdir, run_commands, dev, services, tests, outputs, logs, net, secrets, infer, secret_hosts }
+}
+
 /// A Sandboxfile that the file format can express.
 fn valid_sandboxfile() -> impl Strategy<Value = Sandboxfile> {
     let list = |s: BoxedStrategy<String>| prop::collection::vec(s, 0..4);
@@ -449,32 +466,7 @@ fn valid_sandboxfile() -> impl Strategy<Value = Sandboxfile> {
         (list(arg().boxed()), list(arg().boxed()), list(arg().boxed())),
         secrets,
     )
-        .prop_map(
-            |(
-                (from, workdir, infer),
-                run_commands,
-                dev,
-                services,
-                tests,
-                (outputs, logs, net),
-                (secrets, secret_hosts),
-            )| {
-                Sandboxfile {
-                    from,
-                    workdir,
-                    run_commands,
-                    dev,
-                    services,
-                    tests,
-                    outputs,
-                    logs,
-                    net,
-                    secrets,
-                    infer,
-                    secret_hosts,
-                }
-            },
-        )
+        .prop_map(assemble)
 }
 
 /// Any Sandboxfile value at all, as JS could hand it to `formatSandboxfile`:
@@ -505,32 +497,7 @@ fn wild_sandboxfile() -> impl Strategy<Value = Sandboxfile> {
         (list(), list(), list()),
         (prop::collection::vec(prop_oneof![env_name(), s()], 0..3), hosts),
     )
-        .prop_map(
-            |(
-                (from, workdir, infer),
-                run_commands,
-                dev,
-                services,
-                tests,
-                (outputs, logs, net),
-                (secrets, secret_hosts),
-            )| {
-                Sandboxfile {
-                    from,
-                    workdir,
-                    run_commands,
-                    dev,
-                    services,
-                    tests,
-                    outputs,
-                    logs,
-                    net,
-                    secrets,
-                    infer,
-                    secret_hosts,
-                }
-            },
-        )
+        .prop_map(assemble)
 }
 
 proptest! {
