@@ -67,13 +67,15 @@ fn parent() -> Option<(PathBuf, bool)> {
 /// Whether a root host user's sandboxes can have a pids cgroup, and a
 /// memory one.
 pub fn available() -> (bool, bool) {
-    let memory = match parent() {
-        Some((_, false)) => own_v1("memory").is_some(),
-        Some((_, true)) => fs::read_to_string(Path::new(CGROUP_FS).join("cgroup.controllers"))
-            .is_ok_and(|c| c.split_whitespace().any(|c| c == "memory")),
-        None => false,
-    };
-    (parent().is_some(), memory)
+    match parent() {
+        Some((_, false)) => (true, own_v1("memory").is_some()),
+        Some((_, true)) => (
+            true,
+            fs::read_to_string(Path::new(CGROUP_FS).join("cgroup.controllers"))
+                .is_ok_and(|c| c.split_whitespace().any(|c| c == "memory")),
+        ),
+        None => (false, false),
+    }
 }
 
 /// Makes `parent/name` (and `parent`), first removing the cgroups left in

@@ -809,7 +809,7 @@ fn cgroup_joins(
         joins.push(cg.join_file().map_err(io_err("cannot open the sandbox's pids cgroup"))?);
     }
     if let Some(bytes) = memory_bytes {
-        let name = state_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = state::name(state_dir);
         match cg.limit_memory(&name, bytes) {
             Ok(join) => joins.extend(join),
             Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {}
@@ -917,7 +917,7 @@ impl Starting {
         // The kernel does not apply RLIMIT_NPROC to the host's root user.
         let cgroup = match nix::unistd::getuid().is_root() {
             true => {
-                let name = state_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let name = state::name(state_dir);
                 match SandboxCgroups::create(&name, pids) {
                     Ok(cg) => Some(cg),
                     Err(e) => {

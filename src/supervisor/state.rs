@@ -69,6 +69,11 @@ pub fn scratch(root: &Path) -> PathBuf {
     root.join("scratch")
 }
 
+/// A state dir's name (`sb-<pid>-<n>`), which its cgroups take too.
+pub fn name(dir: &Path) -> String {
+    dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
 /// Whether `name` is a sandbox's (`sb-<pid>-<n>`, as `create` names state
 /// dirs and the pids cgroups named after them, or `gone-sb-<pid>-<n>` once
 /// `discard` renamed it) whose process is gone.
