@@ -123,6 +123,40 @@ describe('spares', () => {
     expect(await until(() => !alive(spare))).toBe(true)
   })
 
+  test('a sandbox that took a spare begins the next one before its first command ends; a fresh one only after', async () => {
+    const proj = tempDir('bsb-spare-series-')
+    const spare = await leaveSpare(proj)
+    // While its first command runs, the sandbox's own helper (the spare it
+    // took) and the next spare's serve.
+    const sb = new Sandbox(config, { cwd: proj })
+    try {
+      let done = false
+      const first = sb.exec(['sleep', '2']).finally(() => (done = true))
+      expect(await until(() => helpers().length === 2 && helpers().every(serving))).toBe(true)
+      expect(done).toBe(false)
+      expect(helpers()).toContain(spare)
+      expect((await first).exitCode).toBe(0)
+    } finally {
+      await sb.stop()
+    }
+    // One that cannot use the spare (a disk limit makes another root)
+    // starts fresh, and begins the next spare only once its first command
+    // is done.
+    const other = new Sandbox(config, { cwd: proj, limits: { diskBytes: 64 * 1024 * 1024 } })
+    try {
+      let done = false
+      const first = other.exec(['sleep', '1']).finally(() => (done = true))
+      expect(await until(() => helpers().length === 1 && serving(helpers()[0]))).toBe(true)
+      await Bun.sleep(300)
+      expect(done).toBe(false)
+      expect(helpers().length).toBe(1)
+      expect((await first).exitCode).toBe(0)
+      expect(await until(() => helpers().length === 2 && helpers().every(serving))).toBe(true)
+    } finally {
+      await other.stop()
+    }
+  }, 15_000)
+
   test('a spare killed from outside is not used: the next sandbox starts', async () => {
     const proj = tempDir('bsb-spare-killed-')
     const spare = await leaveSpare(proj)

@@ -161,7 +161,8 @@ pub struct Sandbox {
     /// names it as `/proc/self/fd/<n>`.
     upper_fd: Option<OwnedFd>,
     /// The next sandbox's spare, made once this one's first command is done
-    /// (or at its stop).
+    /// (or at its stop), unless it was made at the start already (this
+    /// sandbox took a spare).
     spare: Mutex<Option<spare::Offer>>,
 }
 
@@ -373,6 +374,17 @@ impl Sandbox {
             let offer = match opts.spare.unwrap_or_else(spare::enabled) {
                 true => spare::Offer::new(key, plan.root, pids),
                 false => None,
+            };
+            // A sandbox that took a spare is one of a series: the next one's
+            // spare is begun now, and has this sandbox's whole life to be
+            // built. The first of a process (or after a change) has the
+            // machine to itself until its first command is done.
+            let offer = match (offer, prebuilt > 0) {
+                (Some(offer), true) => {
+                    offer.make();
+                    None
+                }
+                (offer, _) => offer,
             };
             // The environment is known before init is ready (the proxy's port
             // is chosen here), so the first command goes right behind the

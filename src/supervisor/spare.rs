@@ -4,10 +4,11 @@
 //! `/dev` and the masks is most of a cold start; a sandbox that takes a
 //! spare sends its plan and waits only for the WORKDIR's layer.
 //!
-//! Once a sandbox's first command is done, a spare is made for the next one
-//! like it (same init binary, same ids) from the host part of that
-//! sandbox's plan (`RootPlan::shared`), unless [`CAPACITY`] spares are made
-//! or being made already. A new sandbox takes the oldest only if a fresh init would
+//! A spare is made for the next sandbox like one (same init binary, same
+//! ids) from the host part of that sandbox's plan (`RootPlan::shared`),
+//! unless [`CAPACITY`] spares are made or being made already: as soon as
+//! its plan is sent when that sandbox took a spare itself (a series), else
+//! once its first command is done. A new sandbox takes the oldest only if a fresh init would
 //! have built exactly the same: its own plan begins with the spare's mounts,
 //! the host's mount table has not changed since the spare's namespaces were
 //! made (`poll` on `/proc/self/mountinfo`), the host paths of its mounts are
@@ -66,11 +67,9 @@ struct Pool {
 static POOL: Mutex<Pool> = Mutex::new(Pool { launching: 0, ready: Vec::new() });
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 
-/// How many spares there may be at once, made or being made. In a loop of
-/// short sandboxes, one started right after another's first command finds
-/// the spare still being made a quarter of the time and starts without;
-/// with two it almost never did (7% more sandboxes a second), but a second
-/// idle init is kept for every such burst.
+/// How many spares there may be at once, made or being made. One is begun
+/// at the start of each sandbox of a series, so it has that sandbox's life
+/// to be built; a second would keep a second idle init after every burst.
 const CAPACITY: usize = 1;
 
 /// Whether spares are made when a sandbox does not say: unless
@@ -167,9 +166,11 @@ fn identities(mounts: &[Mount]) -> Vec<Option<(u64, u64)>> {
 /// What a sandbox of `key`, sent `root` (its whole plan), offers to make
 /// the next one's spare from: the part of `root` that a spare builds.
 /// `pids` is the sandbox's process limit, which a root host user's spare's
-/// cgroup starts with. The sandbox makes it ([`Offer::make`]) once its
-/// first command is done, or at its stop: a spare made while the sandbox
-/// starts would take the CPU and the kernel's mount lock from that start.
+/// cgroup starts with. The sandbox makes it ([`Offer::make`]) right after
+/// its plan is sent if it took a spare itself; else once its first command
+/// is done, or at its stop: a spare made while the first sandbox of a
+/// process starts would take the CPU and the kernel's mount lock from the
+/// start that has no spare to help it.
 pub struct Offer {
     key: Key,
     prefix: RootPlan,
