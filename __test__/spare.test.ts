@@ -57,6 +57,16 @@ async function until(cond: () => boolean, ms = 5000): Promise<boolean> {
   return cond()
 }
 
+const STATE_ROOT = process.env.BUN_SANDBOX_STATE_DIR || `/tmp/bun-sandbox-${process.getuid!()}`
+
+/** This process's state dirs in use (a sandbox's, or a spare's). */
+function stateDirs(): string[] {
+  if (!existsSync(STATE_ROOT)) return []
+  return readdirSync(STATE_ROOT)
+    .filter((n) => n.startsWith(`sb-${process.pid}-`))
+    .map((n) => join(STATE_ROOT, n))
+}
+
 /** Starts and stops a sandbox of `options`, then waits until one helper (its spare) is left. */
 async function leaveSpare(cwd: string, options: Record<string, unknown> = {}): Promise<number> {
   const sb = new Sandbox(config, { cwd, ...options })
@@ -156,6 +166,53 @@ describe('spares', () => {
       await other.stop()
     }
   }, 15_000)
+
+  test('in a series on one project the spare builds the WORKDIR layer too; the sandbox sees the project as it is now', async () => {
+    const proj = tempDir('bsb-spare-layer-')
+    writeFileSync(join(proj, 'a.txt'), 'one\n')
+    // OUTPUT makes diff() report the changes (a spare is the same either way).
+    const outputs = parseSandboxfile('FROM host\nWORKDIR .\nOUTPUT *.txt\n')
+    // The first sandbox starts fresh: its spare is the host part alone.
+    await leaveSpare(proj)
+    expect(stateDirs()).toEqual([])
+    // The second takes it and, the second of a series on this project,
+    // begins the next with the WORKDIR's layer, in a state dir of its own.
+    const spare = await leaveSpare(proj)
+    const spareDirs = stateDirs()
+    expect(spareDirs.length).toBe(1)
+    // The host changes the project after the spare mounted it.
+    writeFileSync(join(proj, 'a.txt'), 'two\n')
+    writeFileSync(join(proj, 'b.txt'), 'new\n')
+    const sb = new Sandbox(outputs, { cwd: proj })
+    try {
+      const r = await sb.exec(['/bin/sh', '-c', 'cat a.txt b.txt && echo made > c.txt && echo three > a.txt'])
+      expect(r).toEqual({ exitCode: 0, stdout: 'two\nnew\n', stderr: '' })
+      expect(alive(spare)).toBe(true)
+      expect(stateDirs()).toContain(spareDirs[0])
+      expect(await sb.diff()).toEqual({ added: ['c.txt'], modified: ['a.txt'], deleted: [] })
+      expect(readFileSync(join(proj, 'a.txt'), 'utf8')).toBe('two\n')
+      expect(existsSync(join(proj, 'c.txt'))).toBe(false)
+    } finally {
+      await sb.stop()
+    }
+    expect(await until(() => !existsSync(spareDirs[0]) && helpers().length === 1 && serving(helpers()[0]))).toBe(true)
+    // A sandbox of another project cannot use the next one (its layer is
+    // of this project): it starts fresh, and that spare and its state dir go.
+    const [next] = helpers()
+    const nextDirs = stateDirs()
+    expect(nextDirs.length).toBe(1)
+    const other = tempDir('bsb-spare-layer-other-')
+    writeFileSync(join(other, 'x.txt'), 'other\n')
+    const sb2 = new Sandbox(outputs, { cwd: other })
+    try {
+      expect(await sb2.exec(['/bin/sh', '-c', 'cat x.txt; test -e a.txt'])).toEqual({ exitCode: 1, stdout: 'other\n', stderr: '' })
+      expect(alive(next)).toBe(false)
+      expect(await sb2.diff()).toEqual({ added: [], modified: [], deleted: [] })
+    } finally {
+      await sb2.stop()
+    }
+    expect(await until(() => !existsSync(nextDirs[0]))).toBe(true)
+  })
 
   test('a spare killed from outside is not used: the next sandbox starts', async () => {
     const proj = tempDir('bsb-spare-killed-')

@@ -263,7 +263,7 @@ pub fn root_plan(
     let shared = mounts.len();
     let on_scratch = disk_bytes.is_some() || !holds_upper_layers(state_dir);
     let (upper, work) = match on_scratch {
-        false => (workdir_upper(state_dir), state_dir.join("workdir-work")),
+        false => (workdir_upper(state_dir), workdir_work(state_dir)),
         true => (scratch.join("workdir-upper"), scratch.join("workdir-work")),
     };
     mounts.push(Mount::Overlay {
@@ -431,6 +431,11 @@ fn holds_upper_layers(dir: &Path) -> bool {
 /// that can hold an upper layer).
 pub fn workdir_upper(state_dir: &Path) -> PathBuf {
     state_dir.join("workdir-upper")
+}
+
+/// The work directory of the WORKDIR's overlay beside [`workdir_upper`].
+pub fn workdir_work(state_dir: &Path) -> PathBuf {
+    state_dir.join("workdir-work")
 }
 
 /// An empty directory the sandbox's user may not write to (`/srv`, `/media`

@@ -127,7 +127,7 @@ pub fn closed_above(path: &Path) -> Option<(PathBuf, u32)> {
 
 /// A detached mount of the WORKDIR on which its owner is
 /// [`ROOT_SANDBOX_ID`], or why there is none.
-fn idmapped(workdir: &Path) -> Result<OwnedFd, String> {
+pub(super) fn idmapped(workdir: &Path) -> Result<OwnedFd, String> {
     let p = workdir.display();
     if let Some(release) = kernel_before(5, 19) {
         return Err(format!(

@@ -234,38 +234,83 @@ impl Sandbox {
             _ => None,
         };
         let owner = remap.as_ref().map(|r| (r.uid, r.gid));
-        let state_dir = state::create(&root, owner)
-            .map_err(io_err(format!("cannot create a state directory in {}", root.display())))?;
-
+        let new_state_dir = || {
+            state::create(&root, owner)
+                .map_err(io_err(format!("cannot create a state directory in {}", root.display())))
+        };
         // Many tools refuse to run as root: a root host user is 1000 inside.
         let inner_uid = opts.uid.unwrap_or(if outer_uid == 0 { 1000 } else { outer_uid });
         let inner_gid = opts.gid.unwrap_or(if outer_gid == 0 { 1000 } else { outer_gid });
+        let key =
+            spare::Key { init: opts.init.clone(), ids: Ids { outer_uid, outer_gid, inner_uid, inner_gid, remap } };
+        let spare = spare::take(&key);
+        // A spare with the WORKDIR's layer built has its state dir: the
+        // sandbox's if the plan fits it.
+        let mut state_dir = match spare.as_ref().and_then(spare::Spare::state_dir) {
+            Some(dir) => dir.to_path_buf(),
+            None => match new_state_dir() {
+                Ok(dir) => dir,
+                Err(e) => {
+                    if let Some(spare) = spare {
+                        spare.discard();
+                    }
+                    return Err(e);
+                }
+            },
+        };
         let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()));
         let result = async {
             let pids = opts.pids.unwrap_or(DEFAULT_PIDS);
-            let key =
-                spare::Key { init: opts.init.clone(), ids: Ids { outer_uid, outer_gid, inner_uid, inner_gid, remap } };
             // Without a spare, init starts (and makes its namespaces) while
             // the plan is built: the launcher thread spawns it meanwhile.
-            let mut starting = match spare::take(&key) {
+            let mut starting = match spare {
                 Some(spare) => Starting::Spare(spare),
                 None => Starting::fresh(&key)?,
             };
+            let path_env = opts.env.get("PATH").cloned().unwrap_or_else(|| std::env::var("PATH").unwrap_or_default());
+            let scratch = state::scratch(&root);
+            let remapped = key.ids.remap.as_ref().map(|r| r.uid);
+            let plan_root = |state_dir: &Path| {
+                plan::root_plan(&base, &workdir, &home, state_dir, &scratch, &path_env, opts.disk_bytes, remapped)
+                    .map_err(SandboxError::from)
+            };
+            let mut root_plan = match plan_root(&state_dir) {
+                Ok(root_plan) => root_plan,
+                Err(e) => {
+                    starting.abandon().await;
+                    return Err(e);
+                }
+            };
+            // A spare that built something else is of no use; one whose
+            // state dir this plan names takes it along.
+            if matches!(&starting, Starting::Spare(spare) if !spare.fits(&root_plan)) {
+                let dir_went = matches!(&starting, Starting::Spare(spare) if spare.state_dir().is_some());
+                match Starting::fresh(&key) {
+                    Ok(fresh) => std::mem::replace(&mut starting, fresh).abandon().await,
+                    Err(e) => {
+                        starting.abandon().await;
+                        return Err(e);
+                    }
+                }
+                if dir_went {
+                    match new_state_dir().and_then(|dir| Ok((plan_root(&dir)?, dir))) {
+                        Ok((planned, dir)) => (root_plan, state_dir) = (planned, dir),
+                        Err(e) => {
+                            starting.abandon().await;
+                            return Err(e);
+                        }
+                    }
+                }
+            } else if let Starting::Spare(spare) = &mut starting {
+                spare.take_state_dir();
+            }
+            // Whose plan the spare was made from: one of the same WORKDIR
+            // (a series on one project) makes the next with that layer too.
+            let series_of = match &starting {
+                Starting::Spare(spare) => Some(spare.origin().to_path_buf()),
+                Starting::Fresh(_) => None,
+            };
             let planned = (|| {
-                let path_env =
-                    opts.env.get("PATH").cloned().unwrap_or_else(|| std::env::var("PATH").unwrap_or_default());
-                let scratch = state::scratch(&root);
-                let remapped = key.ids.remap.as_ref().map(|r| r.uid);
-                let mut root_plan = plan::root_plan(
-                    &base,
-                    &workdir,
-                    &home,
-                    &state_dir,
-                    &scratch,
-                    &path_env,
-                    opts.disk_bytes,
-                    remapped,
-                )?;
                 let trust = if added_roots.is_empty() {
                     trust::Trust::default()
                 } else {
@@ -277,25 +322,15 @@ impl Sandbox {
                 if let (Some(RootUser::HostRoot), Base::Host) = (&root_user, &base) {
                     root_plan.mounts.extend(plan::host_root_masks());
                 }
-                Ok::<_, SandboxError>((root_plan, trust.env))
+                Ok::<_, SandboxError>(trust.env)
             })();
-            let (mut root_plan, trust_env) = match planned {
-                Ok(planned) => planned,
+            let trust_env = match planned {
+                Ok(env) => env,
                 Err(e) => {
                     starting.abandon().await;
                     return Err(e);
                 }
             };
-            // A spare that built something else is of no use.
-            if matches!(&starting, Starting::Spare(spare) if !spare.fits(&root_plan)) {
-                match Starting::fresh(&key) {
-                    Ok(fresh) => std::mem::replace(&mut starting, fresh).abandon().await,
-                    Err(e) => {
-                        starting.abandon().await;
-                        return Err(e);
-                    }
-                }
-            }
             let prebuilt = match &starting {
                 Starting::Spare(spare) => spare.prebuilt(),
                 Starting::Fresh(_) => 0,
@@ -372,7 +407,10 @@ impl Sandbox {
             drop((detached, joins));
             let Setup::Plan(plan) = setup else { unreachable!("made above") };
             let offer = match opts.spare.unwrap_or_else(spare::enabled) {
-                true => spare::Offer::new(key, plan.root, pids),
+                true => {
+                    let layer = series_of.is_some_and(|origin| origin == workdir);
+                    spare::Offer::new(key, plan.root, pids, workdir.clone(), layer)
+                }
                 false => None,
             };
             // A sandbox that took a spare is one of a series: the next one's

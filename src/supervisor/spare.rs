@@ -20,14 +20,15 @@
 
 use super::cgroup::SandboxCgroups;
 use super::launcher::{self, Launched};
-use super::{reaper, remap};
+use super::{reaper, remap, state};
+use crate::policy::plan;
 use crate::protocol::{self, Ids, Mount, Prebuild, RootPlan, Setup};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -46,8 +47,14 @@ pub struct Key {
 pub struct Spare {
     key: Key,
     launched: Launched,
-    /// What PID 1 was sent to build (its `mounts` are the host part).
+    /// What PID 1 was sent to build: the host part of the plan, and the
+    /// WORKDIR's layer when `state_dir` is set.
     prefix: RootPlan,
+    /// The state dir whose directories hold the prebuilt WORKDIR layer, for
+    /// the sandbox that takes the spare (made with `state::create`).
+    state_dir: Option<PathBuf>,
+    /// The WORKDIR of the sandbox whose plan the spare was made from.
+    origin: PathBuf,
     /// The device and inode of each of `prefix`'s host paths, when made.
     identities: Vec<Option<(u64, u64)>>,
     /// Opened before the spare's namespaces were made: polls with an event
@@ -105,7 +112,7 @@ impl Spare {
     pub fn fits(&self, root: &RootPlan) -> bool {
         let n = self.prefix.mounts.len();
         self.alive()
-            && root.shared == n
+            && (root.shared == n || root.shared + 1 == n && self.state_dir.is_some())
             && root.scratch == self.prefix.scratch
             && root.scratch_size == self.prefix.scratch_size
             && root.root_size == self.prefix.root_size
@@ -116,6 +123,23 @@ impl Spare {
     /// How many of the plan's mounts PID 1 has made.
     pub fn prebuilt(&self) -> usize {
         self.prefix.mounts.len()
+    }
+
+    /// The state dir its WORKDIR layer is in, if it has one.
+    pub fn state_dir(&self) -> Option<&Path> {
+        self.state_dir.as_deref()
+    }
+
+    /// The state dir its WORKDIR layer is in, if it has one: from here on
+    /// the caller's, to use as the sandbox's (a plan for another WORKDIR
+    /// does not fit, and the caller renews the dir: `state::renew`).
+    pub fn take_state_dir(&mut self) -> Option<PathBuf> {
+        self.state_dir.take()
+    }
+
+    /// The WORKDIR of the sandbox that offered it.
+    pub fn origin(&self) -> &Path {
+        &self.origin
     }
 
     /// The started init, and the pids cgroup it is in (limited to `pids`).
@@ -129,9 +153,13 @@ impl Spare {
         Ok((self.launched, self.cgroup))
     }
 
-    /// Kills it; its cgroup goes once it is gone.
+    /// Kills it; its cgroup and state dir (unless taken) go once it is gone.
     pub fn discard(self) {
-        reaper::abandon(self.launched.child, self.cgroup);
+        let mut child = self.launched.child;
+        let _ = child.kill();
+        // Out of use at once; deleted once the helper is gone.
+        let gone = self.state_dir.and_then(|dir| state::discard(&dir).ok().flatten());
+        reaper::finish(Some(child), self.cgroup, gone);
     }
 
     /// The helper has not exited (its PID 1 dies with it, a moment later:
@@ -175,17 +203,22 @@ pub struct Offer {
     key: Key,
     prefix: RootPlan,
     pids: u64,
+    workdir: PathBuf,
 }
 
 impl Offer {
-    /// Keeps the sent plan's root, cut to its shared part (no copy).
-    pub fn new(key: Key, mut root: RootPlan, pids: u64) -> Option<Offer> {
+    /// Keeps the sent plan's root, cut to its shared part (no copy); with
+    /// `layer`, and a WORKDIR layer on the host's disk, that layer too (in
+    /// a state dir of the spare's own: [`make`]).
+    pub fn new(key: Key, mut root: RootPlan, pids: u64, workdir: PathBuf, layer: bool) -> Option<Offer> {
         if root.shared == 0 || root.shared > root.mounts.len() {
             return None;
         }
-        root.mounts.truncate(root.shared);
+        let on_disk =
+            matches!(root.mounts.get(root.shared), Some(Mount::Overlay { project: true, pass_upper: false, .. }));
+        root.mounts.truncate(root.shared + usize::from(layer && on_disk));
         root.detached.clear();
-        Some(Offer { key, prefix: root, pids })
+        Some(Offer { key, prefix: root, pids, workdir })
     }
 
     /// Starts the spare, unless there are enough already.
@@ -199,7 +232,7 @@ impl Offer {
         tokio::spawn(async move {
             // Counted as launching until stored, also if making it panics.
             let launching = Launching;
-            let made = make(self.key, self.prefix, self.pids).await;
+            let made = make(self.key, self.prefix, self.pids, self.workdir).await;
             if let Some(generation) = launching.store(made) {
                 tokio::time::sleep(TTL).await;
                 discard_waiting(Some(generation));
@@ -246,20 +279,24 @@ pub fn discard_waiting(generation: Option<u64>) {
     }
 }
 
-async fn make(key: Key, mut prefix: RootPlan, pids: u64) -> io::Result<Spare> {
+async fn make(key: Key, mut prefix: RootPlan, pids: u64, origin: PathBuf) -> io::Result<Spare> {
     // First: a change of the mount table from here on discards the spare.
     let mountinfo = File::open("/proc/self/mountinfo")?;
-    let mut fds: Vec<OwnedFd> = match key.ids.remap {
-        Some(_) => remap::detach(&mut prefix, None, 0)?,
-        None => Vec::new(),
-    };
-    let mut cgroup = match key.ids.outer_uid {
-        0 => Some(SandboxCgroups::create(&cgroup_name(), pids)?),
-        _ => None,
-    };
+    // Without its WORKDIR layer (none offered, or it cannot be made) the
+    // spare is the host part alone.
+    let (state_dir, project) = workdir_layer(&key, &mut prefix, &origin).unwrap_or_else(|_| {
+        prefix.mounts.truncate(prefix.shared);
+        (None, None)
+    });
+    let mut cgroup = None;
     let first = (|| {
+        let mut fds: Vec<OwnedFd> = match key.ids.remap {
+            Some(_) => remap::detach(&mut prefix, project, 0)?,
+            None => Vec::new(),
+        };
         let mut cgroups = Vec::new();
-        if let Some(cg) = &mut cgroup {
+        if key.ids.outer_uid == 0 {
+            let cg = cgroup.insert(SandboxCgroups::create(&cgroup_name(), pids)?);
             let (file, how) = cg.join_file()?;
             fds.push(file.into());
             cgroups.push(how);
@@ -277,12 +314,30 @@ async fn make(key: Key, mut prefix: RootPlan, pids: u64) -> io::Result<Spare> {
         Err(e) => Err(e),
     };
     match launched {
-        Ok(launched) => Ok(Spare { key, launched, prefix, identities, mountinfo, cgroup, made }),
+        Ok(launched) => Ok(Spare { key, launched, prefix, state_dir, origin, identities, mountinfo, cgroup, made }),
         Err(e) => {
-            reaper::finish(None, cgroup, None);
+            let gone = state_dir.and_then(|dir| state::discard(&dir).ok().flatten());
+            reaper::finish(None, cgroup, gone);
             Err(e)
         }
     }
+}
+
+/// When `prefix` ends with the WORKDIR's layer: a state dir of the spare's
+/// own that the layer's directories move into (the offering sandbox's are
+/// its own), and for a root host user's spare the idmapped WORKDIR
+/// (`remap`).
+fn workdir_layer(key: &Key, prefix: &mut RootPlan, workdir: &Path) -> io::Result<(Option<PathBuf>, Option<OwnedFd>)> {
+    let Some(Mount::Overlay { upper, work, .. }) = prefix.mounts.get_mut(prefix.shared) else {
+        return Ok((None, None));
+    };
+    let project = match key.ids.remap {
+        Some(_) => Some(remap::idmapped(workdir).map_err(io::Error::other)?),
+        None => None,
+    };
+    let dir = state::create(&state::root(), key.ids.remap.as_ref().map(|r| (r.uid, r.gid)))?;
+    (*upper, *work) = (plan::workdir_upper(&dir), plan::workdir_work(&dir));
+    Ok((Some(dir), project))
 }
 
 /// Named like a state dir (`sb-<pid>-…`), so that the cgroup of a process
