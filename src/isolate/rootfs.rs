@@ -107,8 +107,22 @@ impl Building {
 
     /// Makes the mounts that waited for the network namespace, which PID 1
     /// is in now; gives back where the root is, and the passed-out upper's fd.
-    pub fn finish(self, plan: &RootPlan) -> Result<(PathBuf, Option<OwnedFd>), SetupError> {
-        for (i, fd) in self.waiting {
+    pub fn finish(mut self, plan: &RootPlan) -> Result<(PathBuf, Option<OwnedFd>), SetupError> {
+        self.apply_waiting(plan)?;
+        Ok((self.root, self.upper))
+    }
+
+    /// In a spare's PID 1, once it is in the network namespace: makes the
+    /// prebuild's mounts that waited for it.
+    pub fn settle(&mut self) -> Result<(), SetupError> {
+        let Some(pre) = self.prebuilt.take() else { return Ok(()) };
+        let made = self.apply_waiting(&pre);
+        self.prebuilt = Some(pre);
+        made
+    }
+
+    fn apply_waiting(&mut self, plan: &RootPlan) -> Result<(), SetupError> {
+        for (i, fd) in std::mem::take(&mut self.waiting) {
             let m = plan
                 .mounts
                 .get(i)
@@ -116,7 +130,7 @@ impl Building {
                 .step(|| "finish the root".into())?;
             apply(&self.root, m, fd)?;
         }
-        Ok((self.root, self.upper))
+        Ok(())
     }
 }
 

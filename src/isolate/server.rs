@@ -18,7 +18,8 @@ pub fn pid1(netns: Option<net::Joiner>) -> ! {
     if let Err(e) = prctl::set_pdeathsig(Signal::SIGKILL) {
         fail(SetupError { step: "set the parent-death signal".into(), source: e.into() });
     }
-    let (plan, building, cgroup, detached, buf) = match receive() {
+    let mut netns = netns;
+    let (plan, building, cgroup, detached, buf) = match receive(&mut netns) {
         Ok(got) => got,
         Err(e) => fail(e),
     };
@@ -40,11 +41,15 @@ pub fn pid1(netns: Option<net::Joiner>) -> ! {
 
 /// Reads the plan, which follows the ids in the socket once the supervisor
 /// has made it, with the detached mounts it names. A spare's PID 1 gets a
-/// `Prebuild` first, and builds it while it waits. Gives back what was
-/// built, how far PID 1 is in joining its cgroups, and the buffer PID 1
+/// `Prebuild` first, and builds it while it waits: it also joins the
+/// network namespace then (taking `netns`), makes what waited for it and
+/// brings `lo` up, which a start would otherwise wait for. Gives back what
+/// was built, how far PID 1 is in joining its cgroups, and the buffer PID 1
 /// serves with.
 #[allow(clippy::type_complexity)]
-fn receive() -> Result<(Plan, Option<rootfs::Building>, Cgroup, Vec<OwnedFd>, Vec<u8>), SetupError> {
+fn receive(
+    netns: &mut Option<net::Joiner>,
+) -> Result<(Plan, Option<rootfs::Building>, Cgroup, Vec<OwnedFd>, Vec<u8>), SetupError> {
     let mut buf = Vec::new();
     let mut building = None;
     let mut cgroup = Cgroup::default();
@@ -52,7 +57,13 @@ fn receive() -> Result<(Plan, Option<rootfs::Building>, Cgroup, Vec<OwnedFd>, Ve
         match read(&mut buf, "plan")? {
             Some((Setup::Prebuild(pre), mut fds)) if building.is_none() => {
                 cgroup.join(&pre.cgroups, &mut fds)?;
-                building = Some(rootfs::Building::prebuild(pre.root, fds)?);
+                let mut prebuilt = rootfs::Building::prebuild(pre.root, fds)?;
+                if let Some(joiner) = netns.take() {
+                    joiner.join().step(|| "create the network namespace".into())?;
+                }
+                prebuilt.settle()?;
+                net::loopback_up().step(|| "bring up the loopback interface".into())?;
+                building = Some(prebuilt);
             }
             Some((Setup::Prebuild(_), _)) => {
                 return Err(std::io::Error::other("a second one came"))

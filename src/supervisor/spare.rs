@@ -2,21 +2,25 @@
 //! its root that depends on the host alone already mounted. Starting the
 //! helper, making the namespaces and mounting a dozen overlays, `/proc`,
 //! `/dev` and the masks is most of a cold start; a sandbox that takes a
-//! spare sends its plan and waits only for the WORKDIR's layer.
+//! spare sends its plan and waits only for the WORKDIR's layer, unless the
+//! spare built that too.
 //!
 //! A spare is made for the next sandbox like one (same init binary, same
 //! ids) from the host part of that sandbox's plan (`RootPlan::shared`),
 //! unless [`CAPACITY`] spares are made or being made already: as soon as
 //! its plan is sent when that sandbox took a spare itself (a series), else
-//! once its first command is done. A new sandbox takes the oldest only if a fresh init would
-//! have built exactly the same: its own plan begins with the spare's mounts,
-//! the host's mount table has not changed since the spare's namespaces were
-//! made (`poll` on `/proc/self/mountinfo`), the host paths of its mounts are
-//! still the same files (device and inode), and the spare is alive. Anything
-//! else discards it, and the sandbox starts without. A spare runs nothing,
-//! has no state dir, is discarded after [`TTL`] unused, and dies with the
-//! host process like every init. A sandbox started with `spare: false`
-//! makes none, and `BUN_SANDBOX_SPARE=0` makes that the default.
+//! once its first command is done. In a series on one project it builds the
+//! WORKDIR's layer as well, in a state dir of its own that the sandbox
+//! taking it inherits. A new sandbox takes the oldest only if a fresh init
+//! would have built exactly the same: its own plan begins with the spare's
+//! mounts, the host's mount table has not changed since the spare's
+//! namespaces were made (`poll` on `/proc/self/mountinfo`), the host paths
+//! of its mounts are still the same files (device and inode), and the spare
+//! is alive. Anything else discards it (with its state dir), and the sandbox
+//! starts without. A spare runs nothing, is discarded after [`TTL`] unused,
+//! and dies with the host process like every init. A sandbox started with
+//! `spare: false` makes none, and `BUN_SANDBOX_SPARE=0` makes that the
+//! default.
 
 use super::cgroup::SandboxCgroups;
 use super::launcher::{self, Launched};
