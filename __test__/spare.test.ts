@@ -113,6 +113,9 @@ describe('spares', () => {
     await leaveSpare(proj, { limits: { diskBytes: 64 * 1024 * 1024 } })
     const fresh = new Sandbox(config, { cwd: proj })
     const freshTable = await fresh.exec(['cat', '/proc/self/mountinfo'])
+    // The network as well: `lo` alone, up (a spare brings it up before its plan comes).
+    const net = ['/bin/sh', '-c', 'ls /sys/class/net && cat /sys/class/net/lo/flags']
+    expect(await fresh.exec(net)).toEqual({ exitCode: 0, stdout: 'lo\n0x9\n', stderr: '' })
     await fresh.stop()
     expect(await until(() => helpers().length === 1 && serving(helpers()[0]))).toBe(true)
     const [spare] = helpers()
@@ -123,6 +126,7 @@ describe('spares', () => {
       expect(alive(spare)).toBe(true)
       expect(table.exitCode).toBe(0)
       expect(mountTable(table.stdout)).toEqual(mountTable(freshTable.stdout))
+      expect(await fromSpare.exec(net)).toEqual({ exitCode: 0, stdout: 'lo\n0x9\n', stderr: '' })
       // And it behaves like one: the WORKDIR's layer works, the host is untouched.
       const w = await fromSpare.exec(['/bin/sh', '-c', 'echo hi > made.txt && cat made.txt && id -u && uname -n'])
       expect(w).toEqual({ exitCode: 0, stdout: `hi\n${ROOT ? 1000 : process.getuid!()}\nsandbox\n`, stderr: '' })
