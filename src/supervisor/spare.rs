@@ -23,7 +23,7 @@
 //! default.
 
 use super::cgroup::SandboxCgroups;
-use super::launcher::{self, Launched};
+use super::launcher::{self, Helper, Launched};
 use super::{reaper, remap, state};
 use crate::policy::plan;
 use crate::protocol::{self, Ids, Mount, Prebuild, RootPlan, Setup};
@@ -135,8 +135,7 @@ impl Spare {
     }
 
     /// The state dir its WORKDIR layer is in, if it has one: from here on
-    /// the caller's, to use as the sandbox's (a plan for another WORKDIR
-    /// does not fit, and the caller renews the dir: `state::renew`).
+    /// the caller's, to use as the sandbox's (once its plan fits).
     pub fn take_state_dir(&mut self) -> Option<PathBuf> {
         self.state_dir.take()
     }
@@ -161,9 +160,7 @@ impl Spare {
     pub fn discard(self) {
         let mut child = self.launched.child;
         let _ = child.kill();
-        // Out of use at once; deleted once the helper is gone.
-        let gone = self.state_dir.and_then(|dir| state::discard(&dir).ok().flatten());
-        reaper::finish(Some(child), self.cgroup, gone);
+        finish(Some(child), self.cgroup, self.state_dir);
     }
 
     /// The helper has not exited (its PID 1 dies with it, a moment later:
@@ -320,11 +317,17 @@ async fn make(key: Key, mut prefix: RootPlan, pids: u64, origin: PathBuf) -> io:
     match launched {
         Ok(launched) => Ok(Spare { key, launched, prefix, state_dir, origin, identities, mountinfo, cgroup, made }),
         Err(e) => {
-            let gone = state_dir.and_then(|dir| state::discard(&dir).ok().flatten());
-            reaper::finish(None, cgroup, gone);
+            finish(None, cgroup, state_dir);
             Err(e)
         }
     }
+}
+
+/// Reaps what is left of a spare off the caller's path: its state dir is
+/// out of use at once, and deleted once the helper is gone.
+fn finish(child: Option<Helper>, cgroup: Option<SandboxCgroups>, state_dir: Option<PathBuf>) {
+    let gone = state_dir.and_then(|dir| state::discard(&dir).ok().flatten());
+    reaper::finish(child, cgroup, gone);
 }
 
 /// When `prefix` ends with the WORKDIR's layer: a state dir of the spare's
