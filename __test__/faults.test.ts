@@ -149,7 +149,7 @@ describe('limits', () => {
     await sb.stop()
   }, 30_000)
 
-  test('the OOM killer takes a command before PID 1: a command runs at oom_score_adj 500, PID 1 at 0', async () => {
+  test('the OOM killer takes a command before PID 1: a command and what it forks run at oom_score_adj 500, PID 1 at 0', async () => {
     const sb = new Sandbox(config(), { cwd: project() })
     const running = sb.exec(['sleep', '30'])
     // PID 1 sets it before it reports the command started, which getStatus() shows.
@@ -159,6 +159,12 @@ describe('limits', () => {
       if (!pid) await Bun.sleep(10)
     }
     expect(readFileSync(`/proc/${pid}/oom_score_adj`, 'utf8')).toBe('500\n')
+    // From a command's first instruction, and in what it forks at once (a
+    // score written after its execve would come too late for those).
+    for (let i = 0; i < 50; i++) {
+      const r = await sb.exec(['/bin/sh', '-c', 'cat /proc/self/oom_score_adj & cat /proc/self/oom_score_adj; wait'])
+      expect(r.stdout).toBe('500\n500\n')
+    }
     // PID 1 keeps the default, and lowering it again needs a privilege no command has.
     const r = await sb.exec(['/bin/sh', '-c', 'cat /proc/1/oom_score_adj; echo -100 > /proc/self/oom_score_adj || echo refused'])
     expect(r.stdout).toBe('0\nrefused\n')

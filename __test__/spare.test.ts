@@ -8,7 +8,7 @@
 // helper (a child of this process named bun-sandbox-init) that exists before
 // the sandbox is asked for; a sandbox that takes it keeps it alive, one that
 // does not kills it.
-import { describe, expect, test } from 'bun:test'
+import { beforeAll, describe, expect, test } from 'bun:test'
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -21,11 +21,20 @@ const { tempDir } = scratchPaths()
 
 const config = parseSandboxfile('FROM host\nWORKDIR .\n')
 
+/**
+ * Helpers of this process alive before these tests began: a sandbox another
+ * file's failed test left running is not counted here.
+ */
+let foreign = new Set<number>()
+beforeAll(() => {
+  foreign = new Set(helpers())
+})
+
 /** The helpers this process started that are still alive (not zombies). */
 function helpers(pid = process.pid): number[] {
   const out: number[] = []
   for (const p of readdirSync('/proc')) {
-    if (!/^\d+$/.test(p)) continue
+    if (!/^\d+$/.test(p) || (pid === process.pid && foreign.has(Number(p)))) continue
     try {
       const status = readFileSync(`/proc/${p}/status`, 'utf8')
       if (!/^Name:\s+bun-sandbox-ini/m.test(status) || /^State:\s+Z/m.test(status)) continue

@@ -17,6 +17,7 @@ mod caps;
 mod filter;
 pub(crate) mod mount_api;
 mod net;
+mod oom;
 mod rootfs;
 mod server;
 mod spawn;

@@ -1,6 +1,7 @@
 //! PID 1 of the sandbox: builds the world, then serves the supervisor's
 //! requests and reaps every process until the supervisor goes away.
 
+use super::oom::OomScore;
 use super::{SetupError, Step, fail, net, read, rootfs, spawn};
 use crate::protocol::{self, CONTROL_FD, CgroupJoin, Event, Plan, Received, Request, Setup, Spawn};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -23,8 +24,8 @@ pub fn pid1(netns: Option<net::Joiner>) -> ! {
         Ok(got) => got,
         Err(e) => fail(e),
     };
-    let upper = match setup(&plan, building, detached, netns, cgroup) {
-        Ok(upper) => upper,
+    let (upper, oom) = match setup(&plan, building, detached, netns, cgroup) {
+        Ok(set_up) => set_up,
         Err(e) => fail(e),
     };
     // The WORKDIR's upper (with a disk limit) goes to the supervisor;
@@ -36,7 +37,7 @@ pub fn pid1(netns: Option<net::Joiner>) -> ! {
     // PID 1 lives as long as the sandbox.
     // SAFETY: malloc_trim only releases free heap memory.
     unsafe { libc::malloc_trim(0) };
-    std::process::exit(serve(&plan, buf))
+    std::process::exit(serve(&plan, buf, oom))
 }
 
 /// Reads the plan, which follows the ids in the socket once the supervisor
@@ -137,7 +138,7 @@ fn setup(
     detached: Vec<OwnedFd>,
     netns: Option<net::Joiner>,
     cgroup: Cgroup,
-) -> Result<Option<OwnedFd>, SetupError> {
+) -> Result<(Option<OwnedFd>, Option<OomScore>), SetupError> {
     let mut building = match building {
         Some(b) if b.is_start_of(&plan.root, plan.prebuilt) => b,
         None if plan.prebuilt == 0 => rootfs::Building::begin(&plan.root)?,
@@ -156,9 +157,11 @@ fn setup(
     nix::unistd::sethostname(&plan.hostname).step(|| "set the hostname".into())?;
     net::loopback_up().step(|| "bring up the loopback interface".into())?;
     cgroup.finish()?;
+    // While PID 1 is still dumpable; without it, commands keep PID 1's score.
+    let oom = OomScore::open().ok();
     // Last of setup: what every command inherits, the seccomp filter too.
     spawn::lock_down(plan).step(|| "apply the sandbox's restrictions (capabilities, seccomp)".into())?;
-    Ok(upper)
+    Ok((upper, oom))
 }
 
 struct Server<'a> {
@@ -172,9 +175,11 @@ struct Server<'a> {
     stack: spawn::Stack,
     /// Once `stop()` has begun: when what is left gets SIGKILL.
     stopping: Option<std::time::Instant>,
+    /// Raises each command's OOM score above PID 1's.
+    oom: Option<OomScore>,
 }
 
-fn serve(plan: &Plan, mut buf: Vec<u8>) -> i32 {
+fn serve(plan: &Plan, mut buf: Vec<u8>, oom: Option<OomScore>) -> i32 {
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGCHLD);
     if sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None).is_err() {
@@ -186,7 +191,7 @@ fn serve(plan: &Plan, mut buf: Vec<u8>) -> i32 {
     // SAFETY: the control socket is fd 3 for the whole life of init.
     let ctl = unsafe { BorrowedFd::borrow_raw(CONTROL_FD) };
     let Ok(stack) = spawn::Stack::new() else { return 71 };
-    let mut server = Server { plan, children: HashMap::new(), groups: HashMap::new(), stack, stopping: None };
+    let mut server = Server { plan, children: HashMap::new(), groups: HashMap::new(), stack, stopping: None, oom };
     loop {
         let mut fds = [PollFd::new(ctl, PollFlags::POLLIN), PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
         let timeout = match server.stopping {
@@ -314,11 +319,13 @@ impl Server<'_> {
             };
             return failed(libc::EINVAL, message);
         };
-        let started = command.start(&mut self.stack);
+        let started = match &self.oom {
+            Some(oom) => oom.around(|| command.start(&mut self.stack)),
+            None => command.start(&mut self.stack),
+        };
         drop(fds);
         match started {
             Ok(pid) => {
-                prefer_for_oom(pid);
                 self.children.insert(pid, s.id);
                 self.groups.insert(s.id, pid);
                 let _ = protocol::send_with_pid(CONTROL_FD, &Event::Spawned { id: s.id, pid }, pid);
@@ -326,18 +333,6 @@ impl Server<'_> {
             Err(e) => failed(e.errno, describe(&e, &program)),
         }
     }
-}
-
-/// Makes the kernel's OOM killer take a command before PID 1 (a sandbox's
-/// memory cgroup counts tmpfs pages, which no process's size shows, and
-/// PID 1's death would end the sandbox), and a sandbox's commands before
-/// the host's processes: `oom_score_adj` 500 adds half the memory it may
-/// use to its size. Raising it needs no privilege, but the child cannot
-/// before its `execve` (it is not dumpable then, so its /proc files are
-/// not its own): PID 1 writes it once the command runs. What the command
-/// forks before that keeps the default.
-fn prefer_for_oom(pid: i32) {
-    let _ = std::fs::write(format!("/proc/{pid}/oom_score_adj"), "500");
 }
 
 /// A person's reading of a failure to start.
