@@ -1,5 +1,5 @@
 // Bad input and faults around a sandbox: each gets a clear error, and the host loses nothing.
-import { describe, expect, test } from 'bun:test'
+import { afterEach, describe, expect, test } from 'bun:test'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -8,6 +8,20 @@ import { Sandbox, parseSandboxfile } from '..'
 const project = () => mkdtempSync(join(tmpdir(), 'bun-sandbox-faults-'))
 const stateRoot = process.env.BUN_SANDBOX_STATE_DIR || `/tmp/bun-sandbox-${process.getuid!()}`
 const config = (extra = '') => parseSandboxfile(`FROM host\nWORKDIR .\n${extra}`)
+
+/**
+ * The sandboxes of the running test, stopped after it also when it failed
+ * half-way: one left running would be counted by the files after this one.
+ */
+const opened: Sandbox[] = []
+afterEach(async () => {
+  await Promise.all(opened.splice(0).map((sb) => sb.stop().catch(() => {})))
+})
+function sandbox(...args: ConstructorParameters<typeof Sandbox>): Sandbox {
+  const sb = new Sandbox(...args)
+  opened.push(sb)
+  return sb
+}
 
 describe('options are checked before anything starts', () => {
   const bad: [string, any, RegExp][] = [
@@ -23,16 +37,16 @@ describe('options are checked before anything starts', () => {
   ]
   for (const [name, options, message] of bad) {
     test(name, () => {
-      expect(() => new Sandbox(config(), { cwd: project(), ...options })).toThrow(message)
+      expect(() => sandbox(config(), { cwd: project(), ...options })).toThrow(message)
     })
   }
 
   test('an invalid Sandboxfile is refused with the validation errors', () => {
-    expect(() => new Sandbox(config('NET *.com'), { cwd: project() })).toThrow(/not valid[\s\S]*\*\.com/)
+    expect(() => sandbox(config('NET *.com'), { cwd: project() })).toThrow(/not valid[\s\S]*\*\.com/)
   })
 
   test('exec arguments', async () => {
-    const sb = new Sandbox(config(), { cwd: project() })
+    const sb = sandbox(config(), { cwd: project() })
     expect(() => sb.exec([] as any)).toThrow(/must not be an empty array/)
     expect(() => sb.exec(42 as any)).toThrow(TypeError)
     expect(() => sb.exec('true', { timeoutMs: -1 })).toThrow(/timeoutMs must be a positive integer/)
@@ -44,12 +58,12 @@ describe('FROM', () => {
   test('a directory that is not a root filesystem', async () => {
     const dir = project()
     mkdirSync(join(dir, 'notroot'))
-    const sb = new Sandbox(parseSandboxfile('FROM ./notroot\nWORKDIR .'), { cwd: dir })
+    const sb = sandbox(parseSandboxfile('FROM ./notroot\nWORKDIR .'), { cwd: dir })
     await expect(sb.exec('true')).rejects.toThrow(/FROM .*notroot: not a root filesystem \(it has no bin\/sh\)/)
   })
 
   test('an image reference is refused before anything starts', () => {
-    expect(() => new Sandbox(parseSandboxfile('FROM ubuntu:22.04'), { cwd: project() })).toThrow(/image references are not supported/)
+    expect(() => sandbox(parseSandboxfile('FROM ubuntu:22.04'), { cwd: project() })).toThrow(/image references are not supported/)
   })
 })
 
@@ -80,7 +94,7 @@ function alive(pid: number): boolean {
 describe('init killed from outside', () => {
   test('the Sandbox reports it and stop() still cleans up', async () => {
     const before = new Set(existsSync(stateRoot) ? readdirSync(stateRoot) : [])
-    const sb = new Sandbox(config(), { cwd: project() })
+    const sb = sandbox(config(), { cwd: project() })
     expect((await sb.exec('cat /proc/1/status')).stdout).toMatch(/Name:\s+bun-sandbox-ini/)
     const ours = readdirSync(stateRoot).filter((d) => !before.has(d))
     expect(ours.length).toBe(1)
@@ -101,7 +115,7 @@ describe('init killed from outside', () => {
 
 describe('limits', () => {
   test('memoryBytes: a 1 GiB allocation fails inside, the sandbox still answers, the host is fine', async () => {
-    const sb = new Sandbox(config(), { cwd: project(), limits: { memoryBytes: 256 * 1024 * 1024 } })
+    const sb = sandbox(config(), { cwd: project(), limits: { memoryBytes: 256 * 1024 * 1024 } })
     const r = await sb.exec(['/usr/bin/node', '-e', 'const b = Buffer.alloc(1024 * 1024 * 1024, 1); console.log(b.length)'])
     expect(r.exitCode).not.toBe(0)
     expect(r.stdout).toBe('')
@@ -117,7 +131,7 @@ describe('limits', () => {
   test.if(process.getuid!() === 0)('memoryBytes binds the processes together: the kernel kills one, onViolation says so, the sandbox answers', async () => {
     const events: any[] = []
     const limit = 256 * 1024 * 1024
-    const sb = new Sandbox(config(), { cwd: project(), limits: { memoryBytes: limit }, onViolation: (e) => events.push(e) })
+    const sb = sandbox(config(), { cwd: project(), limits: { memoryBytes: limit }, onViolation: (e) => events.push(e) })
     // Six processes of 80 MiB each: every one is within the limit, together they are not.
     const hold = "const b = Buffer.alloc(80 * 1024 * 1024, 1); setTimeout(() => console.log(b.length), 1500)"
     const r = await sb.exec(['/bin/sh', '-c', `for i in 1 2 3 4 5 6; do /usr/bin/node -e '${hold}' & done; wait`])
@@ -137,7 +151,7 @@ describe('limits', () => {
 
   test.if(process.getuid!() === 0)('memoryBytes counts what the processes write to tmpfs: a fill of /tmp is killed at the limit', async () => {
     const events: any[] = []
-    const sb = new Sandbox(config(), { cwd: project(), limits: { memoryBytes: 128 * 1024 * 1024 }, onViolation: (e) => events.push(e) })
+    const sb = sandbox(config(), { cwd: project(), limits: { memoryBytes: 128 * 1024 * 1024 }, onViolation: (e) => events.push(e) })
     const r = await sb.exec(['/bin/sh', '-c', 'dd if=/dev/zero of=/tmp/fill bs=1M count=300 2>/dev/null; echo $?; stat -c %s /tmp/fill'])
     const [status, size] = r.stdout.trim().split('\n').map(Number)
     // dd was killed (128 + SIGKILL), and what it wrote stayed below the limit.
@@ -150,7 +164,7 @@ describe('limits', () => {
   }, 30_000)
 
   test('the OOM killer takes a command before PID 1: a command and what it forks run at oom_score_adj 500, PID 1 at 0', async () => {
-    const sb = new Sandbox(config(), { cwd: project() })
+    const sb = sandbox(config(), { cwd: project() })
     const running = sb.exec(['sleep', '30'])
     // PID 1 sets it before it reports the command started, which getStatus() shows.
     let pid = 0
@@ -174,7 +188,7 @@ describe('limits', () => {
 
   test('a timeout is reported through onViolation as a limit', async () => {
     const events: any[] = []
-    const sb = new Sandbox(config(), { cwd: project(), onViolation: (e) => events.push(e) })
+    const sb = sandbox(config(), { cwd: project(), onViolation: (e) => events.push(e) })
     const r = await sb.exec('sleep 30', { timeoutMs: 200 })
     expect(r.exitCode).toBeNull()
     expect(events).toEqual([{ kind: 'limit', detail: 'exec ran past its time limit of 200 ms and was killed, with what it started' }])

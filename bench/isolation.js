@@ -11,7 +11,8 @@
 //   warm  exec(['/bin/true']) in a started sandbox      vs  spawnSync('/bin/true')
 //         median and p90                                     (target ratio <= 1.5)
 //   rate  sandboxes created + exec true + stopped per second for --seconds,
-//         against bwrap /bin/true runs per second in the same loop
+//         against bwrap /bin/true runs per second in the same loop (in turns
+//         of half a second each)
 //   idle  --idle sandboxes at once (each started with one exec): time to start
 //         them all, then VmRSS of the two bun-sandbox-init processes of one
 //         sandbox (the outer helper and the sandbox's PID 1); then stops them.
@@ -161,22 +162,29 @@ async function warm() {
   }
 }
 
+// Slices of half a second, ours and bwrap's in turn, --seconds each in all:
+// a machine whose speed drifts during the run (a shared virtual machine's
+// does, by 10% and more) weighs on both alike.
+const SLICE_MS = 500
+
 async function rate() {
-  let n = 0
-  let t0 = now()
-  while (now() - t0 < SECONDS * 1000) {
-    await oursOnce()
-    n++
+  let ours = { n: 0, ms: 0 }
+  let bw = { n: 0, ms: 0 }
+  while (ours.ms < SECONDS * 1000) {
+    let t0 = now()
+    while (now() - t0 < SLICE_MS) {
+      await oursOnce()
+      ours.n++
+    }
+    ours.ms += now() - t0
+    t0 = now()
+    while (now() - t0 < SLICE_MS) {
+      bwrapOnce()
+      bw.n++
+    }
+    bw.ms += now() - t0
   }
-  const ours = (n * 1000) / (now() - t0)
-  let m = 0
-  t0 = now()
-  while (now() - t0 < SECONDS * 1000) {
-    bwrapOnce()
-    m++
-  }
-  const bw = (m * 1000) / (now() - t0)
-  return { ours, bwrap: bw }
+  return { ours: (ours.n * 1000) / ours.ms, bwrap: (bw.n * 1000) / bw.ms }
 }
 
 function initProcesses() {
