@@ -12,6 +12,10 @@
 //! its `execve` it is not dumpable, so its `/proc` files are not its own.
 //! PID 1 opens its file while it still is.
 //!
+//! For those microseconds PID 1 is at the commands' score too, and no more
+//! exposed than it is anyway: until its `execve` the child shares PID 1's
+//! memory, and the OOM killer takes every process that shares its victim's.
+//!
 //! Raising needs no privilege; lowering needs one only below the lowest a
 //! privileged process set for it, which PID 1's own value never is.
 
