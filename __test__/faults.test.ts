@@ -1,6 +1,6 @@
 // Bad input and faults around a sandbox: each gets a clear error, and the host loses nothing.
 import { afterEach, describe, expect, test } from 'bun:test'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs'
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Sandbox, parseSandboxfile } from '..'
@@ -194,4 +194,48 @@ describe('limits', () => {
     expect(events).toEqual([{ kind: 'limit', detail: 'exec ran past its time limit of 200 ms and was killed, with what it started' }])
     await sb.stop()
   })
+})
+
+describe('two copies of bun-sandbox in one process', () => {
+  // Two versions of the package in one dependency tree load two addons, each
+  // counting its state dirs and cgroups from 0 under the same pid.
+  test('their sandboxes, started side by side, each get a state dir and cgroups of their own', async () => {
+    const repo = join(import.meta.dir, '..')
+    const copy = mkdtempSync(join(tmpdir(), 'bun-sandbox-copy-'))
+    for (const f of readdirSync(repo).filter((f) => f.endsWith('.node') || f === 'index.js' || f === 'package.json')) {
+      copyFileSync(join(repo, f), join(copy, f))
+    }
+    // Its init beside it, as in a platform package: the newest build.
+    const init = ['release', 'debug']
+      .map((p) => join(repo, 'target', p, 'bun-sandbox-init'))
+      .filter((p) => existsSync(p))
+      .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0]
+    copyFileSync(init, join(copy, 'bun-sandbox-init'))
+    chmodSync(join(copy, 'bun-sandbox-init'), 0o755)
+    const other = require(join(copy, 'index.js'))
+    expect(other.Sandbox).not.toBe(Sandbox)
+    // The names the copy's count begins with are taken (as by dirs a process
+    // of the same pid left).
+    mkdirSync(stateRoot, { recursive: true, mode: 0o700 })
+    const taken = Array.from({ length: 40 }, (_, i) => join(stateRoot, `sb-${process.pid}-${i}`)).filter((d) => !existsSync(d))
+    for (const d of taken) mkdirSync(d)
+    const theirs: any[] = []
+    const boxes: any[] = []
+    for (let i = 0; i < 4; i++) {
+      boxes.push(sandbox(config(), { cwd: project() }))
+      const sb = new other.Sandbox(other.parseSandboxfile('FROM host\nWORKDIR .\n'), { cwd: project() })
+      theirs.push(sb)
+      boxes.push(sb)
+    }
+    try {
+      const results = await Promise.all(boxes.map((sb) => sb.exec(['echo', 'ok'])))
+      expect(results.map((r) => r.stdout)).toEqual(boxes.map(() => 'ok\n'))
+      // A second round: the spares of both copies, and their state dirs.
+      const again = await Promise.all(boxes.map((sb) => sb.exec(['echo', 'again'])))
+      expect(again.map((r) => r.exitCode)).toEqual(boxes.map(() => 0))
+    } finally {
+      await Promise.all(theirs.map((sb) => sb.stop()))
+      for (const d of taken) rmSync(d, { recursive: true, force: true })
+    }
+  }, 30_000)
 })

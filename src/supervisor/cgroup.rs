@@ -80,7 +80,9 @@ pub fn available() -> (bool, bool) {
 
 /// Makes `parent/name` (and `parent`), first removing the cgroups left in
 /// `parent` by processes that died (named like their state dirs); a live
-/// process's cgroups are its own business.
+/// process's cgroups are its own business. A name taken already (a live
+/// process of the same pid as one that died, or another copy of this addon
+/// in the same process) gets a suffix: `name-1`, `name-2`, ….
 fn make_in(parent: &Path, name: &str) -> io::Result<PathBuf> {
     fs::create_dir_all(parent)?;
     if let Ok(entries) = fs::read_dir(parent) {
@@ -90,9 +92,17 @@ fn make_in(parent: &Path, name: &str) -> io::Result<PathBuf> {
             }
         }
     }
-    let dir = parent.join(name);
-    fs::create_dir(&dir)?;
-    Ok(dir)
+    let mut taken = 0;
+    loop {
+        let dir = match taken {
+            0 => parent.join(name),
+            n => parent.join(format!("{name}-{n}")),
+        };
+        match fs::create_dir(&dir) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && taken < 1000 => taken += 1,
+            made => return made.map(|()| dir),
+        }
+    }
 }
 
 /// Writes `value` into the cgroup file `dir/file`.
@@ -205,6 +215,16 @@ impl OomKills {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A name taken already gets the first free suffix.
+    #[test]
+    fn a_taken_name_gets_a_suffix() {
+        let parent = tempfile::tempdir().unwrap();
+        fs::create_dir(parent.path().join("sb-1-7")).unwrap();
+        fs::create_dir(parent.path().join("sb-1-7-1")).unwrap();
+        assert_eq!(make_in(parent.path(), "sb-1-7").unwrap(), parent.path().join("sb-1-7-2"));
+        assert_eq!(make_in(parent.path(), "sb-1-8").unwrap(), parent.path().join("sb-1-8"));
+    }
 
     /// A root host user's sandbox cgroups sit below the calling process's
     /// own (v1: in each hierarchy), carry their limits, and go.

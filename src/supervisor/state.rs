@@ -54,8 +54,16 @@ pub fn create(root: &Path, owner: Option<(u32, u32)>) -> io::Result<PathBuf> {
         Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
         _ => {}
     }
-    let dir = root.join(format!("sb-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
-    fs::DirBuilder::new().mode(0o700).create(&dir)?;
+    // Taken already: a dir a process of the same pid left (a pid that a new
+    // container's processes get every time), or another copy of this addon
+    // in the same process, which counts on its own.
+    let dir = loop {
+        let dir = root.join(format!("sb-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
+        match fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            made => break made.map(|()| dir)?,
+        }
+    };
     if let Some((uid, gid)) = owner {
         std::os::unix::fs::chown(&dir, Some(uid), Some(gid))?;
     }
@@ -138,4 +146,26 @@ fn remove_tree(dir: &Path) -> io::Result<()> {
         }
     }
     fs::remove_dir(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A name taken already (here by dirs a process of the same pid left) is
+    /// passed over: the start does not fail, and nothing taken is reused.
+    #[test]
+    fn a_state_dir_name_taken_already_is_passed_over() {
+        let root = tempfile::tempdir().unwrap();
+        let root = root.path().join("state");
+        let first = create(&root, None).unwrap();
+        let n: u64 = name(&first).rsplit('-').next().unwrap().parse().unwrap();
+        let taken: Vec<PathBuf> =
+            (n + 1..n + 20).map(|i| root.join(format!("sb-{}-{i}", std::process::id()))).collect();
+        for dir in &taken {
+            fs::create_dir(dir).unwrap();
+        }
+        let next = create(&root, None).unwrap();
+        assert!(next.is_dir() && next != first && !taken.contains(&next), "{next:?}");
+    }
 }
