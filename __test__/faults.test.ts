@@ -235,7 +235,7 @@ describe('two copies of bun-sandbox in one process', () => {
       expect(again.map((r) => r.exitCode)).toEqual(boxes.map(() => 0))
     } finally {
       await Promise.all(theirs.map((sb) => sb.stop()))
-      for (const d of taken) rmSync(d, { recursive: true, force: true })
+      for (const d of [...taken, copy]) rmSync(d, { recursive: true, force: true })
     }
   }, 30_000)
 })

@@ -57,10 +57,11 @@ pub fn create(root: &Path, owner: Option<(u32, u32)>) -> io::Result<PathBuf> {
     // Taken already: a dir a process of the same pid left (a pid that a new
     // container's processes get every time), or another copy of this addon
     // in the same process, which counts on its own.
+    let mut taken = 0;
     let dir = loop {
         let dir = root.join(format!("sb-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
         match fs::DirBuilder::new().mode(0o700).create(&dir) {
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && taken < 1000 => taken += 1,
             made => break made.map(|()| dir)?,
         }
     };
