@@ -168,8 +168,8 @@ async function warm() {
 const SLICE_MS = 500
 
 async function rate() {
-  let ours = { n: 0, ms: 0 }
-  let bw = { n: 0, ms: 0 }
+  const ours = { n: 0, ms: 0 }
+  const bw = { n: 0, ms: 0 }
   while (ours.ms < SECONDS * 1000) {
     let t0 = now()
     while (now() - t0 < SLICE_MS) {

@@ -92,17 +92,11 @@ fn make_in(parent: &Path, name: &str) -> io::Result<PathBuf> {
             }
         }
     }
-    let mut taken = 0;
-    loop {
-        let dir = match taken {
-            0 => parent.join(name),
-            n => parent.join(format!("{name}-{n}")),
-        };
-        match fs::create_dir(&dir) {
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && taken < 1000 => taken += 1,
-            made => return made.map(|()| dir),
-        }
-    }
+    let names = (0..).map(|n| match n {
+        0 => parent.join(name),
+        n => parent.join(format!("{name}-{n}")),
+    });
+    super::state::make_first_free(names, |dir| fs::create_dir(dir))
 }
 
 /// Writes `value` into the cgroup file `dir/file`.

@@ -57,18 +57,30 @@ pub fn create(root: &Path, owner: Option<(u32, u32)>) -> io::Result<PathBuf> {
     // Taken already: a dir a process of the same pid left (a pid that a new
     // container's processes get every time), or another copy of this addon
     // in the same process, which counts on its own.
-    let mut taken = 0;
-    let dir = loop {
-        let dir = root.join(format!("sb-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
-        match fs::DirBuilder::new().mode(0o700).create(&dir) {
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && taken < 1000 => taken += 1,
-            made => break made.map(|()| dir)?,
-        }
-    };
+    let names = std::iter::repeat_with(|| {
+        root.join(format!("sb-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)))
+    });
+    let dir = make_first_free(names, |dir| fs::DirBuilder::new().mode(0o700).create(dir))?;
     if let Some((uid, gid)) = owner {
         std::os::unix::fs::chown(&dir, Some(uid), Some(gid))?;
     }
     Ok(dir)
+}
+
+/// Makes the first of `names` not taken already with `make`; gives up (with
+/// "File exists") once 1000 were.
+pub fn make_first_free(
+    names: impl Iterator<Item = PathBuf>,
+    make: impl Fn(&Path) -> io::Result<()>,
+) -> io::Result<PathBuf> {
+    let mut taken = None;
+    for dir in names.take(1001) {
+        match make(&dir) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => taken = Some(e),
+            made => return made.map(|()| dir),
+        }
+    }
+    Err(taken.unwrap_or_else(|| io::Error::other("no name to make")))
 }
 
 /// The mount point of every sandbox's scratch tmpfs: each mounts its own
