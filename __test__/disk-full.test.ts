@@ -2,6 +2,8 @@
 // its own (root only: CI runs as root; an ordinary user cannot mount):
 // - a full disk under the sandbox's state directory (where the WORKDIR's
 //   changes collect): writes inside fail with ENOSPC and the sandbox goes on;
+//   below the disk floor every process in the sandbox is killed and reported,
+//   its changes kept, and the floor is watched again once there is room;
 //   a state directory that cannot be made is a clear error; the host loses
 //   nothing;
 // - a WORKDIR with another filesystem mounted inside it, which the kernel
@@ -54,9 +56,17 @@ function inMountNamespaceWithStderr(setup: (dir: string) => string, script: stri
 describe.skipIf(!isRoot)('the state directory\'s disk is full', () => {
   test('writes in WORKDIR fail with ENOSPC, the sandbox still answers, nothing is left', () => {
     const out = onSmallDisk('size=1m', `
-      const sb = new Sandbox(parseSandboxfile('FROM host\\nWORKDIR .\\n'), { cwd: project })
+      let reported
+      const floorCrossed = new Promise((resolve) => { reported = resolve })
+      const sb = new Sandbox(parseSandboxfile('FROM host\\nWORKDIR .\\n'), { cwd: project, onViolation: (v) => reported(v) })
       const r = await sb.exec('head -c 4M /dev/zero > big; echo "exit $?"')
       console.log(JSON.stringify(r))
+      // A full disk is below the floor too: the report comes (and kills
+      // what runs then) before the next command.
+      let timer
+      const waited = new Promise((resolve) => { timer = setTimeout(() => resolve({ kind: 'no report in 4 s' }), 4000) })
+      console.log((await Promise.race([floorCrossed, waited])).kind)
+      clearTimeout(timer)
       console.log(JSON.stringify(await sb.exec('echo ok')))
       await sb.stop()
       // stop() takes the state dir out of its path at once and deletes it
@@ -71,11 +81,47 @@ describe.skipIf(!isRoot)('the state directory\'s disk is full', () => {
     `)
     expect(out.trim().split('\n')).toEqual([
       JSON.stringify({ exitCode: 0, stdout: 'exit 1\n', stderr: "head: error writing 'standard output': No space left on device\n" }),
+      'limit',
       JSON.stringify({ exitCode: 0, stdout: 'ok\n', stderr: '' }),
       'at stop []',
       'left ["scratch"] []',
       'project []',
     ])
+  })
+
+  test('past the disk floor every process in the sandbox is killed and reported; the changes stay; it is watched again once there is room', () => {
+    // A 64 MiB filesystem: the floor is a twentieth of it (3.2 MiB).
+    const out = onSmallDisk('size=64m', `
+      const reports = []
+      const sb = new Sandbox(parseSandboxfile('FROM host\\nWORKDIR .\\nOUTPUT big\\n'), { cwd: project, onViolation: (v) => reports.push(v) })
+      const fill = (name) => sb.exec('head -c 62M /dev/zero > ' + name + ' && echo written; sleep 60 & sleep 60; echo slept')
+      const r = await fill('big')
+      console.log(JSON.stringify(r))
+      console.log(JSON.stringify(reports))
+      console.log(JSON.stringify(await sb.diff()))
+      // Nothing of the first command is left (its background sleep neither),
+      // and the sandbox answers.
+      console.log(JSON.stringify(await sb.exec('ps -e -o comm= | grep -c sleep; rm big; echo removed')))
+      // Below the floor, nothing more is killed; with room again, it is watched again.
+      await new Promise((resolve) => setTimeout(resolve, 600))
+      console.log(JSON.stringify(await fill('big2')))
+      console.log(reports.length)
+      await sb.stop()
+      console.log('project ' + JSON.stringify(fs.readdirSync(project)))
+    `)
+    const lines = out.trim().split('\n')
+    expect(lines[0]).toBe(JSON.stringify({ exitCode: 137, stdout: 'written\n', stderr: '' }))
+    const reports = JSON.parse(lines[1])
+    expect(reports).toHaveLength(1)
+    expect(reports[0].kind).toBe('limit')
+    expect(reports[0].detail).toMatch(
+      /^the disk that holds the sandbox's changes \(the filesystem of \/.*\/state\) has \d+ bytes free, less than the sandbox's floor of 3355443 bytes: every process in the sandbox was killed so that the host keeps room; the changes are kept \(limits.diskBytes caps what a sandbox may write instead\)$/,
+    )
+    expect(JSON.parse(lines[2])).toEqual({ added: ['big'], modified: [], deleted: [] })
+    expect(lines[3]).toBe(JSON.stringify({ exitCode: 0, stdout: '0\nremoved\n', stderr: '' }))
+    expect(lines[4]).toBe(JSON.stringify({ exitCode: 137, stdout: 'written\n', stderr: '' }))
+    expect(lines[5]).toBe('2')
+    expect(lines[6]).toBe('project []')
   })
 
   test('a state directory that cannot be made is an error naming it', () => {

@@ -69,8 +69,16 @@ export interface SandboxOptions {
   readyTimeoutMs?: number
   limits?: {
     memoryBytes?: number
+    /** Default 4096. */
     pids?: number
     cpuSeconds?: number
+    /**
+     * Every writable layer on one tmpfs of this size (in memory). Without it the
+     * WORKDIR's changes are on the host's disk, and once that disk has less free than
+     * the sandbox's floor (the least of 4 GiB, a twentieth of the filesystem, and half
+     * of what was free at the start), every process in the sandbox is killed and
+     * onViolation gets a `limit` event; the changes stay.
+     */
     diskBytes?: number
     timeoutMs?: number
   }

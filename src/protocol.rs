@@ -255,6 +255,9 @@ pub enum Request {
     Connect { id: u64, port: u16 },
     /// A TCP socket inside the sandbox listening on `127.0.0.1:port` (0 = any).
     Listen { id: u64, port: u16 },
+    /// SIGKILL to every process in the sandbox but PID 1, which serves on
+    /// (the disk floor was crossed: `supervisor::disk_floor`).
+    KillAll,
     /// `stop()`: SIGTERM to every process in the sandbox; once none is left,
     /// or `grace_ms` has passed, SIGKILL to the rest; then init reaps them
     /// all and exits (the socket closing says it is done).

@@ -286,6 +286,9 @@ impl Server<'_> {
             }
             Request::Connect { id, port } => self.socket(id, port, net::connect_loopback(port)),
             Request::Listen { id, port } => self.socket(id, port, net::listen_loopback(port)),
+            Request::KillAll => {
+                let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
+            }
             Request::Stop { grace_ms } => {
                 // Every process but PID 1 itself: what the commands started
                 // too. The serving loop ends once they are gone, or at the

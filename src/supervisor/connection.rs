@@ -34,6 +34,26 @@ pub enum SocketFailure {
     Refused(String),
 }
 
+/// Sends requests on a sandbox's control socket (`Connection::sender`).
+#[derive(Clone)]
+pub struct Sender(Arc<AsyncFd<OwnedFd>>);
+
+impl Sender {
+    pub async fn send<T: serde::Serialize>(&self, req: &T) -> io::Result<()> {
+        send(&self.0, req, &[]).await
+    }
+}
+
+async fn send<T: serde::Serialize>(fd: &AsyncFd<OwnedFd>, req: &T, fds: &[RawFd]) -> io::Result<()> {
+    loop {
+        let mut guard = fd.writable().await?;
+        match protocol::send(fd.get_ref().as_raw_fd(), req, fds) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => guard.clear_ready(),
+            other => return other,
+        }
+    }
+}
+
 /// A socket asked of init, its answer still to come.
 pub struct AskedSocket(oneshot::Receiver<Result<OwnedFd, String>>);
 
@@ -89,13 +109,12 @@ impl Connection {
     }
 
     pub async fn send<T: serde::Serialize>(&self, req: &T, fds: &[RawFd]) -> io::Result<()> {
-        loop {
-            let mut guard = self.fd.writable().await?;
-            match protocol::send(self.fd.get_ref().as_raw_fd(), req, fds) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => guard.clear_ready(),
-                other => return other,
-            }
-        }
+        send(&self.fd, req, fds).await
+    }
+
+    /// A handle that sends requests, for a task of the sandbox's own.
+    pub fn sender(&self) -> Sender {
+        Sender(self.fd.clone())
     }
 
     /// Registers interest in a spawn's start and exit before sending it.

@@ -3,6 +3,7 @@
 
 pub mod cgroup;
 mod connection;
+mod disk_floor;
 pub mod jobs;
 pub mod launcher;
 pub mod logs;

@@ -3,6 +3,7 @@
 
 use super::cgroup::{OomKills, SandboxCgroups};
 use super::connection::{AskedSocket, Connection, Exit, SocketFailure};
+use super::disk_floor;
 use super::jobs::{Hooks, Violation};
 use super::launcher::{self, Helper, Launched};
 use super::reaper::{self, abandon};
@@ -468,7 +469,16 @@ impl Sandbox {
                 if let (Some(kills), Some(limit)) =
                     (cgroup.as_ref().and_then(SandboxCgroups::oom_kills), opts.memory_bytes)
                 {
-                    listeners.push(tokio::spawn(watch_memory(kills, limit, hooks)));
+                    listeners.push(tokio::spawn(watch_memory(kills, limit, hooks.clone())));
+                }
+                // The WORKDIR's layer is on the host's disk: the floor keeps
+                // the host room (`disk_floor`).
+                if upper_fd.is_none()
+                    && let Ok(at_start) = disk_floor::room(&state_dir)
+                {
+                    let floor = disk_floor::floor(at_start);
+                    let watch = disk_floor::watch(state_dir.clone(), root.clone(), floor, conn.sender(), hooks);
+                    listeners.push(tokio::spawn(watch));
                 }
                 let sandbox = Sandbox {
                     conn,
