@@ -36,22 +36,55 @@ pub const ROOT_SANDBOX_ID: u32 = 2_147_483_645;
 
 /// Who a root host user's sandbox user is outside.
 pub enum RootUser {
-    /// [`ROOT_SANDBOX_ID`]; `project` is the idmapped WORKDIR.
-    Unprivileged { project: OwnedFd },
+    /// [`ROOT_SANDBOX_ID`]. `project` is the idmapped WORKDIR when it was
+    /// made to learn whether it can be (the first time for this WORKDIR);
+    /// after that it is made only for a plan whose WORKDIR layer is not
+    /// prebuilt by a spare ([`project_for`]): an unused detached mount
+    /// would cost its close, an RCU grace period on the start's path.
+    Unprivileged { project: Option<OwnedFd> },
     /// Host uid 0: the WORKDIR could not be idmapped (the warning said why).
     HostRoot,
 }
 
 /// Chooses for a sandbox of `workdir`, idmapping it when it can.
 pub fn choose(workdir: &Path) -> RootUser {
+    // The same directory (device, inode, owner) idmapped before: it can be.
+    static IDMAPPED: Mutex<Vec<(PathBuf, [u64; 4])>> = Mutex::new(Vec::new());
+    let identity = fs::metadata(workdir).ok().map(|m| [m.dev(), m.ino(), u64::from(m.uid()), u64::from(m.gid())]);
+    let mut known = IDMAPPED.lock().unwrap_or_else(|e| e.into_inner());
+    if identity.is_some_and(|id| known.iter().any(|(dir, was)| dir == workdir && *was == id)) {
+        return RootUser::Unprivileged { project: None };
+    }
     match idmapped(workdir) {
-        Ok(project) => RootUser::Unprivileged { project },
+        Ok(project) => {
+            if let Some(id) = identity {
+                known.retain(|(dir, _)| dir != workdir);
+                if known.len() >= 64 {
+                    known.remove(0);
+                }
+                known.push((workdir.to_path_buf(), id));
+            }
+            RootUser::Unprivileged { project: Some(project) }
+        }
         Err(why) => {
             warn_once(format!(
                 "this sandbox's user is host uid 0 (root), not an unprivileged uid: {why}; only a list of root's credential files is hidden from it"
             ));
             RootUser::HostRoot
         }
+    }
+}
+
+/// The idmapped WORKDIR for a plan whose mounts from `from` on are still
+/// to be made: `made` (from [`choose`]) or a new one when its overlay is
+/// among them, none when a spare has built it.
+pub fn project_for(plan: &RootPlan, from: usize, made: Option<OwnedFd>, workdir: &Path) -> io::Result<Option<OwnedFd>> {
+    if !plan.mounts.iter().skip(from).any(|m| matches!(m, Mount::Overlay { project: true, .. })) {
+        return Ok(None);
+    }
+    match made {
+        Some(fd) => Ok(Some(fd)),
+        None => idmapped(workdir).map(Some).map_err(io::Error::other),
     }
 }
 
@@ -256,6 +289,37 @@ mod tests {
         std::os::unix::fs::symlink(private.join("tools"), open.join("link")).unwrap();
         assert_eq!(closed_above(&open.join("link")), Some((fs::canonicalize(&private).unwrap(), 0o700)));
         assert_eq!(closed_above(&dir.path().join("missing")), None);
+    }
+
+    #[test]
+    fn the_idmapped_workdir_is_made_only_for_a_layer_still_to_be_built() {
+        let layer = |project| Mount::Overlay {
+            lower: "/p".into(),
+            upper: "/u".into(),
+            work: "/w".into(),
+            target: "/p".into(),
+            fallback_ro_bind: false,
+            pass_upper: false,
+            volatile: true,
+            project,
+        };
+        let plan = RootPlan {
+            scratch: "/s".into(),
+            scratch_size: None,
+            mounts: vec![layer(false), layer(true)],
+            root_size: None,
+            shared: 1,
+            detached: Vec::new(),
+        };
+        let missing = Path::new("/nonexistent/workdir");
+        // A spare built it (both mounts prebuilt): nothing made, nothing kept.
+        let fd = || OwnedFd::from(fs::File::open("/").unwrap());
+        assert!(project_for(&plan, 2, Some(fd()), missing).unwrap().is_none());
+        assert!(project_for(&plan, 2, None, missing).unwrap().is_none());
+        // Still to be built: the one made already goes to it...
+        assert!(project_for(&plan, 1, Some(fd()), missing).unwrap().is_some());
+        // ...or a new one is made, which for a missing directory fails.
+        assert!(project_for(&plan, 1, None, missing).is_err());
     }
 
     #[test]

@@ -338,7 +338,8 @@ impl Sandbox {
             };
             let detached = match root_user {
                 Some(RootUser::Unprivileged { project }) => {
-                    match remap::detach(&mut root_plan, Some(project), prebuilt) {
+                    let project = remap::project_for(&root_plan, prebuilt, project, &workdir);
+                    match project.and_then(|project| remap::detach(&mut root_plan, project, prebuilt)) {
                         Ok(fds) => fds,
                         Err(e) => {
                             starting.abandon().await;
