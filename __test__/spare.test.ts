@@ -240,6 +240,26 @@ describe('spares', () => {
     }
   })
 
+  test('a spare that dies after it was taken, before it is ready: the sandbox starts again without it', async () => {
+    const proj = tempDir('bsb-spare-dies-')
+    const spare = await leaveSpare(proj)
+    const [pid1] = helpers(spare)
+    // Stopped, it still looks alive when it is taken; the plan is sent to it,
+    // and it dies before it reads it.
+    process.kill(pid1, 'SIGSTOP')
+    const sb = new Sandbox(config, { cwd: proj })
+    try {
+      const ran = sb.exec(['echo', 'fine'])
+      await Bun.sleep(200)
+      expect(alive(spare)).toBe(true)
+      process.kill(pid1, 'SIGKILL')
+      expect(await ran).toEqual({ exitCode: 0, stdout: 'fine\n', stderr: '' })
+      expect(await until(() => !alive(spare))).toBe(true)
+    } finally {
+      await sb.stop()
+    }
+  })
+
   test.skipIf(!ROOT)('a mount made on the host after the spare was made is seen: the spare is discarded', async () => {
     // A tool directory on PATH under /tmp is bound in with what is mounted
     // below it. The spare bound it before the mount existed.

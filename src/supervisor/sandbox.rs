@@ -192,6 +192,24 @@ impl Sandbox {
         opts: StartOptions,
         first: Option<FirstCommand>,
     ) -> Result<(Sandbox, Option<Result<Pending, SandboxError>>), SandboxError> {
+        // A spare checked alive can still die before it is ready (killed
+        // from outside, say): then the start is made again, without one.
+        let mut spare_failed = false;
+        match Sandbox::start_once(&opts, first.clone(), true, &mut spare_failed).await {
+            Err(_) if spare_failed => Sandbox::start_once(&opts, first, false, &mut spare_failed).await,
+            started => started,
+        }
+    }
+
+    /// One try of [`Sandbox::start_with`], with a spare when `take_spare`
+    /// and there is one; `spare_failed` says whether the spare it took
+    /// failed once the plan was sent (or as it was), which a fresh init may not.
+    async fn start_once(
+        opts: &StartOptions,
+        first: Option<FirstCommand>,
+        take_spare: bool,
+        spare_failed: &mut bool,
+    ) -> Result<(Sandbox, Option<Result<Pending, SandboxError>>), SandboxError> {
         let base = Base::from_directive(opts.from.as_deref(), &opts.base_dir)?;
         let policy = NetPolicy::new(&opts.net).map_err(|e| SandboxError::Setup(e.to_string()))?;
         let (violations_tx, violations_rx) = tokio::sync::mpsc::unbounded_channel::<crate::net::Violation>();
@@ -244,7 +262,7 @@ impl Sandbox {
         let inner_gid = opts.gid.unwrap_or(if outer_gid == 0 { 1000 } else { outer_gid });
         let key =
             spare::Key { init: opts.init.clone(), ids: Ids { outer_uid, outer_gid, inner_uid, inner_gid, remap } };
-        let spare = spare::take(&key);
+        let spare = if take_spare { spare::take(&key) } else { None };
         // A spare with the WORKDIR's layer built has its state dir: the
         // sandbox's if the plan fits it.
         let mut state_dir = match spare.as_ref().and_then(spare::Spare::state_dir) {
@@ -402,7 +420,8 @@ impl Sandbox {
             };
             let setup = Setup::Plan(plan);
             if let Err(e) = conn.send(&setup, &fds).await {
-                // init waits for a plan that will not come.
+                // init waits for a plan that will not come, or is gone.
+                *spare_failed = prebuilt > 0;
                 abandon(child, cgroup);
                 return Err(io_err("cannot send the plan to init")(e));
             }
@@ -455,6 +474,7 @@ impl Sandbox {
                 (Ok(Err(why)), _) => why,
                 (Err(_), _) => "init ended before it was ready".into(),
             };
+            *spare_failed = prebuilt > 0;
             abandon(child, cgroup);
             Err(SandboxError::Setup(why))
         }
@@ -491,7 +511,7 @@ impl Sandbox {
                     redactor,
                     running: Mutex::new(HashMap::new()),
                     stopped: AtomicBool::new(false),
-                    hooks: opts.hooks,
+                    hooks: opts.hooks.clone(),
                     tasks: Mutex::new(vec![violations]),
                     listeners: Mutex::new(listeners),
                     upper_fd,
