@@ -46,7 +46,8 @@ pub fn floor(at_start: Room) -> u64 {
 }
 
 /// Watches `state_dir`'s filesystem until the state dir is gone (the
-/// sandbox stopped) or init is; `root` is the state root, named in reports.
+/// sandbox stopped, which also aborts this task) or init is found gone when
+/// told to kill; `root` is the state root, named in reports.
 pub async fn watch(state_dir: PathBuf, root: PathBuf, floor: u64, init: Sender, hooks: Hooks) {
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + POLL, POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
