@@ -294,9 +294,19 @@ fn masks(files: impl Iterator<Item = PathBuf>, dirs: &[&str]) -> Vec<Mount> {
     files.chain(dirs).collect()
 }
 
-/// A mount point strictly below `dir`, if there is one.
+/// A mount point strictly below `dir`, if there is one. Compared as bytes:
+/// both are absolute and normal (the mount table's paths, and a joined or
+/// canonical one), and `Path::starts_with`, component by component, for
+/// each of some fifty mount points and thirty top-level entries took 30 µs
+/// of every start here.
 fn mounted_below<'a>(dir: &Path, mount_points: &'a [PathBuf]) -> Option<&'a PathBuf> {
-    mount_points.iter().find(|p| p.as_path() != dir && p.starts_with(dir))
+    use std::os::unix::ffi::OsStrExt;
+    let dir = dir.as_os_str().as_bytes();
+    let dir = dir.strip_suffix(b"/").unwrap_or(dir);
+    mount_points.iter().find(|p| {
+        let p = p.as_os_str().as_bytes();
+        p.len() > dir.len() + 1 && p.starts_with(dir) && p[dir.len()] == b'/'
+    })
 }
 
 /// Where the sandbox shows nothing of the host: the fresh tmpfs directories
@@ -735,8 +745,12 @@ mod tests {
         // A mount of the directory itself, or of a sibling sharing its prefix, is not below it.
         assert_eq!(mounted_below(Path::new("/boot"), &points), None);
         assert_eq!(mounted_below(Path::new("/srv"), &points), None);
-        // Everything is below the root.
-        assert!(mounted_below(Path::new("/"), &points).is_some());
+        // Everything is below the root, but the root itself.
+        assert_eq!(mounted_below(Path::new("/"), &points), Some(&PathBuf::from("/boot")));
+        assert_eq!(mounted_below(Path::new("/"), &[PathBuf::from("/")]), None);
+        // A trailing slash names the same directory.
+        assert_eq!(mounted_below(Path::new("/mnt/"), &points), Some(&PathBuf::from("/mnt/data")));
+        assert_eq!(mounted_below(Path::new("/mnt/data"), &points), None);
     }
 
     #[test]
