@@ -67,19 +67,24 @@ describe('FROM', () => {
   })
 })
 
-/** The helper processes this test process started (their parent is us). */
-function ourInits(): number[] {
+/** The init processes whose parent is `pid`. */
+function initsOf(pid: number): number[] {
   return readdirSync('/proc')
     .filter((p) => /^\d+$/.test(p))
     .filter((p) => {
       try {
         const status = readFileSync(`/proc/${p}/status`, 'utf8')
-        return /^Name:\s+bun-sandbox-ini/m.test(status) && Number(/PPid:\s+(\d+)/.exec(status)![1]) === process.pid
+        return /^Name:\s+bun-sandbox-ini/m.test(status) && Number(/PPid:\s+(\d+)/.exec(status)![1]) === pid
       } catch {
         return false
       }
     })
     .map(Number)
+}
+
+/** The helpers of this test process's sandboxes: children of its zygote, the one init it starts. */
+function ourInits(): number[] {
+  return initsOf(process.pid).flatMap(initsOf)
 }
 
 /** Whether `pid` runs (exists and is not a zombie). */
@@ -111,6 +116,48 @@ describe('init killed from outside', () => {
     await sb.stop()
     expect(existsSync(join(stateRoot, ours[0]))).toBe(false)
   })
+})
+
+describe('the zygote (the one init a process starts, which forks each helper) killed or hung', () => {
+  /** Kills `pids` and waits until none runs. */
+  async function killAll(pids: number[]) {
+    for (const pid of pids) process.kill(pid, 'SIGKILL')
+    for (let i = 0; i < 500 && pids.some(alive); i++) await Bun.sleep(10)
+    expect(pids.filter(alive)).toEqual([])
+  }
+
+  test('killed: its sandboxes report that init ended, and the next sandbox starts with a new one', async () => {
+    const sb = sandbox(config(), { cwd: project() })
+    expect((await sb.exec('echo up')).stdout).toBe('up\n')
+    const zygotes = initsOf(process.pid)
+    expect(zygotes.length).toBeGreaterThan(0)
+    const helpers = zygotes.flatMap(initsOf)
+    expect(helpers.length).toBeGreaterThan(0)
+    await killAll(zygotes)
+    // Their helpers went with them (parent-death signal), and each PID 1 with its helper.
+    for (let i = 0; i < 500 && helpers.some(alive); i++) await Bun.sleep(10)
+    expect(helpers.filter(alive)).toEqual([])
+    await expect(sb.exec('true')).rejects.toThrow(/ended unexpectedly/)
+    await sb.stop()
+    const next = sandbox(config(), { cwd: project() })
+    expect((await next.exec('echo again')).stdout).toBe('again\n')
+    const now = initsOf(process.pid)
+    expect(now.length).toBe(1)
+    expect(zygotes).not.toContain(now[0])
+  })
+
+  test('stopped: a start waits five seconds for its answer, then it is killed and a new one forks the helper', async () => {
+    const first = sandbox(config(), { cwd: project() })
+    await first.exec('true')
+    const zygotes = initsOf(process.pid)
+    for (const pid of zygotes) process.kill(pid, 'SIGSTOP')
+    // No helper left to take as a spare: the next start asks the zygote.
+    await killAll(zygotes.flatMap(initsOf))
+    const sb = sandbox(config(), { cwd: project() })
+    expect((await sb.exec('echo up')).stdout).toBe('up\n')
+    expect(zygotes.filter(alive)).toEqual([])
+    expect(initsOf(process.pid).filter((p) => !zygotes.includes(p)).length).toBe(1)
+  }, 20_000)
 })
 
 describe('limits', () => {

@@ -30,11 +30,11 @@ beforeAll(() => {
   foreign = new Set(helpers())
 })
 
-/** The helpers this process started that are still alive (not zombies). */
-function helpers(pid = process.pid): number[] {
+/** The init processes alive (not zombies) whose parent is `pid`. */
+function initsOf(pid: number): number[] {
   const out: number[] = []
   for (const p of readdirSync('/proc')) {
-    if (!/^\d+$/.test(p) || (pid === process.pid && foreign.has(Number(p)))) continue
+    if (!/^\d+$/.test(p)) continue
     try {
       const status = readFileSync(`/proc/${p}/status`, 'utf8')
       if (!/^Name:\s+bun-sandbox-ini/m.test(status) || /^State:\s+Z/m.test(status)) continue
@@ -42,6 +42,16 @@ function helpers(pid = process.pid): number[] {
     } catch {}
   }
   return out.sort((a, b) => a - b)
+}
+
+/**
+ * The helpers (one per sandbox or spare) of this process, children of its
+ * zygote (the one init it starts), that are still alive; given `pid`, the
+ * inits whose parent it is (a helper's PID 1, orphans of init).
+ */
+function helpers(pid?: number): number[] {
+  if (pid !== undefined) return initsOf(pid)
+  return initsOf(process.pid).flatMap(initsOf).filter((p) => !foreign.has(p)).sort((a, b) => a - b)
 }
 
 function alive(pid: number): boolean {
@@ -302,12 +312,14 @@ describe('spares', () => {
       `import { createRequire } from 'node:module'
 import { readdirSync, readFileSync } from 'node:fs'
 const { Sandbox, parseSandboxfile } = createRequire(import.meta.url)(${JSON.stringify(REPO)})
-const helpers = () => readdirSync('/proc').filter((p) => {
+const initsOf = (pid) => readdirSync('/proc').filter((p) => {
   try {
     const s = readFileSync('/proc/' + p + '/status', 'utf8')
-    return /^Name:\\s+bun-sandbox-ini/m.test(s) && !/^State:\\s+Z/m.test(s) && Number(/^PPid:\\s+(\\d+)/m.exec(s)[1]) === process.pid
+    return /^Name:\\s+bun-sandbox-ini/m.test(s) && !/^State:\\s+Z/m.test(s) && Number(/^PPid:\\s+(\\d+)/m.exec(s)[1]) === pid
   } catch { return false }
-}).length
+}).map(Number)
+// The helpers: children of the zygote, the one init this process starts.
+const helpers = () => initsOf(process.pid).flatMap(initsOf).length
 const options = process.argv[2] === 'no-spare' ? { spare: false } : {}
 const sb = new Sandbox(parseSandboxfile('FROM host\\nWORKDIR .\\n'), { cwd: ${JSON.stringify(proj)}, ...options })
 await sb.exec(['true'])

@@ -1,5 +1,6 @@
-//! `bun-sandbox-init`: the helper the addon starts for each sandbox. It
-//! becomes PID 1 inside it. Built without the `binding` feature: no napi here.
+//! `bun-sandbox-init`: the addon starts it once per process, as the zygote
+//! that forks the helper of each sandbox, which becomes PID 1 inside it.
+//! Built without the `binding` feature: no napi here.
 
 #[cfg(target_os = "linux")]
 fn main() {
@@ -9,7 +10,7 @@ fn main() {
         eprintln!("bun-sandbox-init is started by the bun-sandbox addon, not by hand");
         std::process::exit(2);
     }
-    bun_sandbox::isolate::main(parent)
+    bun_sandbox::isolate::zygote::main(parent)
 }
 
 #[cfg(not(target_os = "linux"))]

@@ -1,6 +1,8 @@
-//! What `bun-sandbox-init` does: enter the namespaces, map ids, build the root
-//! filesystem, then serve the supervisor as PID 1. Linux only; single-threaded
-//! throughout, so `unshare(CLONE_NEWUSER)` and `fork` are safe to call.
+//! What `bun-sandbox-init` does: started once per host process as the
+//! [`zygote`], it forks a helper for each sandbox, which enters the
+//! namespaces, maps ids, builds the root filesystem, then serves the
+//! supervisor as PID 1. Linux only; single-threaded throughout, so
+//! `unshare(CLONE_NEWUSER)` and `fork` are safe to call.
 //!
 //! The order follows bubblewrap's: pdeathsig · (a root host user's helper:
 //! become the sandbox user's unprivileged uid) · unshare · id maps · fork
@@ -22,6 +24,7 @@ mod rootfs;
 mod server;
 mod spawn;
 mod userns;
+pub mod zygote;
 
 use crate::protocol::{self, CONTROL_FD, Event, Ids};
 use nix::sched::{CloneFlags, unshare};
@@ -55,8 +58,8 @@ impl<T, E: Into<std::io::Error>> Step<T> for Result<T, E> {
     }
 }
 
-/// The whole life of init. `parent` is the pid of the host process that
-/// started it, to close the race in setting the parent-death signal.
+/// The whole life of a helper, forked by the zygote. `parent` is the
+/// zygote's pid, to close the race in setting the parent-death signal.
 pub fn main(parent: i32) -> ! {
     match run(parent) {
         Ok(code) => std::process::exit(code),
@@ -84,11 +87,10 @@ fn read<T: for<'de> serde::Deserialize<'de>>(
 }
 
 fn run(parent: i32) -> Result<i32, SetupError> {
-    // Die with the host process. The signal fires when the parent *thread*
-    // exits: the supervisor starts init from one long-lived thread.
+    // Die with the zygote, which dies with the host process.
     prctl::set_pdeathsig(Signal::SIGKILL).step(|| "set the parent-death signal".into())?;
     if getppid().as_raw() != parent {
-        // The parent died before the signal was armed (bubblewrap #730).
+        // The zygote died before the signal was armed (bubblewrap #730).
         return Ok(1);
     }
     let Some((ids, _)): Option<(Ids, _)> = read(&mut Vec::new(), "ids")? else { return Ok(0) };

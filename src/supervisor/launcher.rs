@@ -1,25 +1,38 @@
 //! Starts `bun-sandbox-init` processes from one long-lived thread.
 //!
 //! The host process is multi-threaded, and `PR_SET_PDEATHSIG` fires when the
-//! *thread* that forked a child exits: so every helper is started by this one
-//! thread, which lives as long as the process. It starts them with
-//! `posix_spawn` (a vfork-style clone): copying the page tables of a large
-//! JavaScript process with `fork` took longer than building the sandbox.
+//! *thread* that forked a child exits: so the init binary is started by this
+//! one thread, which lives as long as the process, and only once (per init
+//! path) as the zygote (`isolate::zygote`), with `posix_spawn` (a vfork-style
+//! clone: copying the page tables of a large JavaScript process with `fork`
+//! took longer than building the sandbox). Each sandbox's helper is a fork of
+//! the zygote: cheaper than an `execve` of the binary. A helper is not our
+//! child: the zygote reaps it, and we know it by a pidfd.
+//!
+//! A zygote that is gone (killed from outside) is started again at the next
+//! launch; its helpers went with it (their parent-death signal), and their
+//! sandboxes report that their init ended. One that does not answer within
+//! [`ANSWER`] is killed and started again.
 
-use crate::protocol::CONTROL_FD;
+use crate::protocol::{self, CONTROL_FD};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, setsockopt, socketpair, sockopt};
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
-/// A running helper process.
+/// How long the zygote may take to fork a helper and answer.
+const ANSWER: Duration = Duration::from_secs(5);
+
+/// A running helper process, forked by the zygote.
 pub struct Helper {
     pid: libc::pid_t,
-    reaped: bool,
+    pidfd: OwnedFd,
 }
 
 impl Helper {
@@ -28,33 +41,34 @@ impl Helper {
     }
 
     pub fn kill(&mut self) -> io::Result<()> {
-        if self.reaped {
-            return Ok(());
+        // SAFETY: pidfd_send_signal with a pidfd we own and no siginfo.
+        let r = unsafe {
+            libc::syscall(libc::SYS_pidfd_send_signal, self.pidfd.as_raw_fd(), libc::SIGKILL, std::ptr::null::<()>(), 0)
+        };
+        match r {
+            0 => Ok(()),
+            // Gone already.
+            _ if io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH) => Ok(()),
+            _ => Err(io::Error::last_os_error()),
         }
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid), nix::sys::signal::Signal::SIGKILL)?;
-        Ok(())
     }
 
-    /// Whether it has exited, without reaping it.
+    /// Whether it has exited (its pidfd polls readable from then on).
     pub fn has_exited(&self) -> bool {
-        use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
-        let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
-        self.reaped
-            || !matches!(waitid(Id::Pid(nix::unistd::Pid::from_raw(self.pid)), flags), Ok(WaitStatus::StillAlive))
+        let mut fds = [PollFd::new(self.pidfd.as_fd(), PollFlags::POLLIN)];
+        !matches!(poll(&mut fds, PollTimeout::ZERO), Ok(0))
     }
 
     /// Waits for it to exit (blocking).
     pub fn wait(&mut self) -> io::Result<()> {
-        while !self.reaped {
-            match nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(self.pid), None) {
-                Ok(nix::sys::wait::WaitStatus::Exited(..) | nix::sys::wait::WaitStatus::Signaled(..)) => {
-                    self.reaped = true
-                }
-                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+        loop {
+            let mut fds = [PollFd::new(self.pidfd.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+                Ok(_) => return Ok(()),
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok(())
     }
 }
 
@@ -76,8 +90,11 @@ fn launcher() -> &'static Mutex<mpsc::Sender<Job>> {
         std::thread::Builder::new()
             .name("bun-sandbox-launcher".into())
             .spawn(move || {
+                // Started on first use, one per init binary: a zygote lives as
+                // long as its helpers may, so the whole process's life.
+                let mut zygotes: Vec<Zygote> = Vec::new();
                 for (init, first, reply) in rx {
-                    let _ = reply.send(start(&init, &first));
+                    let _ = reply.send(start(&mut zygotes, &init, &first));
                 }
             })
             .expect("the launcher thread starts");
@@ -122,19 +139,88 @@ fn check(r: libc::c_int, what: &str) -> io::Result<()> {
     }
 }
 
-fn start(init: &Path, first: &[Message]) -> io::Result<Launched> {
-    let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)?;
-    // Spawned events carry credentials naming the process; the kernel
-    // translates that pid into ours.
-    setsockopt(&ours, sockopt::PassCred, &true)?;
-    // The first messages wait in the socket: init reads them the moment it starts.
-    for (bytes, fds) in first {
-        let fds: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
-        crate::protocol::send_raw(ours.as_raw_fd(), bytes, &fds)?;
+fn start(zygotes: &mut Vec<Zygote>, init: &Path, first: &[Message]) -> io::Result<Launched> {
+    let mut retried = false;
+    loop {
+        let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)?;
+        // Spawned events carry credentials naming the process; the kernel
+        // translates that pid into ours.
+        setsockopt(&ours, sockopt::PassCred, &true)?;
+        // The first messages wait in the socket: init reads them the moment it starts.
+        for (bytes, fds) in first {
+            let fds: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
+            protocol::send_raw(ours.as_raw_fd(), bytes, &fds)?;
+        }
+        let i = match zygotes.iter().position(|z| z.init == init) {
+            Some(i) => i,
+            None => {
+                zygotes.push(Zygote::start(init)?);
+                zygotes.len() - 1
+            }
+        };
+        match zygotes[i].fork(&theirs) {
+            Ok(child) => return Ok(Launched { control: ours, child: child? }),
+            // Killed from outside, say: a new one, once, with a new socket
+            // (a helper forked before the zygote went may have read from it).
+            Err(Gone(e)) => {
+                zygotes.swap_remove(i).end();
+                if std::mem::replace(&mut retried, true) {
+                    return Err(e);
+                }
+            }
+        }
     }
-    let control = high(theirs.as_raw_fd())?;
-    drop(theirs);
+}
 
+/// The zygote of one init binary: our child, and our end of its socket.
+struct Zygote {
+    init: PathBuf,
+    pid: libc::pid_t,
+    control: OwnedFd,
+}
+
+/// The zygote did not answer: it is gone, or hangs.
+struct Gone(io::Error);
+
+impl Zygote {
+    fn start(init: &Path) -> io::Result<Zygote> {
+        let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)?;
+        setsockopt(&ours, sockopt::ReceiveTimeout, &nix::sys::time::TimeVal::new(ANSWER.as_secs() as i64, 0))?;
+        let pid = spawn(init, &high(theirs.as_raw_fd())?)?;
+        Ok(Zygote { init: init.into(), pid, control: ours })
+    }
+
+    /// A helper whose control socket is `control`: the zygote's answer, an
+    /// error it reports (a failed fork), or [`Gone`].
+    fn fork(&self, control: &OwnedFd) -> Result<io::Result<Helper>, Gone> {
+        let gone = |e: io::Error| Gone(io::Error::other(format!("the init zygote did not answer: {e}")));
+        protocol::send_raw(self.control.as_raw_fd(), &[0], &[control.as_raw_fd()]).map_err(gone)?;
+        let mut buf = Vec::new();
+        let answer = protocol::recv(self.control.as_raw_fd(), &mut buf, false)
+            .and_then(|m| m.ok_or_else(|| io::ErrorKind::UnexpectedEof.into()))
+            .map_err(gone)?;
+        let code = answer.bytes.get(..4).and_then(|b| b.try_into().ok()).map(i32::from_ne_bytes);
+        Ok(match (code, answer.fds.into_iter().next()) {
+            (Some(pid), Some(pidfd)) if pid > 0 => Ok(Helper { pid, pidfd }),
+            (Some(errno), _) if errno < 0 => Err(io::Error::from_raw_os_error(-errno)),
+            _ => Err(io::Error::other("the init zygote's answer is malformed")),
+        })
+    }
+
+    /// Kills and reaps it (and so every helper it forked).
+    fn end(self) {
+        // SAFETY: our own child, not reaped yet (only this thread reaps it).
+        unsafe {
+            libc::kill(self.pid, libc::SIGKILL);
+            while libc::waitpid(self.pid, std::ptr::null_mut(), 0) < 0
+                && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR)
+            {}
+        }
+    }
+}
+
+/// Starts the init binary (as the zygote) with `control` on its fd 3.
+fn spawn(init: &Path, control: &OwnedFd) -> io::Result<libc::pid_t> {
     let path = CString::new(init.as_os_str().as_bytes()).map_err(|_| io::Error::other("init path has a NUL byte"))?;
     let ppid = CString::new(std::process::id().to_string()).expect("digits");
     let argv = [path.as_ptr(), ppid.as_ptr(), std::ptr::null()];
@@ -172,7 +258,6 @@ fn start(init: &Path, first: &[Message]) -> io::Result<Launched> {
             Ok(pid)
         })();
         libc::posix_spawn_file_actions_destroy(&mut actions);
-        let pid = result?;
-        Ok(Launched { control: ours, child: Helper { pid, reaped: false } })
+        result
     }
 }

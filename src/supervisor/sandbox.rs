@@ -435,10 +435,14 @@ impl Sandbox {
                 false => None,
             };
             // A sandbox that took a spare is one of a series: the next one's
-            // spare is begun now, and has this sandbox's whole life to be
-            // built. The first of a process (or after a change) has the
-            // machine to itself until its first command is done.
-            let offer = match (offer, prebuilt > 0) {
+            // spare is begun once this one is ready, so that the two do not
+            // share the CPU while this one starts; in a burst (this start
+            // came right after a stop) at once, since the next sandbox comes
+            // as soon as this one is gone (`spare::in_burst`). The first of a
+            // process (or after a change) has the machine to itself until its
+            // first command is done.
+            let series = prebuilt > 0;
+            let offer = match (offer, series && spare::in_burst()) {
                 (Some(offer), true) => {
                     offer.make();
                     None
@@ -464,6 +468,13 @@ impl Sandbox {
             };
             let why = match tokio::join!(ready, start_proxy(&conn, proxy, proxy_asked)) {
                 (Ok(Ok(upper)), Ok(task)) if upper.is_some() || !passes_upper => {
+                    let offer = match (offer, series) {
+                        (Some(offer), true) => {
+                            offer.make();
+                            None
+                        }
+                        (offer, _) => offer,
+                    };
                     return Ok((conn, child, cgroup, task, env, upper, first, offer));
                 }
                 (Ok(Ok(_)), Ok(task)) => {
@@ -763,6 +774,7 @@ impl Sandbox {
             return;
         }
         self.offer_spare();
+        spare::stopped();
         // SIGTERM to every process (what the commands started too, so a
         // server behind `sh -c` shuts down cleanly); PID 1 sends SIGKILL to
         // what is left once the grace period is over, reaps everything and

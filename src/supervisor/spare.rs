@@ -7,9 +7,10 @@
 //!
 //! A spare is made for the next sandbox like one (same init binary, same
 //! ids) from the host part of that sandbox's plan (`RootPlan::shared`),
-//! unless [`CAPACITY`] spares are made or being made already: as soon as
-//! its plan is sent when that sandbox took a spare itself (a series), else
-//! once its first command is done. In a series on one project it builds the
+//! unless [`CAPACITY`] spares are made or being made already: once that
+//! sandbox is ready when it took a spare itself (a series; in a burst,
+//! [`in_burst`], as soon as its plan is sent), else once its first command
+//! is done. In a series on one project it builds the
 //! WORKDIR's layer as well, in a state dir of its own that the sandbox
 //! taking it inherits. A new sandbox takes the oldest only if a fresh init
 //! would have built exactly the same: its own plan begins with the spare's
@@ -82,6 +83,32 @@ static GENERATION: AtomicU64 = AtomicU64::new(0);
 /// at the start of each sandbox of a series, so it has that sandbox's life
 /// to be built; a second would keep a second idle init after every burst.
 const CAPACITY: usize = 1;
+
+/// How soon after a stop a start is one of a burst ([`in_burst`]).
+const BURST: Duration = Duration::from_millis(5);
+
+/// When a sandbox last began to stop, in microseconds since [`clock`]'s
+/// start, plus one (0: none has).
+static LAST_STOP: AtomicU64 = AtomicU64::new(0);
+
+fn clock() -> u64 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_micros() as u64 + 1
+}
+
+/// Notes that a sandbox is stopping.
+pub fn stopped() {
+    LAST_STOP.store(clock(), Ordering::Relaxed);
+}
+
+/// Whether a start now is one of a burst: a sandbox began to stop less than
+/// [`BURST`] ago. Then the next sandbox will come as soon as this one is
+/// gone, and its spare is begun as early as may be, beside this start; else
+/// once this sandbox is ready, so as not to slow its start.
+pub fn in_burst() -> bool {
+    let last = LAST_STOP.load(Ordering::Relaxed);
+    last != 0 && clock().saturating_sub(last) < BURST.as_micros() as u64
+}
 
 /// Whether spares are made when a sandbox does not say: unless
 /// `BUN_SANDBOX_SPARE=0`.
@@ -195,8 +222,9 @@ fn identities(mounts: &[Mount]) -> Vec<Option<(u64, u64)>> {
 /// What a sandbox of `key`, sent `root` (its whole plan), offers to make
 /// the next one's spare from: the part of `root` that a spare builds.
 /// `pids` is the sandbox's process limit, which a root host user's spare's
-/// cgroup starts with. The sandbox makes it ([`Offer::make`]) right after
-/// its plan is sent if it took a spare itself; else once its first command
+/// cgroup starts with. The sandbox makes it ([`Offer::make`]) once it is
+/// ready if it took a spare itself (in a burst, right after its plan is
+/// sent: [`in_burst`]); else once its first command
 /// is done, or at its stop: a spare made while the first sandbox of a
 /// process starts would take the CPU and the kernel's mount lock from the
 /// start that has no spare to help it.
