@@ -232,20 +232,24 @@ async function idle() {
     const results = await Promise.all(boxes.map((sb) => sb.exec(['/bin/true'])))
     const startMs = now() - t0
     const failed = results.filter((r) => r.exitCode !== 0).length
-    // This process's helpers and their PID 1s: the sandboxes', and the
-    // spare made for the next sandbox when it has started.
+    // This process's zygote (the one init it starts, which forks every
+    // helper), the helpers and their PID 1s: the sandboxes', and the spare
+    // made for the next sandbox when it has started.
     const all = initProcesses()
-    const helpers = new Set(all.filter((p) => p.ppid === process.pid).map((p) => p.pid))
+    const zygotes = all.filter((p) => p.ppid === process.pid)
+    const ofZygote = new Set(zygotes.map((p) => p.pid))
+    const helpers = new Set(all.filter((p) => ofZygote.has(p.ppid)).map((p) => p.pid))
     const procs = all.filter((p) => helpers.has(p.pid) || helpers.has(p.ppid))
     const outer = procs.filter((p) => !p.pid1)
     const inner = procs.filter((p) => p.pid1)
     const med = (xs) => (xs.length ? stats(xs).median : null)
-    const totalKiB = procs.reduce((a, p) => a + p.rssKiB, 0)
+    const totalKiB = [...procs, ...zygotes].reduce((a, p) => a + p.rssKiB, 0)
     return {
       count: IDLE,
       failed,
       startMs,
       initProcesses: procs.length,
+      zygoteRssKiB: zygotes.reduce((a, p) => a + p.rssKiB, 0),
       outerRssKiB: med(outer.map((p) => p.rssKiB)),
       pid1RssKiB: med(inner.map((p) => p.rssKiB)),
       totalRssKiB: totalKiB,
@@ -349,7 +353,7 @@ async function main() {
     const widths = rows[0].map((_, k) => Math.max(...rows.map((row) => row[k].length)))
     console.log(`bun-sandbox isolation bench — ${m.runtime}, ${m.nproc} CPU (${m.cpu}), Linux ${m.kernel}, ${m.bwrap}`)
     console.log(`cold phases (median ms): new Sandbox ${f(c.phases.construct, 3)}, first exec ${f(c.phases.firstExec)}, stop ${f(c.phases.stop)}`)
-    console.log(`idle: ${i.initProcesses} init processes for ${IDLE} sandboxes and the spare (${i.failed} failed), total init RSS ${(i.totalRssKiB / 1024).toFixed(1)} MiB, host RSS ${(i.hostRssKiB / 1024).toFixed(1)} MiB`)
+    console.log(`idle: ${i.initProcesses} init processes for ${IDLE} sandboxes and the spare, and the zygote (${i.zygoteRssKiB} KiB) (${i.failed} failed), total init RSS ${(i.totalRssKiB / 1024).toFixed(1)} MiB, host RSS ${(i.hostRssKiB / 1024).toFixed(1)} MiB`)
     for (const row of rows) console.log(row.map((cell, k) => cell.padEnd(widths[k])).join('  '))
   }
   console.log(JSON.stringify(result))
