@@ -1,6 +1,7 @@
 // Bad input and faults around a sandbox: each gets a clear error, and the host loses nothing.
 import { afterEach, describe, expect, test } from 'bun:test'
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs'
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { spawn } from 'node:child_process'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Sandbox, parseSandboxfile } from '..'
@@ -158,6 +159,36 @@ describe('the zygote (the one init a process starts, which forks each helper) ki
     expect(zygotes.filter(alive)).toEqual([])
     expect(initsOf(process.pid).filter((p) => !zygotes.includes(p)).length).toBe(1)
   }, 20_000)
+
+  test("a terminal's Ctrl-C (SIGINT to the host's process group) reaches the host, not the sandbox: it still answers", async () => {
+    const dir = project()
+    const script = join(dir, 'ctrl-c.mjs')
+    writeFileSync(
+      script,
+      `import { createRequire } from 'node:module'
+const { Sandbox, parseSandboxfile } = createRequire(import.meta.url)(${JSON.stringify(join(import.meta.dir, '..'))})
+const sb = new Sandbox(parseSandboxfile('FROM host\\nWORKDIR .\\n'), { cwd: ${JSON.stringify(dir)} })
+await sb.exec('true')
+const keep = setInterval(() => {}, 1000)
+process.on('SIGINT', async () => {
+  const r = await sb.exec('echo after ctrl-c').catch((e) => ({ stdout: String(e.message) }))
+  await sb.stop()
+  clearInterval(keep)
+  console.log(r.stdout.trim())
+})
+console.log('ready')
+`,
+    )
+    // A process group of its own, as a shell gives a foreground job.
+    const child = spawn(process.execPath, [script], { cwd: dir, detached: true, stdio: ['ignore', 'pipe', 'inherit'] })
+    let out = ''
+    child.stdout.on('data', (d) => (out += d))
+    for (let i = 0; i < 500 && !out.includes('ready'); i++) await Bun.sleep(10)
+    expect(out).toBe('ready\n')
+    process.kill(-child.pid!, 'SIGINT')
+    await new Promise((r) => child.on('exit', r))
+    expect(out).toBe('ready\nafter ctrl-c\n')
+  })
 })
 
 describe('limits', () => {

@@ -11,8 +11,9 @@
 //! [`super::main`]; the zygote answers with the child's pid (4 bytes, native
 //! order) and a pidfd for it, through which the supervisor signals it and
 //! learns that it exited; or with a negative errno and no fd. The zygote
-//! reaps its children, holds nothing else, runs nothing, and dies with the
-//! thread that started it; each helper dies with the zygote (its parent-
+//! reaps its children, holds nothing else, runs nothing, is in a session of
+//! its own (away from the terminal's signals), and dies with the thread that
+//! started it; each helper dies with the zygote (its parent-
 //! death signal), so a host process that dies leaves none.
 
 use crate::protocol::{self, CONTROL_FD};
@@ -31,6 +32,11 @@ pub fn main(parent: i32) -> ! {
     if prctl::set_pdeathsig(Signal::SIGKILL).is_err() || getppid().as_raw() != parent {
         std::process::exit(1);
     }
+    // A session of its own, which its helpers inherit: a terminal's Ctrl-C
+    // (SIGINT to the host's process group) reaches the host process, whose
+    // supervisor stops each sandbox with its grace period, and not the
+    // sandboxes' processes, which it would kill on the spot.
+    let _ = nix::unistd::setsid();
     let mut chld = SigSet::empty();
     chld.add(Signal::SIGCHLD);
     if sigprocmask(SigmaskHow::SIG_BLOCK, Some(&chld), None).is_err() {
