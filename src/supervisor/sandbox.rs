@@ -442,13 +442,7 @@ impl Sandbox {
             // process (or after a change) has the machine to itself until its
             // first command is done.
             let series = prebuilt > 0;
-            let offer = match (offer, series && spare::in_burst()) {
-                (Some(offer), true) => {
-                    offer.make();
-                    None
-                }
-                (offer, _) => offer,
-            };
+            let offer = spare::Offer::make_if(offer, series && spare::in_burst());
             // The environment is known before init is ready (the proxy's port
             // is chosen here), so the first command goes right behind the
             // plan and the proxy's socket, which init makes first.
@@ -468,13 +462,7 @@ impl Sandbox {
             };
             let why = match tokio::join!(ready, start_proxy(&conn, proxy, proxy_asked)) {
                 (Ok(Ok(upper)), Ok(task)) if upper.is_some() || !passes_upper => {
-                    let offer = match (offer, series) {
-                        (Some(offer), true) => {
-                            offer.make();
-                            None
-                        }
-                        (offer, _) => offer,
-                    };
+                    let offer = spare::Offer::make_if(offer, series);
                     return Ok((conn, child, cgroup, task, env, upper, first, offer));
                 }
                 (Ok(Ok(_)), Ok(task)) => {
