@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Sandbox, parseSandboxfile } from '..'
+import { alive, initsOf } from './support'
 
 const project = () => mkdtempSync(join(tmpdir(), 'bun-sandbox-faults-'))
 const stateRoot = process.env.BUN_SANDBOX_STATE_DIR || `/tmp/bun-sandbox-${process.getuid!()}`
@@ -68,33 +69,9 @@ describe('FROM', () => {
   })
 })
 
-/** The init processes whose parent is `pid`. */
-function initsOf(pid: number): number[] {
-  return readdirSync('/proc')
-    .filter((p) => /^\d+$/.test(p))
-    .filter((p) => {
-      try {
-        const status = readFileSync(`/proc/${p}/status`, 'utf8')
-        return /^Name:\s+bun-sandbox-ini/m.test(status) && Number(/PPid:\s+(\d+)/.exec(status)![1]) === pid
-      } catch {
-        return false
-      }
-    })
-    .map(Number)
-}
-
 /** The helpers of this test process's sandboxes: children of its zygote, the one init it starts. */
 function ourInits(): number[] {
   return initsOf(process.pid).flatMap(initsOf)
-}
-
-/** Whether `pid` runs (exists and is not a zombie). */
-function alive(pid: number): boolean {
-  try {
-    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'))
-  } catch {
-    return false
-  }
 }
 
 describe('init killed from outside', () => {

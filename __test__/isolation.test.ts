@@ -25,7 +25,7 @@ import net from 'node:net'
 import { homedir } from 'node:os'
 import { basename, dirname, join } from 'node:path'
 import { Sandbox, parseSandboxfile } from '..'
-import { scratchPaths } from './support'
+import { alive, initTree, scratchPaths } from './support'
 
 const REPO = join(import.meta.dir, '..')
 const HOST_UID = process.getuid!()
@@ -64,29 +64,6 @@ function hostProcesses(args: string): string[] {
   const ps = spawnSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' })
   if (ps.status !== 0) throw new Error(`ps failed: ${ps.stderr}`)
   return ps.stdout.split('\n').filter((l) => l.trim().replace(/^\d+\s+/, '') === args)
-}
-
-/**
- * The init processes a host process started and that still run (not
- * zombies): its zygote, the helpers the zygote forked, and their PID 1s.
- */
-function initTree(pid: number): number[] {
-  const inits = new Map<number, number>()
-  for (const p of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
-    try {
-      const status = readFileSync(`/proc/${p}/status`, 'utf8')
-      if (/^Name:\s+bun-sandbox-ini/m.test(status) && !/^State:\s+Z/m.test(status)) {
-        inits.set(Number(p), Number(/^PPid:\s+(\d+)/m.exec(status)![1]))
-      }
-    } catch {}
-  }
-  const tree = new Set([pid])
-  for (let grew = true; grew; ) {
-    grew = false
-    for (const [p, parent] of inits) if (tree.has(parent) && !tree.has(p)) (tree.add(p), (grew = true))
-  }
-  tree.delete(pid)
-  return [...tree]
 }
 
 /** Polls `cond` every 25 ms for at most `ms`; returns its last value. */
@@ -899,13 +876,6 @@ setInterval(() => {}, 1 << 30)
       child.kill('SIGKILL')
       expect(await child.exited).toBe(137)
       // None outlives the host process.
-      const alive = (p: number) => {
-        try {
-          return !/^State:\s+Z/m.test(readFileSync(`/proc/${p}/status`, 'utf8'))
-        } catch {
-          return false
-        }
-      }
       expect(await waitFor(() => !inits.some(alive), 5000)).toBe(true)
       const gone = await waitFor(
         () => hostProcesses(`sleep ${running}`).length === 0 && hostProcesses(`sleep ${detached}`).length === 0,

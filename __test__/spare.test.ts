@@ -13,7 +13,7 @@ import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Sandbox, parseSandboxfile } from '..'
-import { scratchPaths } from './support'
+import { alive, initsOf, scratchPaths } from './support'
 
 const REPO = join(import.meta.dir, '..')
 const ROOT = process.getuid!() === 0
@@ -30,20 +30,6 @@ beforeAll(() => {
   foreign = new Set(helpers())
 })
 
-/** The init processes alive (not zombies) whose parent is `pid`. */
-function initsOf(pid: number): number[] {
-  const out: number[] = []
-  for (const p of readdirSync('/proc')) {
-    if (!/^\d+$/.test(p)) continue
-    try {
-      const status = readFileSync(`/proc/${p}/status`, 'utf8')
-      if (!/^Name:\s+bun-sandbox-ini/m.test(status) || /^State:\s+Z/m.test(status)) continue
-      if (Number(/^PPid:\s+(\d+)/m.exec(status)![1]) === pid) out.push(Number(p))
-    } catch {}
-  }
-  return out.sort((a, b) => a - b)
-}
-
 /**
  * The helpers (one per sandbox or spare) of this process, children of its
  * zygote (the one init it starts), that are still alive; given `pid`, the
@@ -52,14 +38,6 @@ function initsOf(pid: number): number[] {
 function helpers(pid?: number): number[] {
   if (pid !== undefined) return initsOf(pid)
   return initsOf(process.pid).flatMap(initsOf).filter((p) => !foreign.has(p)).sort((a, b) => a - b)
-}
-
-function alive(pid: number): boolean {
-  try {
-    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'))
-  } catch {
-    return false
-  }
 }
 
 /** A helper whose PID 1 lives: a spare, or a running sandbox's. */

@@ -1,6 +1,6 @@
 // Helpers shared by the suites that drive real sandboxes.
 import { afterAll, afterEach } from 'bun:test'
-import { mkdtempSync, realpathSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Sandbox, type Sandboxfile, type SandboxOptions } from '..'
@@ -24,6 +24,40 @@ export function scratchPaths(): { tempDir(prefix: string): string; removeAfter(p
       paths.push(path)
     },
   }
+}
+
+/** Whether `pid` runs (exists and is not a zombie). */
+export function alive(pid: number): boolean {
+  try {
+    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  } catch {
+    return false
+  }
+}
+
+/**
+ * The `bun-sandbox-init` processes alive (not zombies) whose parent is `pid`:
+ * for a host process its zygote (the one init it starts), for the zygote the
+ * helpers it forked (one per sandbox or spare), for a helper its PID 1.
+ */
+export function initsOf(pid: number): number[] {
+  const out: number[] = []
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue
+    try {
+      const status = readFileSync(`/proc/${p}/status`, 'utf8')
+      if (!/^Name:\s+bun-sandbox-ini/m.test(status) || /^State:\s+Z/m.test(status)) continue
+      if (Number(/^PPid:\s+(\d+)/m.exec(status)![1]) === pid) out.push(Number(p))
+    } catch {}
+  }
+  return out.sort((a, b) => a - b)
+}
+
+/** Every init below host process `pid`: its zygote, the helpers, their PID 1s. */
+export function initTree(pid: number): number[] {
+  const out: number[] = []
+  for (let level = initsOf(pid); level.length > 0; level = level.flatMap(initsOf)) out.push(...level)
+  return out
 }
 
 /** A Sandboxfile object on the host filesystem, WORKDIR the project. */
