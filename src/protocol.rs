@@ -133,6 +133,15 @@ pub struct RootPlan {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Mount {
+    /// The host's root filesystem (its mount alone, without what is mounted
+    /// on it) as the sandbox's `/`, copy-on-write; first in a plan, instead
+    /// of the tmpfs root. Its lower is a detached mount the supervisor of a
+    /// root host user sends (`supervisor::remap`); when the kernel refuses
+    /// the overlay, that mount stays, read-only.
+    HostRoot {
+        upper: PathBuf,
+        work: PathBuf,
+    },
     /// A copy-on-write view of a host directory; `upper` and `work` are host
     /// paths in the state dir. When the kernel refuses the overlay,
     /// `fallback_ro_bind` says whether a read-only bind may stand in. With
@@ -215,6 +224,7 @@ impl Mount {
             | Mount::MaskDir { target }
             | Mount::Dir { target, .. } => target,
             Mount::Symlink { link, .. } => link,
+            Mount::HostRoot { .. } => Path::new("/"),
         }
     }
 }

@@ -45,6 +45,10 @@ impl Building {
             .step(|| format!("mount the scratch tmpfs on {}", scratch.display()))?;
         let root = scratch.join("root");
         mkdir_p(&root, 0o755)?;
+        // The host's root filesystem will be mounted there instead.
+        if let Some(Mount::HostRoot { .. }) = plan.mounts.first() {
+            return Ok(Building { root, upper: None, prebuilt: None, waiting: Vec::new(), sysfs: None });
+        }
         let root_opts = format!("mode=0755,size={}", plan.root_size.unwrap_or(crate::policy::plan::ROOT_SIZE));
         mount(Some("tmpfs"), &root, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(root_opts.as_str()))
             .step(|| format!("mount the root tmpfs on {}", root.display()))?;
@@ -160,6 +164,23 @@ fn overlay_path(p: &Path) -> String {
 /// path the sandbox user may not reach).
 fn apply(root: &Path, m: &Mount, detached: Option<OwnedFd>) -> Result<(), SetupError> {
     match m {
+        Mount::HostRoot { upper, work } => {
+            let tree = detached
+                .ok_or_else(|| std::io::Error::other("none came with the plan"))
+                .step(|| "receive the mount of the host's root filesystem".into())?;
+            mkdir_p(upper, 0o755)?;
+            mkdir_p(work, 0o700)?;
+            mount_api::attach(&tree, root).step(|| "attach the mount of the host's root filesystem".into())?;
+            let opts = format!(
+                "lowerdir={},upperdir={},workdir={},userxattr",
+                overlay_path(root),
+                overlay_path(upper),
+                overlay_path(work)
+            );
+            // Refused, the mount stays as the supervisor made it: read-only.
+            let _ = mount(Some("overlay"), root, Some("overlay"), MsFlags::MS_NOSUID, Some(opts.as_str()));
+            Ok(())
+        }
         Mount::Overlay { lower, upper, work, target, fallback_ro_bind, volatile, .. } => {
             let at = under(root, target);
             mkdir_p(&at, 0o755)?;

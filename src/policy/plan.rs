@@ -171,8 +171,8 @@ pub const ROOT_SIZE: u64 = 64 << 20;
 /// scratch tmpfs mounted on `scratch`. With `disk_bytes`, every writable
 /// layer (the WORKDIR's too) is on the scratch tmpfs of that size, and each
 /// private tmpfs (`/tmp`, `/run`, `/home`, `/root`, the home, `/dev/shm`,
-/// `/`) is capped at it as well, separately. `remapped` is the unprivileged
-/// uid a root host user's sandbox user is outside (`supervisor::remap`).
+/// `/`) is capped at it as well, separately. `remapped`: a root host user's
+/// sandbox (`supervisor::remap`).
 #[allow(clippy::too_many_arguments)]
 pub fn root_plan(
     base: &Base,
@@ -182,7 +182,7 @@ pub fn root_plan(
     scratch: &Path,
     path_env: &str,
     disk_bytes: Option<u64>,
-    remapped: Option<u32>,
+    remapped: Option<Remapped>,
 ) -> Result<RootPlan, PlanError> {
     let mut mounts = Vec::new();
     let mount_points = mount_table::current();
@@ -190,6 +190,11 @@ pub fn root_plan(
         return Err(PlanError::WorkdirHasMounts { workdir: workdir.into(), mount: mount.clone() });
     }
     let dir = base.dir();
+    let whole_root = *base == Base::Host && remapped.is_some_and(|r| r.whole_root) && replaced_are_dirs(dir);
+    if whole_root {
+        mounts.push(Mount::HostRoot { upper: scratch.join("root-upper"), work: scratch.join("root-work") });
+    }
+    let remapped = remapped.map(|r| r.uid);
     let mut entries: Vec<_> = fs::read_dir(dir)
         .map_err(|source| PlanError::Io { path: dir.into(), source })?
         .filter_map(Result::ok)
@@ -198,12 +203,24 @@ pub fn root_plan(
     for entry in entries {
         let name = entry.file_name();
         let Some(name_str) = name.to_str() else { continue };
-        if REPLACED.contains(&name_str) {
-            continue;
-        }
         let source = dir.join(&name);
         let target = Path::new("/").join(&name);
+        if REPLACED.contains(&name_str) {
+            // Only root may read it; a sandbox user that is host root too.
+            if whole_root && name_str == "lost+found" {
+                mounts.push(Mount::MaskDir { target });
+            }
+            continue;
+        }
         let Ok(meta) = fs::symlink_metadata(&source) else { continue };
+        // In the host root's overlay already: what is on its filesystem
+        // (not a mount point itself) and has nothing mounted below.
+        if whole_root && !mount_points.contains(&source) {
+            if meta.is_dir() && mounted_below(&source, &mount_points).is_some() {
+                mounts.push(Mount::RoBind { source, target });
+            }
+            continue;
+        }
         if meta.file_type().is_symlink() {
             if let Ok(to) = fs::read_link(&source) {
                 mounts.push(Mount::Symlink { link: target, target: to });
@@ -278,6 +295,24 @@ pub fn root_plan(
     });
     let root_size = disk_bytes.map(|d| d.min(ROOT_SIZE));
     Ok(RootPlan { scratch: scratch.into(), scratch_size: disk_bytes, mounts, root_size, shared, detached: Vec::new() })
+}
+
+/// A root host user's sandbox: its user is the unprivileged `uid` outside;
+/// with `whole_root`, the supervisor can take the mount of the host's root
+/// filesystem alone (`supervisor::remap::whole_root`), and that one overlay
+/// stands for every top-level directory on it.
+#[derive(Debug, Clone, Copy)]
+pub struct Remapped {
+    pub uid: u32,
+    pub whole_root: bool,
+}
+
+/// Whether each top-level entry the sandbox replaces (`/tmp`, `/home`, ...)
+/// is a directory on the host, or absent: a mount on a symlink would land
+/// where it leads (`/home -> var/home`), and the host's directory would
+/// show through the link. Otherwise the host's root is not taken whole.
+fn replaced_are_dirs(root: &Path) -> bool {
+    REPLACED.iter().all(|name| fs::symlink_metadata(root.join(name)).map_or(true, |m| m.is_dir()))
 }
 
 /// What a sandbox whose user is host uid 0 must not see besides (its
@@ -534,6 +569,93 @@ mod tests {
         }
         assert_eq!(targets.last(), Some(&PathBuf::from("/srv/project")));
         assert!(plan.mounts.iter().any(|m| matches!(m, Mount::Tmpfs { target, .. } if target == Path::new("/tmp"))));
+    }
+
+    /// A root host user's plan with the host's root taken whole: one
+    /// overlay of it first, then mounts only where the root filesystem is
+    /// not what shows (other filesystems, directories with mounts below, the
+    /// replaced ones), with no link or file of it made again.
+    #[test]
+    fn a_whole_root_plan_overlays_the_root_filesystem_once() {
+        let mount_points = mount_table::current();
+        let scratch = Path::new("/tmp/scratch");
+        let remapped = Some(Remapped { uid: 2_147_483_645, whole_root: true });
+        let plan = root_plan(
+            &Base::Host,
+            Path::new("/srv/project"),
+            Path::new("/root"),
+            Path::new("/tmp/s"),
+            scratch,
+            "/usr/bin",
+            None,
+            remapped,
+        )
+        .unwrap();
+        if !replaced_are_dirs(Path::new("/")) {
+            eprintln!("skipped: this host's root has a replaced entry that is not a directory");
+            return;
+        }
+        assert_eq!(
+            plan.mounts[0],
+            Mount::HostRoot { upper: scratch.join("root-upper"), work: scratch.join("root-work") }
+        );
+        assert!(
+            !plan
+                .mounts
+                .iter()
+                .any(|m| matches!(m, Mount::Symlink { .. } | Mount::HostRoot { .. } if m != &plan.mounts[0]))
+        );
+        for m in &plan.mounts[1..] {
+            let target = m.target();
+            let top = target.components().nth(1).map(|c| Path::new("/").join(c));
+            let top = top.as_deref().unwrap_or(target);
+            match m {
+                // Only a top-level mount point, or the WORKDIR's layer.
+                Mount::Overlay { project, .. } => {
+                    assert!(*project || mount_points.contains(&target.to_path_buf()), "{m:?}")
+                }
+                Mount::RoBind { source, .. } if source == target && top == target => assert!(
+                    mount_points.contains(&target.to_path_buf()) || mounted_below(target, &mount_points).is_some(),
+                    "{m:?}: on the root filesystem, with nothing mounted below"
+                ),
+                _ => {}
+            }
+        }
+        let lost = plan.mounts.iter().any(|m| *m == Mount::MaskDir { target: "/lost+found".into() });
+        assert_eq!(lost, Path::new("/lost+found").is_dir());
+        for replaced in ["/tmp", "/run", "/home", "/root", "/proc", "/dev", "/sys"] {
+            assert!(plan.mounts.iter().any(|m| m.target() == Path::new(replaced)), "{replaced}");
+        }
+        // Without it, the plan of tmpfs root and an overlay per directory.
+        let per_dir = |whole_root| {
+            let remapped = Some(Remapped { uid: 2_147_483_645, whole_root });
+            root_plan(
+                &Base::Host,
+                Path::new("/srv/project"),
+                Path::new("/root"),
+                Path::new("/tmp/s"),
+                scratch,
+                "/usr/bin",
+                None,
+                remapped,
+            )
+            .unwrap()
+            .mounts
+        };
+        let mounts = per_dir(false);
+        assert!(!mounts.iter().any(|m| matches!(m, Mount::HostRoot { .. })));
+        assert!(mounts.iter().any(|m| matches!(m, Mount::Overlay { target, .. } if target == Path::new("/usr"))));
+    }
+
+    #[test]
+    fn a_replaced_entry_that_is_a_link_keeps_the_root_from_being_taken_whole() {
+        let root = tempfile::tempdir().unwrap();
+        for d in ["usr", "var/home", "tmp"] {
+            fs::create_dir_all(root.path().join(d)).unwrap();
+        }
+        assert!(replaced_are_dirs(root.path()));
+        std::os::unix::fs::symlink("var/home", root.path().join("home")).unwrap();
+        assert!(!replaced_are_dirs(root.path()));
     }
 
     #[test]

@@ -102,14 +102,12 @@ pub fn detach(plan: &mut RootPlan, mut project: Option<OwnedFd>, from: usize) ->
     let mut fds = Vec::new();
     for (i, m) in plan.mounts.iter().enumerate().skip(from) {
         let fd = match m {
+            Mount::HostRoot { .. } => Some(copy(Path::new("/"), false, read_only())?),
             Mount::Overlay { project: true, .. } => project.take(),
             Mount::Overlay { lower, .. } if closed_above(lower).is_some() => {
                 Some(copy(lower, false, Attrs { propagation: MS_PRIVATE, ..Attrs::default() })?)
             }
-            Mount::RoBind { source, .. } if closed_above(source).is_some() => {
-                let read_only = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
-                Some(copy(source, true, Attrs { set: read_only, propagation: MS_PRIVATE, ..Attrs::default() })?)
-            }
+            Mount::RoBind { source, .. } if closed_above(source).is_some() => Some(copy(source, true, read_only())?),
             _ => None,
         };
         if let Some(fd) = fd {
@@ -127,6 +125,23 @@ pub fn detach(plan: &mut RootPlan, mut project: Option<OwnedFd>, from: usize) ->
 }
 
 const MS_PRIVATE: u64 = libc::MS_PRIVATE;
+
+/// Read-only, nosuid, nodev and private.
+fn read_only() -> Attrs {
+    Attrs { set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, propagation: MS_PRIVATE, ..Attrs::default() }
+}
+
+/// Whether this process can take the mount of the host's root filesystem
+/// alone, without the mounts on it (`open_tree` without `AT_RECURSIVE`):
+/// then one overlay of it stands for all the top-level directories on that
+/// filesystem (`Mount::HostRoot`), where each would otherwise be an overlay
+/// of its own. Real root in the host's mount namespace can; where the mounts
+/// on `/` are locked (a container's root in a user namespace) the kernel
+/// refuses. Asked once per process.
+pub fn whole_root() -> bool {
+    static CAN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *CAN.get_or_init(|| mount_api::open_tree(Path::new("/"), false).is_ok())
+}
 
 /// A detached, private copy of the mount at `path` with `attrs`.
 fn copy(path: &Path, recursive: bool, attrs: Attrs) -> io::Result<OwnedFd> {

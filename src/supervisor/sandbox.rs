@@ -288,7 +288,8 @@ impl Sandbox {
             };
             let path_env = opts.env.get("PATH").cloned().unwrap_or_else(|| std::env::var("PATH").unwrap_or_default());
             let scratch = state::scratch(&root);
-            let remapped = key.ids.remap.as_ref().map(|r| r.uid);
+            let remapped =
+                key.ids.remap.as_ref().map(|r| plan::Remapped { uid: r.uid, whole_root: remap::whole_root() });
             let plan_root = |state_dir: &Path| {
                 plan::root_plan(&base, &workdir, &home, state_dir, &scratch, &path_env, opts.disk_bytes, remapped)
                     .map_err(SandboxError::from)
@@ -851,9 +852,19 @@ async fn send_spawn(
     let mut env = env.clone();
     env.extend(extra_env);
     let spawn = Spawn { id, argv, cwd: cwd.to_path_buf(), env };
-    conn.send(&Request::Spawn(spawn), &[stdin_r.as_raw_fd(), stdout_w.as_raw_fd(), stderr_w.as_raw_fd()])
-        .await
-        .map_err(io_err("cannot send the command to the sandbox"))?;
+    let sent =
+        conn.send(&Request::Spawn(spawn), &[stdin_r.as_raw_fd(), stdout_w.as_raw_fd(), stderr_w.as_raw_fd()]).await;
+    if let Err(e) = sent {
+        // init is gone, and the reader has not seen its end yet: say so as
+        // the reader will (a pending read of its end comes at once).
+        if matches!(e.kind(), io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset) {
+            let _ = tokio::time::timeout(Duration::from_secs(1), conn.wait_gone()).await;
+            if let Some(why) = conn.closed() {
+                return Err(SandboxError::Died(why));
+            }
+        }
+        return Err(io_err("cannot send the command to the sandbox")(e));
+    }
     Ok(Pending { id, started, exited, stdin: stdin_w, stdout: stdout_r, stderr: stderr_r })
 }
 

@@ -213,7 +213,8 @@ fn identities(mounts: &[Mount]) -> Vec<Option<(u64, u64)>> {
     mounts
         .iter()
         .filter_map(|m| match m {
-            Mount::Overlay { lower: path, .. } | Mount::RoBind { source: path, .. } => Some(path),
+            Mount::Overlay { lower: path, .. } | Mount::RoBind { source: path, .. } => Some(path.as_path()),
+            Mount::HostRoot { .. } => Some(Path::new("/")),
             _ => None,
         })
         .map(|path| std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino())))
