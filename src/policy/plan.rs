@@ -171,8 +171,9 @@ pub const ROOT_SIZE: u64 = 64 << 20;
 /// scratch tmpfs mounted on `scratch`. With `disk_bytes`, every writable
 /// layer (the WORKDIR's too) is on the scratch tmpfs of that size, and each
 /// private tmpfs (`/tmp`, `/run`, `/home`, `/root`, the home, `/dev/shm`,
-/// `/`) is capped at it as well, separately. `remapped`: a root host user's
-/// sandbox (`supervisor::remap`).
+/// a tmpfs `/`) is capped at it as well, separately. `remapped`: a root host
+/// user's sandbox (`supervisor::remap`), whose `/` may be the host's root
+/// filesystem as one overlay (its upper on the scratch).
 #[allow(clippy::too_many_arguments)]
 pub fn root_plan(
     base: &Base,
