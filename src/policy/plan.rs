@@ -196,32 +196,32 @@ pub fn root_plan(
         mounts.push(Mount::HostRoot { upper: scratch.join("root-upper"), work: scratch.join("root-work") });
     }
     let remapped = remapped.map(|r| r.uid);
-    let mut entries: Vec<_> = fs::read_dir(dir)
-        .map_err(|source| PlanError::Io { path: dir.into(), source })?
-        .filter_map(Result::ok)
-        .collect();
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        let name = entry.file_name();
+    // Whole, the root's overlay shows what is on its filesystem: only the
+    // top-level entries the mount table names need a mount of their own.
+    let names = match whole_root {
+        true => mounted_top_level(&mount_points),
+        false => {
+            let mut names: Vec<_> = fs::read_dir(dir)
+                .map_err(|source| PlanError::Io { path: dir.into(), source })?
+                .filter_map(|e| e.ok().map(|e| e.file_name()))
+                .collect();
+            names.sort();
+            names
+        }
+    };
+    for name in names {
         let Some(name_str) = name.to_str() else { continue };
+        if REPLACED.contains(&name_str) {
+            continue;
+        }
         let source = dir.join(&name);
         let target = Path::new("/").join(&name);
-        if REPLACED.contains(&name_str) {
-            // Only root may read it; a sandbox user that is host root too.
-            if whole_root && name_str == "lost+found" {
-                mounts.push(Mount::MaskDir { target });
-            }
+        if whole_root && !mount_points.contains(&source) {
+            // On the root filesystem, with mounts below it.
+            mounts.push(Mount::RoBind { source, target });
             continue;
         }
         let Ok(meta) = fs::symlink_metadata(&source) else { continue };
-        // In the host root's overlay already: what is on its filesystem
-        // (not a mount point itself) and has nothing mounted below.
-        if whole_root && !mount_points.contains(&source) {
-            if meta.is_dir() && mounted_below(&source, &mount_points).is_some() {
-                mounts.push(Mount::RoBind { source, target });
-            }
-            continue;
-        }
         if meta.file_type().is_symlink() {
             if let Ok(to) = fs::read_link(&source) {
                 mounts.push(Mount::Symlink { link: target, target: to });
@@ -250,6 +250,10 @@ pub fn root_plan(
         } else if meta.is_file() {
             mounts.push(Mount::RoBind { source, target });
         }
+    }
+    // Only root may read it; a sandbox user that is host root too.
+    if whole_root && dir.join("lost+found").is_dir() {
+        mounts.push(Mount::MaskDir { target: "/lost+found".into() });
     }
     if dir.join("sys").is_dir() || *base == Base::Host {
         mounts.push(Mount::Sysfs { target: "/sys".into() });
@@ -306,6 +310,21 @@ pub fn root_plan(
 pub struct Remapped {
     pub uid: u32,
     pub whole_root: bool,
+}
+
+/// The top-level entries that are mount points or have mounts below them,
+/// sorted, from the mount table (`/` itself not among them).
+fn mounted_top_level(mount_points: &[PathBuf]) -> Vec<std::ffi::OsString> {
+    let mut names: Vec<_> = mount_points
+        .iter()
+        .filter_map(|p| match p.components().nth(1) {
+            Some(Component::Normal(name)) if p.is_absolute() => Some(name.to_os_string()),
+            _ => None,
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 /// Whether each top-level entry the sandbox replaces (`/tmp`, `/home`, ...)
