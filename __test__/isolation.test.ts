@@ -13,6 +13,7 @@ import {
   accessSync,
   constants,
   existsSync,
+  lstatSync,
   mkdirSync,
   readFileSync,
   readdirSync,
@@ -43,6 +44,27 @@ const TAG = `${process.pid}${Math.floor(Math.random() * 1e6)}`
 // whose host directories keep their owners (nobody inside); an ordinary user's gets a tmpfs `/`
 // with an overlay per top-level directory, whose own top is the user's (docs/ARCHITECTURE.md).
 const WHOLE_ROOT = HOST_UID === 0
+
+/**
+ * Whether an ordinary user's sandbox layers the top-level host directory `d` copy-on-write: when
+ * the user may write to it or owns an entry of it (where anything can be written inside); any
+ * other is bound read-only (docs/ARCHITECTURE.md, "Top-level directories").
+ */
+function layered(d: string): boolean {
+  try {
+    if (statSync(d).uid === HOST_UID) return true
+    accessSync(d, constants.W_OK)
+    return true
+  } catch {}
+  try {
+    return readdirSync(d).some((n) => {
+      const st = lstatSync(join(d, n), { throwIfNoEntry: false })
+      return !st || st.uid === HOST_UID
+    })
+  } catch {
+    return true
+  }
+}
 const SANDBOXFILE = 'FROM host\nWORKDIR .\n'
 
 const { tempDir, removeAfter } = scratchPaths()
@@ -201,14 +223,17 @@ describe('filesystem', () => {
   test('writes to /, /usr and /etc stay in the sandbox; nothing appears on the host', async () => {
     const [usr, etc, root] = probes
     const r = await sb.exec(['/bin/sh', '-c', 'for f; do echo probe > "$f" && cat "$f"; done', 'sh', root, usr, etc])
-    // A root host user's sandbox: / is the sandbox user's; /usr and /etc are the host root's,
-    // nobody inside. An ordinary user's: the top of each overlay is the user's.
-    const denied = (f: string) => `sh: 1: cannot create ${f}: Permission denied\n`
-    expect(r).toEqual(
-      WHOLE_ROOT
-        ? { exitCode: 2, stdout: 'probe\n', stderr: denied(usr) + denied(etc) }
-        : { exitCode: 0, stdout: 'probe\nprobe\nprobe\n', stderr: '' },
-    )
+    // / is the sandbox user's. A root host user's sandbox: /usr and /etc are the host root's,
+    // nobody inside. An ordinary user's: the top of a layered directory is the user's, and one
+    // that holds nothing of the user's is bound read-only.
+    const refused = (f: string, why: string) => `sh: 1: cannot create ${f}: ${why}\n`
+    const expected = WHOLE_ROOT
+      ? { stdout: 'probe\n', stderr: refused(usr, 'Permission denied') + refused(etc, 'Permission denied') }
+      : {
+          stdout: 'probe\n' + [usr, etc].map((f) => (layered(dirname(f)) ? 'probe\n' : '')).join(''),
+          stderr: [usr, etc].map((f) => (layered(dirname(f)) ? '' : refused(f, 'Read-only file system'))).join(''),
+        }
+    expect(r).toEqual({ exitCode: expected.stderr ? 2 : 0, ...expected })
     for (const p of [usr, etc, root]) expect(existsSync(p)).toBe(false)
   })
 
@@ -229,8 +254,10 @@ describe('filesystem', () => {
     const r = await sb.exec(['/bin/sh', '-c', 'echo probe > "$1" && cat "$1"', 'sh', deep])
     // Files of host users other than the invoker are unmapped (nobody)
     // inside; for a root host user all of them, root's too: its sandbox
-    // user is an unprivileged uid outside.
-    expect(r).toEqual({ exitCode: 2, stdout: '', stderr: `sh: 1: cannot create ${deep}: Permission denied\n` })
+    // user is an unprivileged uid outside. An ordinary user's /usr holding
+    // nothing of its own is bound read-only.
+    const why = WHOLE_ROOT || layered('/usr') ? 'Permission denied' : 'Read-only file system'
+    expect(r).toEqual({ exitCode: 2, stdout: '', stderr: `sh: 1: cannot create ${deep}: ${why}\n` })
     expect(existsSync(deep)).toBe(false)
   })
 
@@ -343,35 +370,35 @@ describe('filesystem', () => {
     expect(readdirSync(state).filter((n) => n.startsWith('sb-'))).toEqual([])
   })
 
-  // Top-level host directories that are empty, someone else's and not writable by the sandbox's
-  // user (often /srv, /media). A root host user's is uid 2147483645 outside, in no group.
+  // Top-level host directories that are someone else's, not writable by the sandbox's user and
+  // hold nothing of its own, with nothing mounted in them (often /boot, /srv, /usr). A root host
+  // user's is uid 2147483645 outside, in no group; the root's overlay shows them as on the host.
   const SANDBOX_UID = 2147483645
-  const emptyNotOurs = readdirSync('/')
+  const hostMounts = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[4])
+    .filter(Boolean)
+  const notOurs = readdirSync('/')
+    .sort()
     .map((n) => `/${n}`)
-    .filter((d) => {
-      try {
-        const st = statSync(d, { throwIfNoEntry: false })
-        if (!st?.isDirectory() || readdirSync(d).length > 0) return false
-        if (HOST_UID === 0) {
-          return st.uid !== SANDBOX_UID && !(st.mode & 0o002) && !(st.gid === SANDBOX_UID && st.mode & 0o020)
-        }
-        if (st.uid === HOST_UID) return false
-        accessSync(d, constants.W_OK)
-        return false
-      } catch {
-        return true
-      }
-    })
     .filter((d) => !['/proc', '/dev', '/sys', '/tmp', '/run', '/home', '/root', '/lost+found'].includes(d))
-  test.skipIf(emptyNotOurs.length === 0)(`an empty host directory that is not ours is empty and refuses writes: ${emptyNotOurs.join(' ')}`, async () => {
-    const d = emptyNotOurs[0]
-    const r = await sb.exec(['/bin/sh', '-c', `ls -A ${d}; touch ${d}/x; awk '$5 == "${d}" { print $5, substr($6, 1, 3) }' /proc/self/mountinfo`])
+    .filter((d) => !hostMounts.some((m) => m === d || m.startsWith(`${d}/`)))
+    .filter((d) => {
+      const st = lstatSync(d, { throwIfNoEntry: false })
+      if (!st?.isDirectory()) return false
+      if (HOST_UID === 0) return st.uid !== SANDBOX_UID && !(st.mode & 0o002) && !(st.gid === SANDBOX_UID && st.mode & 0o020)
+      return !layered(d)
+    })
+  test.skipIf(notOurs.length === 0)(`a host directory that holds nothing of ours refuses writes: ${notOurs.join(' ')}`, async () => {
+    const d = notOurs[0]
+    const r = await sb.exec(['/bin/sh', '-c', `touch ${d}/x; awk '$5 == "${d}" { print $5, substr($6, 1, 3) }' /proc/self/mountinfo`])
     // In the root's overlay as on the host (not ours: Permission denied), or bound read-only.
     expect(r).toEqual(
       WHOLE_ROOT
         ? { exitCode: 0, stdout: '', stderr: `touch: cannot touch '${d}/x': Permission denied\n` }
         : { exitCode: 0, stdout: `${d} ro,\n`, stderr: `touch: cannot touch '${d}/x': Read-only file system\n` },
     )
+    expect(existsSync(`${d}/x`)).toBe(false)
   })
 
   test('one world: a file written by one exec is read by the next', async () => {
@@ -771,9 +798,11 @@ describe('resources: limits.diskBytes = 8 MiB', () => {
     expect(await sb.exec('rm big')).toEqual({ exitCode: 0, stdout: '', stderr: '' })
   })
 
-  // A root host user's sandbox writes in no host directory but / (the next test).
-  test.skipIf(WHOLE_ROOT)('so does 64 MiB under /usr (a host directory overlay) and under /etc', async () => {
-    for (const dir of ['/usr', '/etc']) {
+  // A host directory's layer, where the sandbox's user can write in one: an ordinary user's, in
+  // /usr or /etc when it owns an entry of them. A root host user's writes in none but / (the next test).
+  const layeredDirs = WHOLE_ROOT ? [] : ['/usr', '/etc'].filter(layered)
+  test.skipIf(layeredDirs.length === 0)(`so does 64 MiB in a host directory's layer: ${layeredDirs.join(' ')}`, async () => {
+    for (const dir of layeredDirs) {
       const r = await sb.exec(['/bin/sh', '-c', dd(`${dir}/bsb-big-${TAG}`)])
       expect(r.stdout).toContain(`dd: error writing '${dir}/bsb-big-${TAG}': No space left on device`)
       expect(r.stdout).toMatch(/exit 1\n$/)

@@ -231,9 +231,9 @@ pub fn root_plan(
             // (they are locked in a user namespace): a read-only bind shows
             // the directory with what is mounted in it.
             mounts.push(Mount::RoBind { source, target });
-        } else if meta.is_dir() && empty_and_not_ours(&source, &meta, remapped) {
-            // Nothing to see and nothing the user may write there: a bind
-            // shows the same for a fraction of an overlay's cost.
+        } else if meta.is_dir() && nothing_to_write(&source, &meta, remapped) {
+            // Nothing the user could write there: a bind shows the same for
+            // a fraction of an overlay's cost.
             mounts.push(Mount::RoBind { source, target });
         } else if meta.is_dir() {
             mounts.push(Mount::Overlay {
@@ -503,30 +503,64 @@ pub fn workdir_work(state_dir: &Path) -> PathBuf {
     state_dir.join("workdir-work")
 }
 
-/// An empty directory the sandbox's user may not write to (`/srv`, `/media`
-/// on many hosts), owned by someone else: inside, a copy-on-write layer over
-/// it would refuse every write as the host does (EACCES) and show nothing;
-/// a read-only bind refuses them too (EROFS) and costs a bind instead of an
-/// overlay mount (about 0.13 ms per start, and its teardown). The sandbox's
-/// user is the invoking user, or for a root host user the unprivileged uid
-/// `remapped` (in no group of the host: the modes decide for it); a root
-/// host user whose sandbox user stays host uid 0 may write anywhere, so for
-/// them every directory keeps its overlay.
-fn empty_and_not_ours(dir: &Path, meta: &fs::Metadata, remapped: Option<u32>) -> bool {
+/// Whether a copy-on-write layer over the top-level host directory `dir`
+/// would let the sandbox's user write nothing: then a read-only bind shows
+/// the same for a fraction of the cost (an overlay mount, about 0.1 ms per
+/// start, and its teardown, each waiting out an RCU grace period). In a
+/// layer the user writes only where the host would let it, and a write
+/// below a directory copies that directory up first, with its owner, which
+/// the kernel refuses (EOVERFLOW) for an owner the sandbox's user namespace
+/// does not map: all but the user. So only `dir` itself (the layer's top,
+/// when the user may write to it) and its entries that the user owns can
+/// be written to (and what lies below those); a layer over a directory of
+/// someone else holding nothing of the user's (`/usr`, `/etc`, an empty
+/// `/srv`) refuses every write as a bind does (EACCES, EOVERFLOW; EROFS
+/// from the bind). The sandbox's user is the invoking user, or for a root
+/// host user the unprivileged uid `remapped` (in no group of the host: the
+/// modes decide for it); a root host user whose sandbox user stays host
+/// uid 0 may write anywhere, so for them every directory keeps its overlay.
+fn nothing_to_write(dir: &Path, meta: &fs::Metadata, remapped: Option<u32>) -> bool {
     use std::os::unix::fs::MetadataExt;
-    let may_write = match remapped {
-        Some(uid) => meta.uid() == uid || (meta.gid() == uid && meta.mode() & 0o020 != 0) || meta.mode() & 0o002 != 0,
+    let (uid, may_write) = match remapped {
+        Some(uid) => {
+            (uid, meta.uid() == uid || (meta.gid() == uid && meta.mode() & 0o020 != 0) || meta.mode() & 0o002 != 0)
+        }
         // Cheapest first: most top-level directories are root's, so a root
         // host user reads none of them.
         None => {
-            meta.uid() == nix::unistd::geteuid().as_raw()
-                || nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK).is_ok()
+            let uid = nix::unistd::geteuid().as_raw();
+            (uid, meta.uid() == uid || nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK).is_ok())
         }
     };
-    // More than two links: a subdirectory's `..` names it, so it is not
-    // empty, and nothing needs to read it (filesystems that do not count
-    // links say 1).
-    !may_write && meta.nlink() <= 2 && fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none())
+    !may_write && !holds_owned_by(dir, DirStamp::of(meta), uid)
+}
+
+/// Whether an entry of `dir` is `uid`'s (or cannot be looked at). Reading
+/// a directory of a hundred entries and each one's owner at every start
+/// would cost more than the overlay: the answer is kept per directory while
+/// its stamp is the same (an entry added, removed or renamed changes it;
+/// an existing entry given to the user does not, and until the directory
+/// changes otherwise it stays read-only inside), and not for a directory
+/// changed in the last second ([`link_targets`] says why).
+fn holds_owned_by(dir: &Path, stamp: DirStamp, uid: u32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    static KEPT: std::sync::Mutex<Vec<(PathBuf, u32, DirStamp, bool)>> = std::sync::Mutex::new(Vec::new());
+    let mut kept = KEPT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some((.., owned)) = kept.iter().find(|(d, u, s, _)| d == dir && *u == uid && *s == stamp) {
+        return *owned;
+    }
+    let owned = match fs::read_dir(dir) {
+        Ok(mut entries) => entries.any(|e| e.and_then(|e| e.metadata()).map_or(true, |m| m.uid() == uid)),
+        Err(_) => true,
+    };
+    if stamp.settled() {
+        kept.retain(|(d, u, ..)| !(d == dir && *u == uid));
+        if kept.len() >= 256 {
+            kept.remove(0);
+        }
+        kept.push((dir.to_path_buf(), uid, stamp, owned));
+    }
+    owned
 }
 
 /// Swap files in use (`/proc/swaps`; partitions are not files).
@@ -664,7 +698,8 @@ mod tests {
         };
         let mounts = per_dir(false);
         assert!(!mounts.iter().any(|m| matches!(m, Mount::HostRoot { .. })));
-        assert!(mounts.iter().any(|m| matches!(m, Mount::Overlay { target, .. } if target == Path::new("/usr"))));
+        // Nothing in /usr is that uid's: bound, not layered.
+        assert!(mounts.iter().any(|m| matches!(m, Mount::RoBind { target, .. } if target == Path::new("/usr"))));
     }
 
     #[test]
@@ -840,40 +875,81 @@ mod tests {
     }
 
     #[test]
-    fn only_an_empty_directory_of_someone_else_that_we_may_not_write_is_bound() {
+    fn only_a_directory_of_someone_else_holding_nothing_of_ours_is_bound() {
+        use std::os::unix::fs::PermissionsExt;
         let tmp = tempfile::tempdir().unwrap();
         let empty = tmp.path().join("srv");
         fs::create_dir(&empty).unwrap();
-        fs::set_permissions(&empty, std::os::unix::fs::PermissionsExt::from_mode(0o555)).unwrap();
+        fs::set_permissions(&empty, fs::Permissions::from_mode(0o555)).unwrap();
         let full = tmp.path().join("opt");
         fs::create_dir(&full).unwrap();
         fs::write(full.join("tool"), "").unwrap();
-        fs::set_permissions(&full, std::os::unix::fs::PermissionsExt::from_mode(0o555)).unwrap();
-        // Ours (the owner may chmod it back), or not empty: a layer. (Root,
-        // who may write anywhere, always gets one; the other case is in
+        fs::set_permissions(&full, fs::Permissions::from_mode(0o555)).unwrap();
+        let meta = |p: &Path| fs::metadata(p).unwrap();
+        // Ours (the owner may chmod it back): a layer. (Root, who may write
+        // anywhere, always gets one; the other case is in
         // __test__/isolation.test.ts, run as an ordinary user too.)
-        assert!(!empty_and_not_ours(&empty, &fs::metadata(&empty).unwrap(), None));
-        assert!(!empty_and_not_ours(&full, &fs::metadata(&full).unwrap(), None));
+        assert!(!nothing_to_write(&empty, &meta(&empty), None));
+        assert!(!nothing_to_write(&full, &meta(&full), None));
         if nix::unistd::geteuid().is_root() {
-            nix::unistd::chown(&empty, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
-            assert!(!empty_and_not_ours(&empty, &fs::metadata(&empty).unwrap(), None), "root may write to it");
+            let nobody = Some(nix::unistd::Uid::from_raw(65534));
+            for p in [&empty, &full, &full.join("tool")] {
+                nix::unistd::chown(p, nobody, None).unwrap();
+            }
+            assert!(!nothing_to_write(&empty, &meta(&empty), None), "root may write to it");
             // A root host user's sandbox user, an unprivileged uid in no
-            // group, may not: unless the modes let others (or it) write.
+            // group, may not: unless the modes let others (or it) write, or
+            // an entry is its own.
             let uid = 2147483645;
-            let meta = |p: &Path| fs::metadata(p).unwrap();
-            assert!(empty_and_not_ours(&empty, &meta(&empty), Some(uid)));
-            assert!(!empty_and_not_ours(&full, &meta(&full), Some(uid)), "not empty");
-            fs::set_permissions(&empty, std::os::unix::fs::PermissionsExt::from_mode(0o757)).unwrap();
-            assert!(!empty_and_not_ours(&empty, &meta(&empty), Some(uid)), "others may write");
-            fs::set_permissions(&empty, std::os::unix::fs::PermissionsExt::from_mode(0o575)).unwrap();
+            assert!(nothing_to_write(&empty, &meta(&empty), Some(uid)));
+            assert!(nothing_to_write(&full, &meta(&full), Some(uid)), "nothing in it is ours");
+            nix::unistd::chown(&full.join("tool"), Some(nix::unistd::Uid::from_raw(uid)), None).unwrap();
+            assert!(!nothing_to_write(&full, &meta(&full), Some(uid)), "an entry of ours");
+            fs::set_permissions(&empty, fs::Permissions::from_mode(0o757)).unwrap();
+            assert!(!nothing_to_write(&empty, &meta(&empty), Some(uid)), "others may write");
+            fs::set_permissions(&empty, fs::Permissions::from_mode(0o575)).unwrap();
             nix::unistd::chown(&empty, None, Some(nix::unistd::Gid::from_raw(uid))).unwrap();
-            assert!(!empty_and_not_ours(&empty, &meta(&empty), Some(uid)), "its group may write");
-            fs::set_permissions(&empty, std::os::unix::fs::PermissionsExt::from_mode(0o555)).unwrap();
+            assert!(!nothing_to_write(&empty, &meta(&empty), Some(uid)), "its group may write");
+            fs::set_permissions(&empty, fs::Permissions::from_mode(0o555)).unwrap();
             nix::unistd::chown(&empty, Some(nix::unistd::Uid::from_raw(uid)), None).unwrap();
-            assert!(!empty_and_not_ours(&empty, &meta(&empty), Some(uid)), "its own");
+            assert!(!nothing_to_write(&empty, &meta(&empty), Some(uid)), "its own");
         }
-        fs::set_permissions(&empty, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-        fs::set_permissions(&full, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        fs::set_permissions(&empty, fs::Permissions::from_mode(0o755)).unwrap();
+        fs::set_permissions(&full, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    /// What a directory holds is looked at again once it changed, and kept
+    /// only while it is settled.
+    #[test]
+    fn a_directorys_owners_are_read_again_when_it_changes() {
+        use nix::sys::stat::{UtimensatFlags, utimensat};
+        use nix::sys::time::TimeSpec;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("d");
+        fs::create_dir(&dir).unwrap();
+        let me = nix::unistd::geteuid().as_raw();
+        let stamp = |p: &Path| DirStamp::of(&fs::metadata(p).unwrap());
+        let settle = |p: &Path| {
+            let old = TimeSpec::new(1_000_000, 0);
+            utimensat(nix::fcntl::AT_FDCWD, p, &old, &old, UtimensatFlags::FollowSymlink).unwrap();
+        };
+        settle(&dir);
+        let first = stamp(&dir);
+        assert!(!holds_owned_by(&dir, first, me));
+        fs::write(dir.join("mine"), "").unwrap();
+        settle(&dir);
+        assert!(first != stamp(&dir), "an entry added changes the stamp");
+        assert!(holds_owned_by(&dir, stamp(&dir), me));
+        // An entry given to another owner changes nothing of the directory:
+        // the kept answer stands until it changes otherwise.
+        if nix::unistd::geteuid().is_root() {
+            nix::unistd::chown(&dir.join("mine"), Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+            assert!(holds_owned_by(&dir, stamp(&dir), me), "kept");
+            fs::write(dir.join("other"), "").unwrap();
+            settle(&dir);
+            nix::unistd::chown(&dir.join("other"), Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+            assert!(!holds_owned_by(&dir, stamp(&dir), me), "read again");
+        }
     }
 
     #[test]
