@@ -354,6 +354,32 @@ describe('filesystem', () => {
     }
   })
 
+  test("a toolchain manager's shim on PATH works inside (its store read-only); the rest of the home stays hidden", () => {
+    // Like pyenv: ~/.pyenv/shims/x runs what ~/.pyenv/versions holds. In a process whose HOME is a
+    // home of the test's own.
+    const home = tempDir('bsb-iso-home-')
+    const version = join(home, '.pyenv/versions/1.0/bin')
+    mkdirSync(version, { recursive: true })
+    mkdirSync(join(home, '.pyenv/shims'))
+    mkdirSync(join(home, '.ssh'))
+    writeFileSync(join(version, 'bsb-tool'), '#!/bin/sh\necho "tool 1.0"\n', { mode: 0o755 })
+    writeFileSync(join(home, '.pyenv/shims/bsb-tool'), `#!/bin/sh\nexec ${version}/bsb-tool "$@"\n`, { mode: 0o755 })
+    writeFileSync(join(home, '.ssh/id_ed25519'), 'host key\n')
+    const script = join(tempDir('bsb-iso-script-'), 'tool.js')
+    writeFileSync(script, `const { Sandbox, parseSandboxfile } = require(${JSON.stringify(REPO)})
+      const sb = new Sandbox(parseSandboxfile('FROM host\\nWORKDIR .\\n'), { cwd: ${JSON.stringify(tempDir('bsb-iso-proj-'))} })
+      sb.exec(['/bin/sh', '-c', 'bsb-tool; ls -A "$HOME"; cat "$HOME/.ssh/id_ed25519"; touch "$HOME/.pyenv/new"'])
+        .then((r) => console.log(JSON.stringify(r)), (e) => console.log(e.message)).finally(() => sb.stop())`)
+    const env = { ...process.env, HOME: home, PATH: `${home}/.pyenv/shims:/usr/bin:/bin` }
+    const r = spawnSync(process.execPath, [script], { encoding: 'utf8', env })
+    expect(JSON.parse(r.stdout)).toEqual({
+      exitCode: 1,
+      stdout: 'tool 1.0\n.pyenv\n',
+      stderr: `cat: ${home}/.ssh/id_ed25519: No such file or directory\ntouch: cannot touch '${home}/.pyenv/new': Read-only file system\n`,
+    })
+    expect(existsSync(join(home, '.pyenv/new'))).toBe(false)
+  })
+
   test.skipIf(HOST_UID !== 0)("a root host user's state directory below a directory closed to others is an error naming it", () => {
     const closed = tempDir('bsb-iso-closed-state-')
     const state = join(closed, 'state')

@@ -374,10 +374,57 @@ fn is_hidden(p: &Path, home: &Path) -> bool {
 /// At most this many tool directories are bound in.
 const MAX_TOOL_BINDS: usize = 64;
 
+/// Toolchain managers whose commands on PATH need more of the home than
+/// their bin directory: a PATH directory (relative to the home; `*` stands
+/// for one component) and the directory its commands read (`*` the same
+/// component), bound read-only too. These hold toolchains, not credentials;
+/// what could (`etc/npmrc`, npm's global configuration, in a Node version
+/// of nvm's) is masked.
+const TOOLCHAIN_ROOTS: &[(&str, &str)] = &[
+    // rustup's proxies (cargo, rustc, ...) read its toolchains and settings.
+    (".cargo/bin", ".rustup"),
+    // pyenv's shims run `pyenv exec` from its libexec, with its versions.
+    (".pyenv/shims", ".pyenv"),
+    (".pyenv/bin", ".pyenv"),
+    (".pyenv/plugins/*/shims", ".pyenv"),
+    // npm and npx link into the version's lib/node_modules.
+    (".nvm/versions/node/*/bin", ".nvm/versions/node/*"),
+];
+
+/// Files of a toolchain root that may hold credentials, masked.
+const TOOLCHAIN_MASKED: &[&str] = &["etc/npmrc"];
+
+/// The toolchain root (`TOOLCHAIN_ROOTS`) whose commands the real
+/// directory `dir` holds, when it is one of the home's.
+fn toolchain_root(dir: &Path, home: &Path) -> Option<PathBuf> {
+    let rel: Vec<_> = dir.strip_prefix(home).ok()?.iter().collect();
+    TOOLCHAIN_ROOTS.iter().find_map(|(on_path, root)| {
+        let pattern: Vec<_> = on_path.split('/').collect();
+        if pattern.len() != rel.len() {
+            return None;
+        }
+        let mut star = None;
+        for (p, c) in pattern.iter().zip(&rel) {
+            match *p {
+                "*" => star = Some(*c),
+                p if std::ffi::OsStr::new(p) == *c => {}
+                _ => return None,
+            }
+        }
+        let mut out = home.to_path_buf();
+        for part in root.split('/') {
+            out.push(if part == "*" { star? } else { std::ffi::OsStr::new(part) });
+        }
+        Some(out)
+    })
+}
+
 /// The programs on PATH keep working inside: a PATH directory that lies where
 /// the sandbox hides the host (a project's `node_modules/.bin` under /tmp, a
 /// tool in `~/.bun/bin`) is bound in read-only at the same path, with the
-/// files its symlinks point to. Only those: never a home itself or one of its
+/// files its symlinks point to, and for a toolchain manager's directory
+/// (`~/.cargo/bin`, `~/.pyenv/shims`) the manager's store too
+/// ([`TOOLCHAIN_ROOTS`]). Only those: never a home itself or one of its
 /// ancestors, never one that holds the WORKDIR, and of a symlink's target
 /// only the file, not the directory it is in (`~/.local/bin/x ->
 /// ~/.config/git/x` would show git's credential store beside it).
@@ -391,6 +438,9 @@ pub fn tool_binds(path_env: &str, home: &Path, workdir: &Path) -> Vec<Mount> {
         }
     };
     let mut seen: Vec<PathBuf> = Vec::new();
+    // The home's real path, once a PATH directory needs it.
+    let mut real_home: Option<PathBuf> = None;
+    let mut roots: Vec<PathBuf> = Vec::new();
     for entry in path_env.split(':').filter(|e| e.starts_with('/')) {
         let Ok(dir) = fs::canonicalize(entry) else { continue };
         // A directory twice on PATH is looked at once.
@@ -404,9 +454,26 @@ pub fn tool_binds(path_env: &str, home: &Path, workdir: &Path) -> Vec<Mount> {
         for target in link_targets(&dir, stamp) {
             add(target, &mut dirs);
         }
+        if let Some(root) =
+            toolchain_root(&dir, real_home.get_or_insert_with(|| fs::canonicalize(home).unwrap_or_default()))
+            && root.is_dir()
+        {
+            roots.push(root.clone());
+            add(root, &mut dirs);
+        }
         add(dir, &mut dirs);
     }
-    dirs.into_iter().map(|d| Mount::RoBind { source: d.clone(), target: d }).collect()
+    // What a toolchain root's bind shows already needs none of its own.
+    let covered = |d: &PathBuf| dirs.iter().any(|other| other != d && d.starts_with(other));
+    let dirs: Vec<PathBuf> = dirs.iter().filter(|d| !covered(d)).cloned().collect();
+    let masks: Vec<Mount> = roots
+        .iter()
+        .filter(|r| dirs.contains(r))
+        .flat_map(|r| TOOLCHAIN_MASKED.iter().map(move |f| r.join(f)))
+        .filter(|f| f.is_file())
+        .map(|target| Mount::Mask { target })
+        .collect();
+    dirs.into_iter().map(|d| Mount::RoBind { source: d.clone(), target: d }).chain(masks).collect()
 }
 
 /// What tells a directory's entries changed: its device and inode, and its
@@ -808,6 +875,47 @@ mod tests {
             root_plan(&Base::Host, Path::new("/srv/project"), home, state, &scratch, "/usr/bin", Some(1 << 40), None)
                 .unwrap();
         assert_eq!(big.root_size, Some(ROOT_SIZE));
+    }
+
+    /// A toolchain manager's directory on PATH brings its store along
+    /// (read-only, what it holds bound once), and nothing else of the home;
+    /// npm's global configuration in it is masked.
+    #[test]
+    fn toolchain_managers_on_path_bring_their_stores_and_nothing_else() {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = fs::canonicalize(tmp.path()).unwrap().join("home/u");
+        for d in [".cargo/bin", ".rustup/toolchains", ".pyenv/shims", ".pyenv/versions", ".nvm/versions/node/v1/bin"] {
+            fs::create_dir_all(home.join(d)).unwrap();
+        }
+        for d in [".nvm/versions/node/v1/etc", ".ssh", ".local/bin"] {
+            fs::create_dir_all(home.join(d)).unwrap();
+        }
+        fs::write(home.join(".nvm/versions/node/v1/etc/npmrc"), "//registry.test/:_authToken=x\n").unwrap();
+        fs::write(home.join(".ssh/id_ed25519"), "key").unwrap();
+        let path: Vec<String> = [".cargo/bin", ".pyenv/shims", ".nvm/versions/node/v1/bin", ".local/bin"]
+            .iter()
+            .map(|d| home.join(d).display().to_string())
+            .collect();
+        let mounts = tool_binds(&path.join(":"), &home, Path::new("/srv/project"));
+        let mut binds = Vec::new();
+        let mut masked = Vec::new();
+        for m in mounts {
+            match m {
+                Mount::RoBind { source, target } if source == target => binds.push(source),
+                Mount::Mask { target } => masked.push(target),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        binds.sort();
+        let want: Vec<PathBuf> = [".cargo/bin", ".local/bin", ".nvm/versions/node/v1", ".pyenv", ".rustup"]
+            .iter()
+            .map(|d| home.join(d))
+            .collect();
+        assert_eq!(binds, want);
+        assert_eq!(masked, [home.join(".nvm/versions/node/v1/etc/npmrc")]);
+        // No manager's: its bin directory alone.
+        let alone = tool_binds(&home.join(".local/bin").display().to_string(), &home, Path::new("/srv/project"));
+        assert_eq!(alone, [Mount::RoBind { source: home.join(".local/bin"), target: home.join(".local/bin") }]);
     }
 
     #[test]
