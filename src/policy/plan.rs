@@ -513,33 +513,54 @@ impl DirStamp {
 /// change made within the tick of the one that set them would leave them as
 /// they are.
 fn link_targets(dir: &Path, stamp: DirStamp) -> Vec<PathBuf> {
-    type Kept = Vec<(PathBuf, DirStamp, Vec<PathBuf>)>;
-    static KEPT: std::sync::Mutex<Kept> = std::sync::Mutex::new(Vec::new());
-    let mut kept = KEPT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some((_, _, targets)) = kept.iter().find(|(d, s, _)| d == dir && *s == stamp)
-        && targets.iter().all(|t| t.is_file())
-    {
-        return targets.clone();
-    }
-    let mut targets = Vec::new();
-    if let Ok(list) = fs::read_dir(dir) {
-        for e in list.filter_map(Result::ok).take(1024) {
-            if e.file_type().is_ok_and(|t| t.is_symlink())
-                && !links_beside(dir, &e.path())
-                && let Some(target) = fs::canonicalize(e.path()).ok().filter(|t| t.is_file() && t.parent() != Some(dir))
-            {
-                targets.push(target);
+    static KEPT: Kept<PathBuf, Vec<PathBuf>> = Kept::new();
+    let still_files = |targets: &Vec<PathBuf>| targets.iter().all(|t| t.is_file());
+    KEPT.get(dir.to_path_buf(), stamp, MAX_TOOL_BINDS, still_files, || {
+        let mut targets = Vec::new();
+        if let Ok(list) = fs::read_dir(dir) {
+            for e in list.filter_map(Result::ok).take(1024) {
+                if e.file_type().is_ok_and(|t| t.is_symlink())
+                    && !links_beside(dir, &e.path())
+                    && let Some(target) =
+                        fs::canonicalize(e.path()).ok().filter(|t| t.is_file() && t.parent() != Some(dir))
+                {
+                    targets.push(target);
+                }
             }
         }
+        targets
+    })
+}
+
+/// Answers about directories, each kept while the directory's [`DirStamp`]
+/// is the same, and only for a settled one: what reading the directory at
+/// every start would otherwise cost ([`link_targets`], [`holds_owned_by`]).
+struct Kept<K, T>(std::sync::Mutex<Vec<(K, DirStamp, T)>>);
+
+impl<K: PartialEq, T: Clone> Kept<K, T> {
+    const fn new() -> Self {
+        Kept(std::sync::Mutex::new(Vec::new()))
     }
-    kept.retain(|(d, _, _)| d != dir);
-    if stamp.settled() {
-        if kept.len() >= MAX_TOOL_BINDS {
-            kept.remove(0);
+
+    /// The answer kept for `key` at `stamp` if `still` holds for it, else
+    /// `read()`'s, kept (at most `cap` answers) when the stamp is settled.
+    fn get(&self, key: K, stamp: DirStamp, cap: usize, still: impl Fn(&T) -> bool, read: impl FnOnce() -> T) -> T {
+        let mut kept = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((.., answer)) = kept.iter().find(|(k, s, _)| *k == key && *s == stamp)
+            && still(answer)
+        {
+            return answer.clone();
         }
-        kept.push((dir.to_path_buf(), stamp, targets.clone()));
+        let answer = read();
+        kept.retain(|(k, ..)| *k != key);
+        if stamp.settled() {
+            if kept.len() >= cap {
+                kept.remove(0);
+            }
+            kept.push((key, stamp, answer.clone()));
+        }
+        answer
     }
-    targets
 }
 
 /// Whether `link`, in the real directory `dir`, names a regular file beside
@@ -611,23 +632,17 @@ fn nothing_to_write(dir: &Path, meta: &fs::Metadata, remapped: Option<u32>) -> b
 /// changed in the last second ([`link_targets`] says why).
 fn holds_owned_by(dir: &Path, stamp: DirStamp, uid: u32) -> bool {
     use std::os::unix::fs::MetadataExt;
-    static KEPT: std::sync::Mutex<Vec<(PathBuf, u32, DirStamp, bool)>> = std::sync::Mutex::new(Vec::new());
-    let mut kept = KEPT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some((.., owned)) = kept.iter().find(|(d, u, s, _)| d == dir && *u == uid && *s == stamp) {
-        return *owned;
-    }
-    let owned = match fs::read_dir(dir) {
-        Ok(mut entries) => entries.any(|e| e.and_then(|e| e.metadata()).map_or(true, |m| m.uid() == uid)),
-        Err(_) => true,
-    };
-    if stamp.settled() {
-        kept.retain(|(d, u, ..)| !(d == dir && *u == uid));
-        if kept.len() >= 256 {
-            kept.remove(0);
-        }
-        kept.push((dir.to_path_buf(), uid, stamp, owned));
-    }
-    owned
+    static KEPT: Kept<(PathBuf, u32), bool> = Kept::new();
+    KEPT.get(
+        (dir.to_path_buf(), uid),
+        stamp,
+        256,
+        |_| true,
+        || match fs::read_dir(dir) {
+            Ok(mut entries) => entries.any(|e| e.and_then(|e| e.metadata()).map_or(true, |m| m.uid() == uid)),
+            Err(_) => true,
+        },
+    )
 }
 
 /// Swap files in use (`/proc/swaps`; partitions are not files).
@@ -700,18 +715,21 @@ mod tests {
     fn a_whole_root_plan_overlays_the_root_filesystem_once() {
         let mount_points = mount_table::current();
         let scratch = Path::new("/tmp/scratch");
-        let remapped = Some(Remapped { uid: 2_147_483_645, whole_root: true });
-        let plan = root_plan(
-            &Base::Host,
-            Path::new("/srv/project"),
-            Path::new("/root"),
-            Path::new("/tmp/s"),
-            scratch,
-            "/usr/bin",
-            None,
-            remapped,
-        )
-        .unwrap();
+        let plan_of = |whole_root| {
+            let remapped = Some(Remapped { uid: 2_147_483_645, whole_root });
+            root_plan(
+                &Base::Host,
+                Path::new("/srv/project"),
+                Path::new("/root"),
+                Path::new("/tmp/s"),
+                scratch,
+                "/usr/bin",
+                None,
+                remapped,
+            )
+            .unwrap()
+        };
+        let plan = plan_of(true);
         if !replaced_are_dirs(Path::new("/")) {
             eprintln!("skipped: this host's root has a replaced entry that is not a directory");
             return;
@@ -747,23 +765,8 @@ mod tests {
         for replaced in ["/tmp", "/run", "/home", "/root", "/proc", "/dev", "/sys"] {
             assert!(plan.mounts.iter().any(|m| m.target() == Path::new(replaced)), "{replaced}");
         }
-        // Without it, the plan of tmpfs root and an overlay per directory.
-        let per_dir = |whole_root| {
-            let remapped = Some(Remapped { uid: 2_147_483_645, whole_root });
-            root_plan(
-                &Base::Host,
-                Path::new("/srv/project"),
-                Path::new("/root"),
-                Path::new("/tmp/s"),
-                scratch,
-                "/usr/bin",
-                None,
-                remapped,
-            )
-            .unwrap()
-            .mounts
-        };
-        let mounts = per_dir(false);
+        // Without it, a tmpfs root with a mount per top-level directory.
+        let mounts = plan_of(false).mounts;
         assert!(!mounts.iter().any(|m| matches!(m, Mount::HostRoot { .. })));
         // Nothing in /usr is that uid's: bound, not layered.
         assert!(mounts.iter().any(|m| matches!(m, Mount::RoBind { target, .. } if target == Path::new("/usr"))));
