@@ -147,6 +147,16 @@ fn mkdir_p(path: &Path, mode: u32) -> Result<(), SetupError> {
     fs::DirBuilder::new().recursive(true).mode(mode).create(path).step(|| format!("create {}", path.display()))
 }
 
+/// An overlay's options for its layers, as a user namespace may mount it.
+fn overlay_options(lower: &Path, upper: &Path, work: &Path) -> String {
+    format!(
+        "lowerdir={},upperdir={},workdir={},userxattr",
+        overlay_path(lower),
+        overlay_path(upper),
+        overlay_path(work)
+    )
+}
+
 /// A path in overlay's option syntax: `,` `:` and `\` are escaped.
 fn overlay_path(p: &Path) -> String {
     let mut out = String::new();
@@ -171,12 +181,7 @@ fn apply(root: &Path, m: &Mount, detached: Option<OwnedFd>) -> Result<(), SetupE
             mkdir_p(upper, 0o755)?;
             mkdir_p(work, 0o700)?;
             mount_api::attach(&tree, root).step(|| "attach the mount of the host's root filesystem".into())?;
-            let opts = format!(
-                "lowerdir={},upperdir={},workdir={},userxattr",
-                overlay_path(root),
-                overlay_path(upper),
-                overlay_path(work)
-            );
+            let opts = overlay_options(root, upper, work);
             // Refused, the mount stays as the supervisor made it: read-only.
             let _ = mount(Some("overlay"), root, Some("overlay"), MsFlags::MS_NOSUID, Some(opts.as_str()));
             Ok(())
@@ -197,12 +202,7 @@ fn apply(root: &Path, m: &Mount, detached: Option<OwnedFd>) -> Result<(), SetupE
                 None => lower.clone(),
             };
             let lower = &lower;
-            let opts = format!(
-                "lowerdir={},upperdir={},workdir={},userxattr",
-                overlay_path(lower),
-                overlay_path(upper),
-                overlay_path(work)
-            );
+            let opts = overlay_options(lower, upper, work);
             // `volatile`: a layer on disk is disposable, so the overlay skips
             // syncing it (which made unmounting slow); older kernels lack it.
             let overlay = |data: &str| mount(Some("overlay"), &at, Some("overlay"), MsFlags::MS_NOSUID, Some(data));
