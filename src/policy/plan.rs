@@ -454,9 +454,10 @@ pub fn tool_binds(path_env: &str, home: &Path, workdir: &Path) -> Vec<Mount> {
         for target in link_targets(&dir, stamp) {
             add(target, &mut dirs);
         }
-        if let Some(root) =
-            toolchain_root(&dir, real_home.get_or_insert_with(|| fs::canonicalize(home).unwrap_or_default()))
-            && root.is_dir()
+        if let Some(root) = toolchain_root(
+            &dir,
+            real_home.get_or_insert_with(|| fs::canonicalize(home).unwrap_or_else(|_| home.into())),
+        ) && root.is_dir()
         {
             roots.push(root.clone());
             add(root, &mut dirs);
